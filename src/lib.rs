@@ -1,0 +1,7 @@
+//! guildkeep: a Discord bot that keeps every guild's data in its own SQLite file.
+//!
+//! Layout:
+//! - [`store`]: the only code that touches paths and pools.
+//! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+
+pub mod store;

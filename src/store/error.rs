@@ -1,0 +1,49 @@
+//! What can go wrong in the store, worded for an operator's log. The bot decides which of
+//! these a member may read (see `bot/error.rs`).
+
+use std::{path::PathBuf, time::Duration};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("guild id {0} is not a Discord snowflake (it must be a non-zero number)")]
+    InvalidGuildId(u64),
+    #[error("guild {0} is being deleted")]
+    BeingDeleted(u64),
+    #[error("guild {0} has no database")]
+    UnknownGuild(u64),
+    #[error("guild {guild} belongs to shard {shard}, which this process does not run")]
+    NotOurShard { guild: u64, shard: u64 },
+    #[error("the store is shutting down")]
+    ShuttingDown,
+    #[error("all {cap} open guild databases stayed busy for {waited:?}; try again shortly")]
+    AtCapacity { cap: usize, waited: Duration },
+    #[error("guild {guild}'s database was not a valid SQLite file; it was moved to {moved_to}")]
+    Quarantined { guild: u64, moved_to: PathBuf },
+    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade guildkeep")]
+    TooNew { found: u32, supported: u32 },
+    #[error("schema migration {version} failed: {source}")]
+    Migration {
+        version: u32,
+        source: rusqlite::Error,
+    },
+    #[error("guild {guild}: opening the database failed: {reason}")]
+    OpenFailed { guild: u64, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("a database task panicked or was cancelled: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}

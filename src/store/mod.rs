@@ -1,0 +1,14 @@
+//! The store: the only code that knows where guild databases live and how they are opened.
+//! Everything else reaches a guild's data through [`GuildDatabaseManager::with_guild`].
+//!
+//! - `manager.rs`: the pool cache, leases, eviction, deletion, stats and shutdown.
+//! - `open.rs`: opening one guild's file (create from the template, PRAGMAs, migrations,
+//!   quarantine of files that are not SQLite).
+//! - `paths.rs`: the data directory layout and private (0700/0600) files.
+//! - `migrate.rs`: the numbered migrations of `schema/`.
+
+mod error;
+pub mod migrate;
+
+pub use error::StoreError;
+pub use migrate::{Migration, Migrations};
