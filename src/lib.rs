@@ -5,3 +5,6 @@
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
 
 pub mod store;
+
+#[cfg(test)]
+mod test_support;
