@@ -3,7 +3,10 @@
 //! Layout:
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+//! - [`ops`]: operator jobs run from the command line.
 
+pub mod config;
+pub mod ops;
 pub mod store;
 
 #[cfg(test)]
