@@ -4,8 +4,12 @@
 //!
 //! - `inspect.rs`: `stats`, `check`, `schema status` and `schema upgrade`.
 //! - `progress.rs`: progress bars on a terminal, log lines otherwise.
+//! - `legacy/`: `migrate-legacy`, the one-shot import of the legacy single database.
+//! - `files.rs`: private atomic writes and sha256 digests shared by the jobs.
 
+pub mod files;
 pub mod inspect;
+pub mod legacy;
 pub mod progress;
 
 /// How many guilds a job works on at once: enough to overlap I/O, few enough to leave the

@@ -6,7 +6,9 @@
 //!   quarantine of files that are not SQLite).
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
 //! - `migrate.rs`: the numbered migrations of `schema/`.
+//! - `backup.rs`: online-backup copies of a guild's database (backup, restore, rehearsal).
 
+pub mod backup;
 mod error;
 mod manager;
 pub mod migrate;
