@@ -3,7 +3,9 @@
 //! Layout:
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+//! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
 
+pub mod quotes;
 pub mod store;
 
 #[cfg(test)]
