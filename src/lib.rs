@@ -4,7 +4,9 @@
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
 //! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
+//! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
 
+pub mod privacy;
 pub mod quotes;
 pub mod store;
 
