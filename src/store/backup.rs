@@ -106,14 +106,14 @@ impl GuildDatabaseManager {
     }
 
     /// Replaces the content of `guild`'s database by that of `prepared` (a verified database
-    /// at this binary's schema version), through a connection to the live file: another
-    /// process that holds it open sees the restored data at its next query. The content it
-    /// replaces is first copied to `quotes.db.pre-restore-<stamp>` in the guild's directory,
-    /// whose path is returned. A guild without a database gets one.
+    /// at this binary's schema version, typically in memory), through a connection to the live
+    /// file: another process that holds it open sees the restored data at its next query. The
+    /// content it replaces is first copied to `quotes.db.pre-restore-<stamp>` in the guild's
+    /// directory, whose path is returned. A guild without a database gets one.
     pub async fn restore_guild(
         &self,
         guild: u64,
-        prepared: PathBuf,
+        prepared: Connection,
     ) -> Result<PathBuf, StoreError> {
         let db = self.paths().guild_db(GuildId::new(guild)?);
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -121,16 +121,15 @@ impl GuildDatabaseManager {
         let kept_in_lease = kept.clone();
         self.with_guild(guild, move |live| {
             copy_to_new_file(live, &kept_in_lease)?;
-            let source = Connection::open_with_flags(
-                &prepared,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            copy_into(&source, live)
+            copy_into(&prepared, live)
         })
         .await??;
         if let Some(dir) = kept.parent() {
-            paths::fsync_dir(dir)?;
+            tokio::task::spawn_blocking({
+                let dir = dir.to_path_buf();
+                move || paths::fsync_dir(&dir)
+            })
+            .await??;
         }
         Ok(kept)
     }
