@@ -19,7 +19,7 @@ const STAYS: u64 = 2_000;
 /// nowhere), a reminder each, GONE assigned to STAYS's reminder, opt-ins for both. Guilds where
 /// `g % 3 == 0` know nothing of GONE.
 async fn seed(store: &GuildDatabaseManager, g: u64) {
-    let gone_here = g % 3 != 0;
+    let gone_here = !g.is_multiple_of(3);
     store
         .with_guild(g, move |c| {
             let tx = c.transaction()?;
@@ -90,7 +90,7 @@ async fn forget_user_across_200_guilds_removes_that_member_and_nothing_else() {
     let gone_before = export_user(&store, GONE, None).await.unwrap();
     assert_eq!(
         gone_before.guilds.len(),
-        guilds.iter().filter(|g| *g % 3 != 0).count()
+        guilds.iter().filter(|g| !g.is_multiple_of(3)).count()
     );
 
     let report = forget_user(
@@ -106,7 +106,7 @@ async fn forget_user_across_200_guilds_removes_that_member_and_nothing_else() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.guilds.len(), 200, "a count for every guild");
     for (&g, counts) in &report.guilds {
-        let expected = if g % 3 != 0 {
+        let expected = if !g.is_multiple_of(3) {
             (3, 3, 1, 1, 1)
         } else {
             (0, 0, 0, 0, 0)

@@ -19,11 +19,33 @@ const B: u64 = 222_222_222_222_222_222;
 /// 2030-01-01 10:00:00 UTC.
 const DUE: i64 = 1_893_492_000;
 
+/// id, guildId, text, author, addedBy, category.
+type QuoteRow<'a> = (
+    i64,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+);
+/// id, guildId, subject, when, content, link, status, method, channelId.
+type ReminderRow<'a> = (
+    i64,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
 /// One legacy database exercising every rule; the comments say what each row is for.
 fn fixture(path: &Path) {
     let db = legacy_db(path);
     let (a, b) = (A.to_string(), B.to_string());
-    let quotes: &[(i64, Option<&str>, &str, Option<&str>, Option<&str>, &str)] = &[
+    let quotes: &[QuoteRow] = &[
         (1, Some(&a), "a one", Some("Ann"), Some("1001"), "General"),
         (2, Some(&a), "a two", None, None, "Funny"), // category = a legacy tag's name
         (3, Some(&b), "b one", Some("Bo"), Some("1002"), "general"),
@@ -63,17 +85,7 @@ fn fixture(path: &Path) {
              (5, 99, '2004', 5, NULL);  -- orphan",
     )
     .unwrap();
-    let reminders: &[(
-        i64,
-        Option<&str>,
-        &str,
-        &str,
-        Option<&str>,
-        Option<&str>,
-        &str,
-        &str,
-        Option<&str>,
-    )] = &[
+    let reminders: &[ReminderRow] = &[
         (
             1,
             Some(&a),
