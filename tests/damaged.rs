@@ -412,3 +412,41 @@ fn a_guild_directory_without_permission_is_a_clear_error_for_that_guild_only() {
         },
     );
 }
+
+/// A crash between removing `quotes.db` and removing its `-wal` (deleting a guild whose WAL
+/// was left by an earlier crash) leaves the old WAL beside no database. SQLite replays any
+/// valid WAL into the file beside it, so the guild's next, fresh database must not inherit it:
+/// the deleted rows must not come back.
+#[tokio::test]
+async fn a_stale_wal_beside_a_missing_database_does_not_bring_deleted_rows_back() {
+    let tmp = TempDir::new().unwrap();
+    let guild = 3009;
+    populate(tmp.path(), &[NEIGHBOURS[0], NEIGHBOURS[1], guild], 10).await;
+    let db = db_path(tmp.path(), guild);
+    let stale = tmp.path().join("stale-wal");
+    {
+        // A WAL holding committed rows that were never checkpointed, as a killed bot leaves it.
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        insert(&conn, "deleted with the guild").unwrap();
+        std::fs::copy(side(&db, "-wal"), &stale).unwrap();
+    }
+    std::fs::remove_file(&db).unwrap();
+    std::fs::copy(&stale, side(&db, "-wal")).unwrap();
+
+    let store = store(tmp.path());
+    let rows = store
+        .with_guild(guild, |c| texts(c).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows, Vec::<String>::new(), "deleted rows came back");
+    let check: String = store
+        .with_guild(guild, |c| {
+            c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(check, "ok");
+    neighbours_work(&store, 10).await;
+}
