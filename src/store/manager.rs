@@ -141,10 +141,20 @@ struct State {
 }
 
 enum Slot {
-    /// Another use is opening the file; the value turns `Some` when it is done, carrying
-    /// the failure (as text) if it failed, so waiters report it instead of retrying.
-    Opening(watch::Receiver<Option<Result<(), String>>>),
+    /// Another use is opening the file; the value turns `Some` when it is done.
+    Opening(watch::Receiver<Option<Opened>>),
     Open(Arc<GuildPool>),
+}
+
+/// How an open that other uses wait on ended.
+#[derive(Clone)]
+enum Opened {
+    Ready,
+    /// The guild has no database and the opening use was not allowed to create one. That is
+    /// its answer, not the file's: each waiter decides for itself (and may create it).
+    Absent,
+    /// The failure, as text, so waiters report it instead of retrying.
+    Failed(String),
 }
 
 struct GuildPool {
@@ -454,7 +464,7 @@ impl GuildDatabaseManager {
                         .wait_for(Option::is_some)
                         .await
                         .map(|outcome| outcome.clone());
-                    if let Ok(Some(Err(reason))) = outcome {
+                    if let Ok(Some(Opened::Failed(reason))) = outcome {
                         return Err(StoreError::OpenFailed {
                             guild: guild.get(),
                             reason,
@@ -521,7 +531,7 @@ impl GuildDatabaseManager {
         &self,
         guild: GuildId,
         create: bool,
-        done: watch::Sender<Option<Result<(), String>>>,
+        done: watch::Sender<Option<Opened>>,
         victim: Option<Slot>,
     ) -> Result<Lease, StoreError> {
         let inner = self.inner.clone();
@@ -565,7 +575,7 @@ impl GuildDatabaseManager {
                     last_used: Mutex::new(Instant::now()),
                 });
                 state.slots.put(guild, Slot::Open(pool.clone()));
-                done.send_replace(Some(Ok(())));
+                done.send_replace(Some(Opened::Ready));
                 Ok(Lease {
                     pool,
                     inner: self.inner.clone(),
@@ -573,7 +583,10 @@ impl GuildDatabaseManager {
             }
             Err(e) => {
                 state.slots.pop(&guild);
-                done.send_replace(Some(Err(e.to_string())));
+                done.send_replace(Some(match &e {
+                    StoreError::UnknownGuild(_) => Opened::Absent,
+                    failed => Opened::Failed(failed.to_string()),
+                }));
                 Err(e)
             }
         };
@@ -586,10 +599,10 @@ impl GuildDatabaseManager {
 enum Step {
     Leased(Lease),
     Open {
-        done: watch::Sender<Option<Result<(), String>>>,
+        done: watch::Sender<Option<Opened>>,
         victim: Option<Slot>,
     },
-    AwaitOpen(watch::Receiver<Option<Result<(), String>>>),
+    AwaitOpen(watch::Receiver<Option<Opened>>),
     AwaitCapacity,
 }
 
