@@ -71,6 +71,9 @@ fn child(dir: PathBuf) {
     let round = env_u64("GUILDKEEP_CRASH_ROUND").unwrap();
     let pending = env_u64("GUILDKEEP_CRASH_PENDING");
     let finish = std::env::var_os("GUILDKEEP_CRASH_FINISH").is_some();
+    // Ends the line libtest began (`test <name> ... ` has no newline yet), so the first
+    // event is a whole line.
+    say("");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
