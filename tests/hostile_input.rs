@@ -1,13 +1,21 @@
-//! Hostile input at the domain level, against a real guild database file: a table of bad
-//! arguments for every quote command with the message (`user_message()`) the member gets.
+//! Hostile input at the domain level, against a real guild database file: random strings
+//! through quote and tag normalisation and FTS search never reach the member as an SQL or
+//! FTS error and keep the documented invariants; and a table of bad arguments for every
+//! quote command with the message (`user_message()`) the member gets for each.
 //!
-//! Not here: what the bot does with the messages (tests/e2e), store failures (`damaged.rs`,
-//! `exhaustion.rs`).
+//! Property cases run 128 times each in CI; `PROPTEST_CASES` raises that. Not here: what the
+//! bot does with the messages (tests/e2e), store failures (`damaged.rs`, `exhaustion.rs`).
 
 use chrono::{DateTime, TimeZone, Utc};
 use guildkeep::{
-    quotes::{self, NewQuote, QuoteEdit, QuoteError},
+    quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
     store::Migrations,
+};
+use proptest::{
+    collection::vec,
+    prelude::*,
+    sample::select,
+    test_runner::{Config, TestRunner},
 };
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -26,6 +34,164 @@ fn guild_db() -> (TempDir, Connection) {
     conn.pragma_update(None, "foreign_keys", true).unwrap();
     Migrations::embedded().apply(&mut conn).unwrap();
     (dir, conn)
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(128),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// Strings a member might type, weighted toward the awkward: FTS5 syntax, SQL, quotes,
+/// control characters, NUL, combining marks, wide and right-to-left scripts, and noise.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let pieces = select(vec![
+        "\"",
+        "'",
+        "*",
+        "-",
+        "^",
+        ":",
+        "(",
+        ")",
+        "{",
+        "}",
+        "AND",
+        "OR",
+        "NOT",
+        "NEAR",
+        "NEAR(a b, 2)",
+        "text:",
+        "'); DROP TABLE quotes; --",
+        "%",
+        "_",
+        "\\",
+        "\0",
+        "\t",
+        "\n",
+        " ",
+        "  ",
+        "\u{200b}",
+        "\u{202e}",
+        "e\u{301}",
+        "İ",
+        "ß",
+        "ǅ",
+        "²",
+        "🦀",
+        "日本語",
+        "مرحبا",
+        "cat",
+        "Cat",
+        "dog",
+        "0",
+        "42",
+    ]);
+    prop_oneof![
+        any::<String>(),
+        vec(pieces, 0..12).prop_map(|p| p.concat()),
+        "[ -~]{0,40}",
+    ]
+}
+
+#[test]
+fn tag_normalisation_is_idempotent_trimmed_single_spaced_and_lower_case() {
+    runner()
+        .run(&hostile_text(), |raw| {
+            let tag = quotes::normalise_tag(&raw);
+            prop_assert_eq!(quotes::normalise_tag(&tag), tag.clone());
+            prop_assert_eq!(tag.trim(), tag.as_str());
+            prop_assert!(!tag.contains("  "), "{:?}", tag);
+            prop_assert!(!tag.chars().any(|c| c.is_whitespace() && c != ' '));
+            prop_assert_eq!(tag.to_lowercase(), tag.clone());
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn saving_any_quote_gives_it_back_as_saved_or_a_message_for_the_member() {
+    let (_dir, conn) = guild_db();
+    let input = (
+        hostile_text(),
+        proptest::option::of(hostile_text()),
+        vec(hostile_text(), 0..(MAX_TAGS + 3)),
+    );
+    runner()
+        .run(&input, |(text, author_name, tags)| {
+            let new = NewQuote {
+                text: text.clone(),
+                author_name,
+                added_by: ALICE,
+                tags,
+                ..NewQuote::default()
+            };
+            match quotes::add(&conn, &new, now()) {
+                Ok(quote) => {
+                    let without_nul = text.replace('\0', "");
+                    prop_assert_eq!(quote.text.as_str(), without_nul.trim());
+                    prop_assert!(quote.tags.len() <= MAX_TAGS);
+                    for tag in &quote.tags {
+                        prop_assert!(!tag.is_empty() && tag.chars().count() <= MAX_TAG_CHARS);
+                        prop_assert_eq!(&quotes::normalise_tag(tag), tag);
+                    }
+                    prop_assert!(
+                        quote.tags.windows(2).all(|w| w[0] < w[1]),
+                        "{:?}",
+                        quote.tags
+                    );
+                    prop_assert_eq!(quotes::get(&conn, quote.id).unwrap(), Some(quote));
+                }
+                Err(e) => prop_assert!(e.user_message().is_some(), "a failure for {new:?}: {e}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn any_search_is_answered_without_an_sql_or_fts_error_and_finds_quotes_by_their_words() {
+    let (_dir, conn) = guild_db();
+    let word = "[a-zA-Z0-9\u{e0}-\u{ff}]{1,12}";
+    let input = (hostile_text(), vec(word, 1..6), 0u32..80);
+    runner()
+        .run(&input, |(query, words, limit)| {
+            match quotes::search(&conn, &query, limit) {
+                Ok(found) => {
+                    prop_assert!(found.len() <= limit.clamp(1, quotes::MAX_PAGE_SIZE) as usize)
+                }
+                Err(QuoteError::EmptySearch) => {
+                    prop_assert!(!query.chars().any(char::is_alphanumeric), "{query:?}")
+                }
+                Err(e) => prop_assert!(false, "search {query:?} failed: {e}"),
+            }
+            // A quote is found by any one of its words, wrapped in whatever noise.
+            let text = words.join(" ");
+            let saved = quotes::add(
+                &conn,
+                &NewQuote {
+                    text,
+                    added_by: ALICE,
+                    ..NewQuote::default()
+                },
+                now(),
+            )
+            .unwrap();
+            let wanted = &words[words.len() / 2];
+            let hits =
+                quotes::search(&conn, &format!("\"({wanted}*"), quotes::MAX_PAGE_SIZE).unwrap();
+            // A full page may rank other quotes sharing a short prefix first.
+            let found = hits.iter().any(|q| q.id == saved.id)
+                || hits.len() == quotes::MAX_PAGE_SIZE as usize;
+            prop_assert!(found, "searching {wanted:?} missed {:?}", saved.text);
+            Ok(())
+        })
+        .unwrap();
 }
 
 /// Every quote command's bad arguments, and the exact message the member reads.
