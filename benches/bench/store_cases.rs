@@ -53,10 +53,6 @@ fn insert_and_read(conn: &Connection) {
         .unwrap();
 }
 
-fn latency(samples: &Samples) -> Value {
-    json!({ "p50_ms": samples.percentile_ms(50.0), "p99_ms": samples.percentile_ms(99.0) })
-}
-
 /// Median over repeats of each run's p50 and p99, and the ratio of the p50 medians.
 fn compare(ours: Vec<Samples>, baseline: Vec<Samples>) -> (Value, Value, f64) {
     let summary = |runs: &[Samples]| {
@@ -324,6 +320,8 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
 }
 
 fn shared_insert_and_read(conn: &Connection, guild: u64) {
+    // rusqlite binds signed integers only; guild ids fit.
+    let guild = i64::try_from(guild).unwrap();
     let tx = conn.unchecked_transaction().unwrap();
     tx.prepare_cached(
         "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
