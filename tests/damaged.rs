@@ -213,6 +213,18 @@ async fn a_database_truncated_mid_file_is_quarantined_and_logged_once() {
     assert_quarantined_once(tmp.path(), guild, 40).await;
 }
 
+/// An empty file is a valid, empty database to SQLite, so without a check the guild would
+/// silently start afresh and nobody would learn its data was gone. The store never writes
+/// an empty file (new files are written whole, then linked), so this is outside damage.
+#[tokio::test]
+async fn a_database_truncated_to_nothing_is_quarantined_not_silently_started_afresh() {
+    let tmp = TempDir::new().unwrap();
+    let guild = 3010;
+    populate(tmp.path(), &[NEIGHBOURS[0], NEIGHBOURS[1], guild], 10).await;
+    std::fs::File::create(db_path(tmp.path(), guild)).unwrap();
+    assert_quarantined_once(tmp.path(), guild, 10).await;
+}
+
 #[tokio::test]
 async fn pages_overwritten_inside_a_database_fail_its_uses_as_corrupt_and_check_names_only_it() {
     let tmp = TempDir::new().unwrap();

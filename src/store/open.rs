@@ -106,6 +106,12 @@ pub fn open_guild(
         // Ok(false): another process created it first; theirs is as good as ours.
         paths::write_new_file(&db, &template.image)?;
     }
+    // SQLite takes an empty file for an empty database, so a guild whose file was emptied
+    // would silently start afresh. This store never writes an empty file (new ones are
+    // written whole, then linked), so an empty one is damage: quarantined, and logged.
+    if fs::metadata(&db).map_err(StoreError::io(&db))?.len() == 0 {
+        return Err(quarantine(dir, guild, &db)?);
+    }
     let opened = Connection::open_with_flags(&db, flags()).and_then(|conn| {
         configure(&conn, settings)?;
         let version = user_version(&conn)?;
