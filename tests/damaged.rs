@@ -316,24 +316,28 @@ fn unprivileged(test_name: &str, case: impl FnOnce()) {
         "setpriv left the child running as root"
     );
     let drop_to_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let exe = std::env::current_exe().unwrap();
+    // Listing the tests proves both that setpriv works and that `nobody` may run this binary.
     let usable = Command::new("setpriv")
         .args(drop_to_nobody)
-        .arg("true")
-        .status()
-        .is_ok_and(|s| s.success());
+        .arg(&exe)
+        .arg("--list")
+        .output()
+        .is_ok_and(|out| out.status.success());
     if !usable {
         eprintln!(
             "SKIPPED {test_name}: the tests run as root, where permission bits do not stop \
-             reads or writes, and `setpriv` cannot drop to an unprivileged user here"
+             reads or writes, and `setpriv` cannot run this test binary as `nobody` here"
         );
         return;
     }
     let out = Command::new("setpriv")
         .args(drop_to_nobody)
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
-        .env("TMPDIR", std::env::temp_dir())
+        // A temporary directory `nobody` may write in, whatever the caller's TMPDIR is.
+        .env("TMPDIR", "/tmp")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
