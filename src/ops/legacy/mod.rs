@@ -6,7 +6,7 @@
 //! `-journal` beside it is refused: immutable mode would not read it, and the operator should
 //! checkpoint or recover it with the tool that wrote it first. One reader thread streams the
 //! source guild by guild (`source.rs`) into a short queue; each guild's plan is written in one
-//! transaction (`target.rs`), two guilds at a time, so reading and writing overlap.
+//! transaction (`target.rs`), four guilds at a time, so reading and writing overlap.
 //!
 //! Decisions where the spec leaves room (also in docs/operating.md):
 //! - A guild id (and any snowflake) must be canonical decimal: digits, no sign, no spaces, no
@@ -61,8 +61,9 @@ use crate::store::GuildDatabaseManager;
 
 /// Guild plans read ahead of the writers. Small: each holds one guild's rows.
 const QUEUE: usize = 4;
-/// Guilds written at once: one reader and two writers fill the two cores this is sized for.
-const WRITERS: usize = 2;
+/// Guilds written at once. More than the cores: a guild's first write waits on file
+/// creation and fsyncs in the store, and those waits overlap.
+const WRITERS: usize = 4;
 
 /// What `migrate-legacy` was asked to do.
 #[derive(Debug, Clone, Default)]
