@@ -3,7 +3,9 @@
 //! Layout:
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+//! - [`optins`]: a member's DM opt-in, time zone and preferences.
 
+pub mod optins;
 pub mod store;
 
 #[cfg(test)]
