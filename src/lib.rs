@@ -4,8 +4,10 @@
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
+//! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
 pub mod optins;
+pub mod reminders;
 pub mod store;
 
 #[cfg(test)]
