@@ -3,9 +3,12 @@
 //! Layout:
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+//! - [`ops`]: operator jobs run from the command line.
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
+pub mod config;
+pub mod ops;
 pub mod optins;
 pub mod reminders;
 pub mod store;

@@ -8,7 +8,13 @@
 //! - `migrate.rs`: the numbered migrations of `schema/`.
 
 mod error;
+mod manager;
 pub mod migrate;
+mod open;
+pub mod paths;
 
 pub use error::StoreError;
+pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
 pub use migrate::{Migration, Migrations};
+pub use open::Synchronous;
+pub use paths::GuildId;

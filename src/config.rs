@@ -1,0 +1,360 @@
+//! Configuration: an optional `guildkeep.toml`, overridden by environment variables
+//! (`GUILDKEEP_<KEY>` for every key, plus `DISCORD_TOKEN`, `DISCORD_DEV_GUILD` and
+//! `DISCORD_API_BASE`), with `.env` loaded into the environment by `main` beforehand.
+//!
+//! Every key is parsed by one function whether it came from the file or the environment, so
+//! an unknown key or a bad value fails at start-up with one line naming the key, the value
+//! and where it came from. Not here: using the values (store, bot, ops).
+
+use std::{
+    collections::BTreeMap,
+    ops::Range,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use crate::store::{ShardOwnership, StoreConfig, Synchronous};
+
+/// Everything the binary can be configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    /// The bot token; only `guildkeep run` needs it.
+    pub discord_token: Option<String>,
+    /// Register commands in this guild only (instant), instead of globally.
+    pub dev_guild: Option<u64>,
+    /// Another Discord API base, for tests against a fake Discord. Unset in production.
+    pub api_base: Option<String>,
+    /// How long after the bot is removed from a guild its data is deleted; zero: at once.
+    pub deletion_grace: Duration,
+    /// Active reminders one member may have in one guild.
+    pub reminder_cap: usize,
+    /// Total gateway shards, when this process runs only some of them.
+    pub shard_count: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown configuration key `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("configuration key `{key}` = `{value}` (from {origin}) is invalid: {expected}")]
+    BadValue {
+        key: &'static str,
+        value: String,
+        origin: String,
+        expected: &'static str,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+}
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "guildkeep.toml";
+
+/// A setting as found, before parsing: its text and where it came from.
+struct Raw {
+    text: String,
+    origin: String,
+}
+
+type Apply = fn(&mut Config, &Raw) -> Result<(), &'static str>;
+
+/// Every key: its name in the TOML file, its environment variable, and how it is applied.
+const KEYS: &[(&str, &str, Apply)] = &[
+    ("data_dir", "GUILDKEEP_DATA_DIR", |c, raw| {
+        (!raw.text.is_empty())
+            .then(|| c.store.data_dir = PathBuf::from(&raw.text))
+            .ok_or("expected a directory path")
+    }),
+    ("max_open_guilds", "GUILDKEEP_MAX_OPEN_GUILDS", |c, raw| {
+        c.store.max_open_guilds = whole(raw, 1, 1_000_000)?;
+        Ok(())
+    }),
+    ("idle_timeout", "GUILDKEEP_IDLE_TIMEOUT", |c, raw| {
+        c.store.idle_timeout = duration(raw, false)?;
+        Ok(())
+    }),
+    ("connections_per_guild", "GUILDKEEP_CONNECTIONS_PER_GUILD", |c, raw| {
+        c.store.connections_per_guild = whole(raw, 1, 64)?;
+        Ok(())
+    }),
+    ("busy_timeout", "GUILDKEEP_BUSY_TIMEOUT", |c, raw| {
+        c.store.busy_timeout = duration(raw, false)?;
+        Ok(())
+    }),
+    ("synchronous", "GUILDKEEP_SYNCHRONOUS", |c, raw| {
+        c.store.synchronous = match raw.text.to_ascii_lowercase().as_str() {
+            "normal" => Synchronous::Normal,
+            "full" => Synchronous::Full,
+            _ => return Err("expected `normal` or `full`"),
+        };
+        Ok(())
+    }),
+    ("open_wait", "GUILDKEEP_OPEN_WAIT", |c, raw| {
+        c.store.open_wait = duration(raw, false)?;
+        Ok(())
+    }),
+    ("deletion_grace", "GUILDKEEP_DELETION_GRACE", |c, raw| {
+        c.deletion_grace = duration(raw, true)?;
+        Ok(())
+    }),
+    ("reminder_cap", "GUILDKEEP_REMINDER_CAP", |c, raw| {
+        c.reminder_cap = whole(raw, 1, 10_000)?;
+        Ok(())
+    }),
+    ("shard_count", "GUILDKEEP_SHARD_COUNT", |c, raw| {
+        c.shard_count = Some(whole(raw, 1, 1_000_000)?);
+        Ok(())
+    }),
+    ("shards", "GUILDKEEP_SHARDS", |c, raw| {
+        let owned = shard_range(&raw.text).ok_or("expected a shard range such as `0..4`")?;
+        c.store.shards = Some(ShardOwnership { count: 0, owned });
+        Ok(())
+    }),
+    ("dev_guild", "DISCORD_DEV_GUILD", |c, raw| {
+        c.dev_guild = Some(whole(raw, 1, u64::MAX)?);
+        Ok(())
+    }),
+    ("api_base", "DISCORD_API_BASE", |c, raw| {
+        (raw.text.starts_with("http://") || raw.text.starts_with("https://"))
+            .then(|| c.api_base = Some(raw.text.trim_end_matches('/').to_owned()))
+            .ok_or("expected an http:// or https:// URL")
+    }),
+];
+
+/// Environment variables that are read elsewhere and so are not unknown keys.
+const OTHER_ENV: &[&str] = &["DISCORD_TOKEN", "GUILDKEEP_CONFIG", "GUILDKEEP_LOG"];
+
+impl Config {
+    /// Loads `file` (or [`DEFAULT_FILE`] when present) and then the environment `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let default = Path::new(DEFAULT_FILE);
+        let file = file.or_else(|| default.exists().then_some(default));
+        if let Some(path) = file {
+            for (key, raw) in read_file(path)? {
+                config.apply(&key, raw, |(name, _, _)| *name == key)?;
+            }
+        }
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (var, value) in env {
+            if var == "DISCORD_TOKEN" {
+                config.discord_token = Some(value).filter(|t| !t.trim().is_empty());
+                continue;
+            }
+            let ours = var.starts_with("GUILDKEEP_") || KEYS.iter().any(|(_, v, _)| *v == var);
+            if !ours || OTHER_ENV.contains(&var.as_str()) {
+                continue;
+            }
+            let raw = Raw {
+                text: value,
+                origin: format!("environment variable {var}"),
+            };
+            config.apply(&var, raw, |(_, name, _)| *name == var)?;
+        }
+        config.settle_shards()?;
+        Ok(config)
+    }
+
+    fn apply(
+        &mut self,
+        key: &str,
+        raw: Raw,
+        matches: impl Fn(&&(&str, &str, Apply)) -> bool,
+    ) -> Result<(), ConfigError> {
+        let Some((name, _, apply)) = KEYS.iter().find(matches) else {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_owned(),
+                origin: raw.origin,
+            });
+        };
+        apply(self, &raw).map_err(|expected| ConfigError::BadValue {
+            key: name,
+            value: raw.text,
+            origin: raw.origin,
+            expected,
+        })
+    }
+
+    /// `shards` needs `shard_count`, which may come from another source, so the two are
+    /// combined once everything is read.
+    fn settle_shards(&mut self) -> Result<(), ConfigError> {
+        let bad = |value: String, expected| ConfigError::BadValue {
+            key: "shards",
+            value,
+            origin: "the configuration".into(),
+            expected,
+        };
+        match (&mut self.store.shards, self.shard_count) {
+            (None, _) => Ok(()),
+            (Some(shards), None) => Err(bad(
+                format!("{:?}", shards.owned),
+                "`shards` needs `shard_count`",
+            )),
+            (Some(shards), Some(count)) if shards.owned.end > count => Err(bad(
+                format!("{:?}", shards.owned),
+                "the range must lie within 0..shard_count",
+            )),
+            (Some(shards), Some(count)) => {
+                shards.count = count;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::new("data"),
+            discord_token: None,
+            dev_guild: None,
+            api_base: None,
+            deletion_grace: Duration::from_secs(14 * 24 * 3600),
+            reminder_cap: 25,
+            shard_count: None,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    let origin = path.display().to_string();
+    Ok(table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let origin = origin.clone();
+            (key, Raw { text, origin })
+        })
+        .collect())
+}
+
+fn whole<T: TryFrom<u64>>(raw: &Raw, min: u64, max: u64) -> Result<T, &'static str> {
+    const EXPECTED: &str = "expected a whole number in the allowed range";
+    let n: u64 = raw.text.trim().parse().map_err(|_| EXPECTED)?;
+    if !(min..=max).contains(&n) {
+        return Err(EXPECTED);
+    }
+    T::try_from(n).map_err(|_| EXPECTED)
+}
+
+/// `"90s"`, `"10m"`, `"14days"` (humantime), or a bare number of seconds.
+fn duration(raw: &Raw, zero_allowed: bool) -> Result<Duration, &'static str> {
+    let text = raw.text.trim();
+    let parsed = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|_| "expected a duration such as `30s`, `10m` or `14days`")?,
+    };
+    if parsed.is_zero() && !zero_allowed {
+        return Err("expected a duration greater than zero");
+    }
+    Ok(parsed)
+}
+
+/// `"2..4"` (shards 2 and 3) or a single shard `"3"`.
+fn shard_range(text: &str) -> Option<Range<u64>> {
+    let text = text.trim();
+    let range = match text.split_once("..") {
+        Some((start, end)) => start.trim().parse().ok()?..end.trim().parse().ok()?,
+        None => {
+            let shard: u64 = text.parse().ok()?;
+            shard..shard + 1
+        }
+    };
+    (!range.is_empty()).then_some(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn file(body: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("guildkeep.toml");
+        std::fs::write(&path, body).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.store.data_dir, PathBuf::from("data"));
+        assert_eq!(c.store.max_open_guilds, 256);
+        assert_eq!(c.store.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.deletion_grace, Duration::from_secs(14 * 86400));
+        assert_eq!(c.reminder_cap, 25);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let (_dir, path) = file("max_open_guilds = 8\nidle_timeout = \"5m\"\nsynchronous = \"full\"\n");
+        let c = Config::load(Some(&path), env(&[("GUILDKEEP_MAX_OPEN_GUILDS", "16")])).unwrap();
+        assert_eq!(c.store.max_open_guilds, 16);
+        assert_eq!(c.store.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.store.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let (_dir, path) = file("max_open_guild = 8\n");
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("`max_open_guild`"), "{err}");
+        let err = Config::load(None, env(&[("GUILDKEEP_DATADIR", "x")])).unwrap_err().to_string();
+        assert!(err.contains("GUILDKEEP_DATADIR"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let cases = [
+            ("GUILDKEEP_MAX_OPEN_GUILDS", "0", "max_open_guilds"),
+            ("GUILDKEEP_MAX_OPEN_GUILDS", "lots", "max_open_guilds"),
+            ("GUILDKEEP_IDLE_TIMEOUT", "soon", "idle_timeout"),
+            ("GUILDKEEP_SYNCHRONOUS", "sometimes", "synchronous"),
+            ("DISCORD_DEV_GUILD", "0", "dev_guild"),
+            ("GUILDKEEP_SHARDS", "4..2", "shards"),
+        ];
+        for (var, value, key) in cases {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}` = `{value}`")), "{var}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn shards_need_a_count_that_covers_them() {
+        let ok = Config::load(None, env(&[("GUILDKEEP_SHARD_COUNT", "4"), ("GUILDKEEP_SHARDS", "2..4")])).unwrap();
+        assert_eq!(ok.store.shards, Some(ShardOwnership { count: 4, owned: 2..4 }));
+        assert!(Config::load(None, env(&[("GUILDKEEP_SHARDS", "0..2")])).is_err());
+        assert!(Config::load(None, env(&[("GUILDKEEP_SHARD_COUNT", "2"), ("GUILDKEEP_SHARDS", "1..3")])).is_err());
+    }
+
+    #[test]
+    fn an_empty_token_counts_as_missing() {
+        let c = Config::load(None, env(&[("DISCORD_TOKEN", "  ")])).unwrap();
+        assert_eq!(c.discord_token, None);
+    }
+}

@@ -1,0 +1,680 @@
+//! The only owner of per-guild SQLite files. Maps a guild id (a u64, never a string) to
+//! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` r2d2 pools in LRU
+//! order, and runs every closure given to [`GuildDatabaseManager::with_guild`] on the
+//! blocking pool, never on the async runtime's threads.
+//!
+//! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
+//! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
+//! exceeding it; a guild being deleted is never reopened while the deletion runs; shutdown
+//! waits for running leases and checkpoints every WAL.
+//! Not here: SQL about quotes or reminders (domain modules), migrations (`migrate.rs`),
+//! how a file is opened (`open.rs`).
+
+use std::{
+    collections::{HashSet, VecDeque},
+    ops::Range,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, Weak,
+    },
+    time::Duration,
+};
+
+use lru::LruCache;
+use rusqlite::Connection;
+use scheduled_thread_pool::ScheduledThreadPool;
+use tokio::{
+    sync::{watch, Notify},
+    time::Instant,
+};
+
+use super::{
+    open::{self, ConnectionSettings, GuildConnections, Synchronous, Template},
+    paths::{self, DataDir, GuildId, SIDE_FILES},
+    Migrations, StoreError,
+};
+
+/// The Discord gateway shards this process runs. A guild lives with the process that owns
+/// its shard, so no database file is ever shared between machines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardOwnership {
+    pub count: u64,
+    pub owned: Range<u64>,
+}
+
+impl ShardOwnership {
+    /// Discord's rule: `(guild_id >> 22) % shard_count`.
+    pub fn shard_of(&self, guild: u64) -> u64 {
+        (guild >> 22) % self.count
+    }
+}
+
+/// What the manager needs to know; `StoreConfig::new(data_dir)` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub max_open_guilds: usize,
+    pub idle_timeout: Duration,
+    pub connections_per_guild: u32,
+    pub busy_timeout: Duration,
+    pub synchronous: Synchronous,
+    /// How long a use may wait for a free slot when every open pool is leased.
+    pub open_wait: Duration,
+    /// `None`: this process owns every guild.
+    pub shards: Option<ShardOwnership>,
+    pub migrations: Migrations,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            max_open_guilds: 256,
+            idle_timeout: Duration::from_secs(600),
+            connections_per_guild: 4,
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+            open_wait: Duration::from_secs(10),
+            shards: None,
+            migrations: Migrations::embedded(),
+        }
+    }
+}
+
+/// A snapshot of the manager's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub open_pools: usize,
+    pub leased: usize,
+    /// Uses served by an already open pool.
+    pub hits: u64,
+    /// Uses that had to open the guild's file (or wait for another use opening it).
+    pub misses: u64,
+    /// Files actually opened: with single-flight, at most one per miss burst.
+    pub opens: u64,
+    pub evictions: u64,
+    pub idle_closes: u64,
+    /// Over the most recent opens (up to [`LATENCY_WINDOW`]); zero before the first.
+    pub open_latency_p50: Duration,
+    pub open_latency_p99: Duration,
+}
+
+const LATENCY_WINDOW: usize = 1024;
+
+/// Cheap to clone: every clone is a handle on the same store.
+#[derive(Clone)]
+pub struct GuildDatabaseManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: DataDir,
+    config: StoreConfig,
+    settings: ConnectionSettings,
+    template: Template,
+    /// One worker shared by every guild's r2d2 pool; r2d2 otherwise starts three per pool.
+    pool_worker: Arc<ScheduledThreadPool>,
+    state: Mutex<State>,
+    /// Woken whenever a lease ends, an open finishes, or a pool or tombstone goes away:
+    /// everything that waits on the state re-checks it then.
+    changed: Notify,
+    counters: Counters,
+    latencies: Mutex<VecDeque<Duration>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    opens: AtomicU64,
+    evictions: AtomicU64,
+    idle_closes: AtomicU64,
+}
+
+struct State {
+    /// Every slot counts against the cap, whether its open is still running or done.
+    slots: LruCache<GuildId, Slot>,
+    /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
+    deleting: HashSet<GuildId>,
+    shutting_down: bool,
+}
+
+enum Slot {
+    /// Another use is opening the file; the value turns `Some` when it is done, carrying
+    /// the failure (as text) if it failed, so waiters report it instead of retrying.
+    Opening(watch::Receiver<Option<Result<(), String>>>),
+    Open(Arc<GuildPool>),
+}
+
+struct GuildPool {
+    pool: r2d2::Pool<GuildConnections>,
+    /// Changed only under the state lock when rising, so eviction, which checks it under
+    /// the same lock, never picks a pool that is about to be leased.
+    leases: AtomicUsize,
+    last_used: Mutex<Instant>,
+}
+
+impl GuildPool {
+    fn is_idle(&self) -> bool {
+        self.leases.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A use of one guild's pool. Dropping it (on the blocking thread, once the closure has
+/// returned or panicked) ends the lease.
+struct Lease {
+    pool: Arc<GuildPool>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        *self.pool.last_used.lock().expect("lock poisoned") = Instant::now();
+        self.pool.leases.fetch_sub(1, Ordering::AcqRel);
+        self.inner.changed.notify_waiters();
+    }
+}
+
+impl GuildDatabaseManager {
+    /// Builds the store and starts its idle-close task; call inside a tokio runtime.
+    pub fn new(config: StoreConfig) -> Result<Self, StoreError> {
+        assert!(config.max_open_guilds > 0, "max_open_guilds must be at least 1");
+        let dir = DataDir::new(&config.data_dir);
+        paths::create_private_dir(&dir.guilds_dir())?;
+        let inner = Arc::new(Inner {
+            settings: ConnectionSettings {
+                busy_timeout: config.busy_timeout,
+                synchronous: config.synchronous,
+            },
+            template: Template::build(&config.migrations)?,
+            pool_worker: Arc::new(ScheduledThreadPool::builder().num_threads(1).thread_name_pattern("guildkeep-r2d2-{}").build()),
+            state: Mutex::new(State {
+                slots: LruCache::unbounded(),
+                deleting: HashSet::new(),
+                shutting_down: false,
+            }),
+            changed: Notify::new(),
+            counters: Counters::default(),
+            latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
+            dir,
+            config,
+        });
+        tokio::spawn(close_idle_pools(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// Runs `f` on a connection to `guild`'s database, creating the database if it does not
+    /// exist yet. `f` runs on the blocking pool; the lease ends when it returns.
+    pub async fn with_guild<T, F>(&self, guild: u64, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.lease(guild, true, f).await
+    }
+
+    /// Like [`with_guild`](Self::with_guild), but never creates a database:
+    /// [`StoreError::UnknownGuild`] when the guild has none.
+    pub async fn with_existing_guild<T, F>(&self, guild: u64, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.lease(guild, false, f).await
+    }
+
+    /// Runs `f` on a read-only connection of its own, outside the pool cache: no PRAGMA that
+    /// writes, no migration. For reports that must not change what they look at.
+    pub async fn inspect_guild<T, F>(&self, guild: u64, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let guild = GuildId::new(guild)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open::open_read_only(&inner.dir, guild, inner.config.busy_timeout)?;
+            Ok(f(&conn))
+        })
+        .await?
+    }
+
+    /// Every guild with a database on disk, ascending.
+    pub async fn guilds_on_disk(&self) -> Result<Vec<u64>, StoreError> {
+        let dir = self.inner.dir.clone();
+        let guilds = tokio::task::spawn_blocking(move || dir.guilds_on_disk()).await??;
+        Ok(guilds.into_iter().map(GuildId::get).collect())
+    }
+
+    /// Bytes on disk of a guild's database and its WAL side files.
+    pub async fn guild_bytes(&self, guild: u64) -> Result<u64, StoreError> {
+        let db = self.inner.dir.guild_db(GuildId::new(guild)?);
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0;
+            for path in std::iter::once(db.clone()).chain(SIDE_FILES.map(|s| paths::with_suffix(&db, s))) {
+                match std::fs::metadata(&path) {
+                    Ok(meta) => total += meta.len(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(&path)(e)),
+                }
+            }
+            Ok(total)
+        })
+        .await?
+    }
+
+    /// Deletes every file of `guild`. While it runs the guild cannot be opened (uses get
+    /// [`StoreError::BeingDeleted`]); running leases finish first. Deleting a guild that has
+    /// no database is not an error. The next use after it returns creates the guild afresh.
+    pub async fn delete_guild(&self, guild: u64) -> Result<(), StoreError> {
+        let guild = GuildId::new(guild)?;
+        self.wait_for(|state| {
+            if state.shutting_down {
+                return Some(Err(StoreError::ShuttingDown));
+            }
+            state.deleting.insert(guild).then_some(Ok(()))
+        })
+        .await?;
+        let tombstone = Tombstone {
+            guild,
+            inner: &self.inner,
+        };
+        let open = self
+            .wait_for(|state| match state.slots.peek(&guild) {
+                None => Some(None),
+                Some(Slot::Open(pool)) if pool.is_idle() => match state.slots.pop(&guild) {
+                    Some(Slot::Open(pool)) => Some(Some(pool)),
+                    _ => unreachable!("peeked an open slot"),
+                },
+                Some(_) => None,
+            })
+            .await;
+        let dir = self.inner.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            drop(open);
+            remove_guild_files(&dir, guild)
+        })
+        .await;
+        drop(tombstone);
+        removed?
+    }
+
+    /// Stops new leases, waits for running ones, checkpoints every WAL into its database and
+    /// closes every pool. Later uses fail with [`StoreError::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        self.lock().shutting_down = true;
+        self.inner.changed.notify_waiters();
+        let pools: Vec<Arc<GuildPool>> = self
+            .wait_for(|state| {
+                let busy = state.slots.iter().any(|(_, slot)| match slot {
+                    Slot::Opening(_) => true,
+                    Slot::Open(pool) => !pool.is_idle(),
+                });
+                (!busy).then(|| {
+                    let mut pools = Vec::new();
+                    while let Some((_, slot)) = state.slots.pop_lru() {
+                        if let Slot::Open(pool) = slot {
+                            pools.push(pool);
+                        }
+                    }
+                    pools
+                })
+            })
+            .await;
+        let closed = tokio::task::spawn_blocking(move || {
+            for guild in pools {
+                match guild.pool.get() {
+                    Ok(conn) => {
+                        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no connection for the shutdown checkpoint"),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = closed {
+            tracing::error!(error = %e, "closing guild databases at shutdown failed");
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let (open_pools, leased) = {
+            let state = self.lock();
+            state.slots.iter().fold((0, 0), |(open, leased), (_, slot)| match slot {
+                Slot::Open(pool) => (open + 1, leased + pool.leases.load(Ordering::Acquire)),
+                Slot::Opening(_) => (open, leased),
+            })
+        };
+        let mut recent: Vec<Duration> = self
+            .inner
+            .latencies
+            .lock()
+            .expect("lock poisoned")
+            .iter()
+            .copied()
+            .collect();
+        recent.sort_unstable();
+        let percentile = |p: usize| {
+            recent
+                .get((recent.len() * p / 100).min(recent.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        let c = &self.inner.counters;
+        Stats {
+            open_pools,
+            leased,
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            opens: c.opens.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            idle_closes: c.idle_closes.load(Ordering::Relaxed),
+            open_latency_p50: percentile(50),
+            open_latency_p99: percentile(99),
+        }
+    }
+
+    pub(crate) fn paths(&self) -> &DataDir {
+        &self.inner.dir
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().expect("store state lock poisoned")
+    }
+
+    /// Re-evaluates `check` under the state lock each time the state changes, until it
+    /// returns `Some`. The notification is armed before the lock is released, so no change
+    /// between the check and the wait is missed.
+    async fn wait_for<T>(&self, mut check: impl FnMut(&mut State) -> Option<T>) -> T {
+        loop {
+            let changed = self.inner.changed.notified();
+            if let Some(done) = check(&mut self.lock()) {
+                return done;
+            }
+            changed.await;
+        }
+    }
+
+    async fn lease<T, F>(&self, guild: u64, create: bool, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let guild = self.admit(guild)?;
+        let lease = self.acquire(guild, create).await?;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = lease.pool.pool.get()?;
+            let result = f(&mut conn);
+            drop(conn);
+            drop(lease);
+            Ok(result)
+        })
+        .await?
+    }
+
+    fn admit(&self, guild: u64) -> Result<GuildId, StoreError> {
+        let id = GuildId::new(guild)?;
+        if let Some(shards) = &self.inner.config.shards {
+            let shard = shards.shard_of(guild);
+            if !shards.owned.contains(&shard) {
+                return Err(StoreError::NotOurShard { guild, shard });
+            }
+        }
+        Ok(id)
+    }
+
+    /// Finds or opens `guild`'s pool and takes a lease on it.
+    async fn acquire(&self, guild: GuildId, create: bool) -> Result<Lease, StoreError> {
+        let deadline = Instant::now() + self.inner.config.open_wait;
+        loop {
+            let changed = self.inner.changed.notified();
+            let step = {
+                let mut state = self.lock();
+                self.step(&mut state, guild)?
+            };
+            match step {
+                Step::Leased(lease) => return Ok(lease),
+                Step::Open { done, victim } => return self.open(guild, create, done, victim).await,
+                Step::AwaitOpen(mut opening) => {
+                    let outcome = opening
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|outcome| outcome.clone());
+                    if let Ok(Some(Err(reason))) = outcome {
+                        return Err(StoreError::OpenFailed {
+                            guild: guild.get(),
+                            reason,
+                        });
+                    }
+                }
+                Step::AwaitCapacity => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        return Err(StoreError::AtCapacity {
+                            cap: self.inner.config.max_open_guilds,
+                            waited: self.inner.config.open_wait,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One decision of `acquire`, under the state lock.
+    fn step(&self, state: &mut State, guild: GuildId) -> Result<Step, StoreError> {
+        if state.shutting_down {
+            return Err(StoreError::ShuttingDown);
+        }
+        if state.deleting.contains(&guild) {
+            return Err(StoreError::BeingDeleted(guild.get()));
+        }
+        match state.slots.get(&guild) {
+            Some(Slot::Open(pool)) => {
+                pool.leases.fetch_add(1, Ordering::AcqRel);
+                self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Step::Leased(Lease {
+                    pool: pool.clone(),
+                    inner: self.inner.clone(),
+                }));
+            }
+            Some(Slot::Opening(opening)) => return Ok(Step::AwaitOpen(opening.clone())),
+            None => {}
+        }
+        let mut victim = None;
+        if state.slots.len() >= self.inner.config.max_open_guilds {
+            let idle = state.slots.iter().rev().find_map(|(id, slot)| match slot {
+                Slot::Open(pool) if pool.is_idle() => Some(*id),
+                _ => None,
+            });
+            let Some(idle) = idle else {
+                return Ok(Step::AwaitCapacity);
+            };
+            victim = state.slots.pop(&idle);
+            self.inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        let (done, opening) = watch::channel(None);
+        state.slots.put(guild, Slot::Opening(opening));
+        self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(Step::Open { done, victim })
+    }
+
+    /// Opens the file on the blocking pool (first closing the evicted pool whose slot this
+    /// open took, so the number of open files never exceeds the cap), then publishes the
+    /// outcome to the slot and to every use waiting on it.
+    async fn open(
+        &self,
+        guild: GuildId,
+        create: bool,
+        done: watch::Sender<Option<Result<(), String>>>,
+        victim: Option<Slot>,
+    ) -> Result<Lease, StoreError> {
+        let inner = self.inner.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            drop(victim);
+            let started = std::time::Instant::now();
+            let conn = open::open_guild(
+                &inner.dir,
+                guild,
+                create,
+                &inner.template,
+                &inner.config.migrations,
+                inner.settings,
+            )?;
+            let pool = r2d2::Pool::builder()
+                .max_size(inner.config.connections_per_guild)
+                .min_idle(Some(0))
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_on_check_out(false)
+                .connection_timeout(inner.config.busy_timeout)
+                .thread_pool(inner.pool_worker.clone())
+                .build_unchecked(GuildConnections::new(
+                    inner.dir.guild_db(guild),
+                    inner.settings,
+                    conn,
+                ));
+            inner.record_open(started.elapsed());
+            Ok::<_, StoreError>(pool)
+        })
+        .await
+        .map_err(StoreError::from)
+        .and_then(|opened| opened);
+
+        let mut state = self.lock();
+        let result = match opened {
+            Ok(pool) => {
+                let pool = Arc::new(GuildPool {
+                    pool,
+                    leases: AtomicUsize::new(1),
+                    last_used: Mutex::new(Instant::now()),
+                });
+                state.slots.put(guild, Slot::Open(pool.clone()));
+                done.send_replace(Some(Ok(())));
+                Ok(Lease {
+                    pool,
+                    inner: self.inner.clone(),
+                })
+            }
+            Err(e) => {
+                state.slots.pop(&guild);
+                done.send_replace(Some(Err(e.to_string())));
+                Err(e)
+            }
+        };
+        drop(state);
+        self.inner.changed.notify_waiters();
+        result
+    }
+}
+
+enum Step {
+    Leased(Lease),
+    Open {
+        done: watch::Sender<Option<Result<(), String>>>,
+        victim: Option<Slot>,
+    },
+    AwaitOpen(watch::Receiver<Option<Result<(), String>>>),
+    AwaitCapacity,
+}
+
+impl Inner {
+    fn record_open(&self, took: Duration) {
+        self.counters.opens.fetch_add(1, Ordering::Relaxed);
+        let mut recent = self.latencies.lock().expect("lock poisoned");
+        if recent.len() == LATENCY_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(took);
+    }
+}
+
+/// Lifts a guild's tombstone when its deletion ends, however it ends.
+struct Tombstone<'a> {
+    guild: GuildId,
+    inner: &'a Inner,
+}
+
+impl Drop for Tombstone<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .state
+            .lock()
+            .expect("store state lock poisoned")
+            .deleting
+            .remove(&self.guild);
+        self.inner.changed.notify_waiters();
+    }
+}
+
+fn remove_guild_files(dir: &DataDir, guild: GuildId) -> Result<(), StoreError> {
+    let guild_dir = dir.guild_dir(guild);
+    let db = dir.guild_db(guild);
+    paths::remove_if_present(&db)?;
+    for suffix in SIDE_FILES {
+        paths::remove_if_present(&paths::with_suffix(&db, suffix))?;
+    }
+    // Anything else in the directory (a pre-restore copy, say) is this guild's data too.
+    match std::fs::remove_dir_all(&guild_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StoreError::io(&guild_dir)(e))
+        }
+        _ => {}
+    }
+    paths::fsync_dir(&dir.guilds_dir())
+}
+
+/// Closes pools unused for `idle_timeout`. Holds only a weak handle, so it ends with the
+/// manager, and stops at shutdown.
+async fn close_idle_pools(inner: Weak<Inner>) {
+    let Some(period) = inner
+        .upgrade()
+        .map(|inner| (inner.config.idle_timeout / 4).max(Duration::from_millis(100)))
+    else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let idle: Vec<Arc<GuildPool>> = {
+            let mut state = inner.state.lock().expect("store state lock poisoned");
+            if state.shutting_down {
+                return;
+            }
+            let now = Instant::now();
+            let expired: Vec<GuildId> = state
+                .slots
+                .iter()
+                .filter_map(|(id, slot)| match slot {
+                    Slot::Open(pool)
+                        if pool.is_idle()
+                            && now.duration_since(*pool.last_used.lock().expect("lock poisoned"))
+                                >= inner.config.idle_timeout =>
+                    {
+                        Some(*id)
+                    }
+                    _ => None,
+                })
+                .collect();
+            expired
+                .iter()
+                .filter_map(|id| match state.slots.pop(id) {
+                    Some(Slot::Open(pool)) => Some(pool),
+                    _ => None,
+                })
+                .collect()
+        };
+        if idle.is_empty() {
+            continue;
+        }
+        inner
+            .counters
+            .idle_closes
+            .fetch_add(idle.len() as u64, Ordering::Relaxed);
+        tracing::debug!(closed = idle.len(), "closed idle guild databases");
+        // Closing checkpoints the WAL: file I/O, so off the async threads.
+        let _ = tokio::task::spawn_blocking(move || drop(idle)).await;
+        inner.changed.notify_waiters();
+    }
+}

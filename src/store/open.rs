@@ -1,0 +1,219 @@
+//! Opening one guild's database file: creation from the schema template, the PRAGMAs every
+//! connection gets, migrations, and quarantine of files that are not SQLite databases.
+//! Everything here blocks; the manager calls it on the blocking pool.
+//!
+//! Not here: which guilds are open and for how long (`manager.rs`).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, MAIN_DB};
+
+use super::{
+    migrate::{user_version, Migrations},
+    paths::{self, DataDir, GuildId, SIDE_FILES},
+    StoreError,
+};
+
+/// SQLite's `synchronous` setting. `Normal` in WAL mode can lose the last transactions on a
+/// power loss (never on a process crash); `Full` cannot, at the cost of an fsync per commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// The per-connection settings every guild connection is opened with.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings {
+    pub busy_timeout: Duration,
+    pub synchronous: Synchronous,
+}
+
+/// Page cache per connection, in KiB. Guild databases are small and many are open at once,
+/// so a modest cache keeps memory flat as the number of open guilds grows.
+const CACHE_KIB: i64 = 512;
+
+fn flags() -> OpenFlags {
+    // No CREATE: a file that vanished (deleted by an operator, say) must fail to open rather
+    // than come back empty. Creation goes through the template only.
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// The settings that live on a connection (not in the file). Run on every connection.
+pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::Result<()> {
+    conn.busy_timeout(settings.busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA cache_size = -{CACHE_KIB};",
+        settings.synchronous.pragma()
+    ))
+}
+
+/// A new guild's database as bytes: the schema at its latest version, built once per process
+/// from `schema/`. Writing these bytes costs one file write instead of dozens of DDL
+/// statements for every new guild.
+pub struct Template {
+    image: Vec<u8>,
+}
+
+impl Template {
+    pub fn build(migrations: &Migrations) -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrations.apply(&mut conn)?;
+        let image = conn.serialize(MAIN_DB)?.to_vec();
+        Ok(Self { image })
+    }
+}
+
+/// Opens `guild`'s database read-write, ready for use: created from the template when absent
+/// (if `create`), PRAGMAs set, WAL on, migrated to the latest version. The file is checked
+/// before anything is written to it: a newer schema is refused untouched, and a file that is
+/// not a database is moved to quarantine.
+pub fn open_guild(
+    dir: &DataDir,
+    guild: GuildId,
+    create: bool,
+    template: &Template,
+    migrations: &Migrations,
+    settings: ConnectionSettings,
+) -> Result<Connection, StoreError> {
+    let db = dir.guild_db(guild);
+    if !db.exists() {
+        if !create {
+            return Err(StoreError::UnknownGuild(guild.get()));
+        }
+        paths::create_private_dir(&dir.guild_dir(guild))?;
+        // Ok(false): another process created it first; theirs is as good as ours.
+        paths::write_new_file(&db, &template.image)?;
+    }
+    let opened = Connection::open_with_flags(&db, flags()).and_then(|conn| {
+        configure(&conn, settings)?;
+        let version = user_version(&conn)?;
+        Ok((conn, version))
+    });
+    let (mut conn, version) = match opened {
+        Ok(opened) => opened,
+        Err(e) if is_not_a_database(&e) => return Err(quarantine(dir, guild, &db)?),
+        Err(e) => {
+            return Err(StoreError::OpenFailed {
+                guild: guild.get(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    if version > migrations.latest() {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: migrations.latest(),
+        });
+    }
+    match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+    {
+        Ok(_) => {}
+        Err(e) if is_not_a_database(&e) => {
+            drop(conn);
+            return Err(quarantine(dir, guild, &db)?);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    migrations.apply(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing guild database read-only, with no PRAGMA that writes and no migration:
+/// for reports (`stats`, `check`, `schema status`) that must not change what they look at.
+pub fn open_read_only(dir: &DataDir, guild: GuildId, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let db = dir.guild_db(guild);
+    if !db.exists() {
+        return Err(StoreError::UnknownGuild(guild.get()));
+    }
+    let conn = Connection::open_with_flags(
+        &db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
+pub fn is_not_a_database(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Moves a damaged database (and its side files) out of the guild directory, so the guild's
+/// next use starts afresh and an operator can restore a backup. Returns the error to report.
+fn quarantine(dir: &DataDir, guild: GuildId, db: &Path) -> Result<StoreError, StoreError> {
+    let target_dir = dir.quarantine_dir();
+    paths::create_private_dir(&target_dir)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let moved_to: PathBuf = target_dir.join(format!("{guild}-{stamp}.db"));
+    fs::rename(db, &moved_to).map_err(StoreError::io(db))?;
+    for suffix in SIDE_FILES {
+        let side = paths::with_suffix(db, suffix);
+        if side.exists() {
+            fs::rename(&side, paths::with_suffix(&moved_to, suffix)).map_err(StoreError::io(&side))?;
+        }
+    }
+    paths::fsync_dir(&dir.guild_dir(guild))?;
+    tracing::error!(guild = guild.get(), moved_to = %moved_to.display(), "guild database is not a valid SQLite file; quarantined");
+    Ok(StoreError::Quarantined {
+        guild: guild.get(),
+        moved_to,
+    })
+}
+
+/// The r2d2 connection source for one guild. The first connection is the one `open_guild`
+/// already opened and migrated, handed over instead of opening the file a second time;
+/// later ones (when several run at once) are opened fresh.
+pub struct GuildConnections {
+    db: PathBuf,
+    settings: ConnectionSettings,
+    first: Mutex<Option<Connection>>,
+}
+
+impl GuildConnections {
+    pub fn new(db: PathBuf, settings: ConnectionSettings, first: Connection) -> Self {
+        Self {
+            db,
+            settings,
+            first: Mutex::new(Some(first)),
+        }
+    }
+}
+
+impl r2d2::ManageConnection for GuildConnections {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        if let Some(conn) = self.first.lock().expect("lock poisoned").take() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(&self.db, flags())?;
+        configure(&conn, self.settings)?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}

@@ -1,0 +1,180 @@
+//! The data directory layout and the only place a guild id becomes a path:
+//!
+//! ```text
+//! <data_dir>/guilds/<guild_id>/quotes.db      (+ -wal, -shm while open)
+//! <data_dir>/backups/<UTC timestamp>/<guild_id>.db
+//! <data_dir>/quarantine/<guild_id>-<UTC timestamp>.db
+//! ```
+//!
+//! A [`GuildId`] is a non-zero u64 and is formatted in decimal, so no input can steer a path.
+//! Directories are created 0700 and files 0600: guild data is personal data.
+//! Not here: opening databases (`open.rs`), deciding when to (`manager.rs`).
+
+use std::{
+    fmt,
+    fs::{self, DirBuilder, File, OpenOptions},
+    io::{self, Write},
+    num::NonZeroU64,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use super::StoreError;
+
+/// A Discord guild snowflake: never zero, and the only thing a guild's path is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GuildId(NonZeroU64);
+
+impl GuildId {
+    pub fn new(raw: u64) -> Result<Self, StoreError> {
+        NonZeroU64::new(raw)
+            .map(Self)
+            .ok_or(StoreError::InvalidGuildId(raw))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The guild a directory name stands for, if it is one this store could have written:
+    /// canonical decimal only, so `007` or `+7` are never mistaken for guild 7.
+    fn from_dir_name(name: &str) -> Option<Self> {
+        let raw: u64 = name.parse().ok()?;
+        (raw.to_string() == name).then_some(())?;
+        Self::new(raw).ok()
+    }
+}
+
+impl fmt::Display for GuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub const DB_FILE: &str = "quotes.db";
+/// The files SQLite keeps beside a database in WAL mode.
+pub const SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Paths under one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn guilds_dir(&self) -> PathBuf {
+        self.root.join("guilds")
+    }
+
+    pub fn guild_dir(&self, guild: GuildId) -> PathBuf {
+        self.guilds_dir().join(guild.to_string())
+    }
+
+    pub fn guild_db(&self, guild: GuildId) -> PathBuf {
+        self.guild_dir(guild).join(DB_FILE)
+    }
+
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// Every guild with a database file, in ascending id order. Entries that are not guild
+    /// directories are ignored rather than reported: the directory is ours, but operators
+    /// may leave notes or editor files in it.
+    pub fn guilds_on_disk(&self) -> Result<Vec<GuildId>, StoreError> {
+        let dir = self.guilds_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(&dir)(e)),
+        };
+        let mut guilds = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io(&dir))?;
+            let Some(guild) = entry.file_name().to_str().and_then(GuildId::from_dir_name) else {
+                continue;
+            };
+            if entry.path().join(DB_FILE).exists() {
+                guilds.push(guild);
+            }
+        }
+        guilds.sort_unstable();
+        Ok(guilds)
+    }
+}
+
+/// Creates `path` and any missing parents with mode 0700. Existing directories keep theirs.
+pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(StoreError::io(path))
+}
+
+/// Writes `bytes` to `path` (mode 0600) so that `path` is either absent or complete: the
+/// bytes go to a temporary file that is fsynced and then linked into place. Linking, unlike
+/// renaming, fails if `path` exists, so a file another process just created is never
+/// overwritten; that case returns `Ok(false)`.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+    let dir = path.parent().expect("a file path has a parent");
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("new"),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            fsync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(StoreError::io(path)(e)),
+    }
+}
+
+/// Makes a directory's entries (files created, renamed or removed in it) durable.
+pub fn fsync_dir(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|dir| dir.sync_all())
+        .map_err(StoreError::io(path))
+}
+
+/// Removes a file, treating "already gone" as done.
+pub fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// `quotes.db` plus `suffix`, for the WAL side files and similar siblings.
+pub fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
