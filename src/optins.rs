@@ -197,6 +197,12 @@ pub(crate) fn sql_id(id: u64) -> rusqlite::Result<i64> {
     i64::try_from(id).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
+/// Reads back an id stored by [`sql_id`]: column `index` of `row`.
+pub(crate) fn row_id(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
 fn stored_zone(name: &str) -> Result<Tz, OptInError> {
     name.parse()
         .map_err(|_| OptInError::StoredZoneUnknown(name.to_owned()))
