@@ -1,17 +1,19 @@
 //! Reminders: what members ask to be reminded of, when, for whom and how it repeats, in one
 //! guild's database. Functions here take a `&Connection`, plain ids and `now`; the bot turns
-//! Discord input into these values and tells the scheduler about every change.
+//! Discord input into these values and calls [`Scheduler`] after every change.
 //!
 //! - `mod.rs` (this file): the reminder record, create / get / list / cancel, autocomplete.
 //! - `parse.rs`: "in 2h", "tomorrow 9:00", … in the member's zone, into a UTC instant.
 //! - `recurrence.rs`: repeating rules, their stored text and the next occurrence.
 //! - `delivery.rs`: the SQL bookkeeping around one send (claim before, finish after).
+//! - `scheduler.rs`: the one process-wide task that sends reminders when they are due.
 //!
 //! Not here: anything Discord, and whether the caller is a moderator (a plain `bool`).
 
 pub mod delivery;
 pub mod parse;
 pub mod recurrence;
+pub mod scheduler;
 
 use std::collections::BTreeSet;
 
@@ -22,6 +24,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 pub use delivery::{Claim, Delivery, DeliveryError, DeliveryPolicy, DeliveryTarget};
 pub use parse::{parse_when, ParseError};
 pub use recurrence::{Recurrence, RecurrenceError, Unit};
+pub use scheduler::{
+    Clock, Deliver, DeliveryFuture, Scheduler, SchedulerConfig, SystemClock, TokioClock,
+};
 
 use crate::optins::{row_id, sql_id, OptInError};
 
@@ -142,7 +147,7 @@ pub struct Choice {
 }
 
 /// Stores a new active reminder, refusing it when `new.creator` already has `cap` active ones.
-/// 
+/// The caller then calls [`Scheduler::upsert`] with the returned id and due time.
 pub fn create(
     conn: &Connection,
     new: &NewReminder,
@@ -247,6 +252,7 @@ pub fn list(
 }
 
 /// Cancels an active reminder for its creator or a moderator; returns it as it now stands.
+/// The caller then calls [`Scheduler::remove`].
 pub fn cancel(
     conn: &Connection,
     id: u64,
