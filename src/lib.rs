@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`store`]: the only code that touches paths and pools.
+//! - [`cli`]: the command line of the `guildkeep` binary.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
 //! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
 //! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
@@ -9,6 +10,7 @@
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
+pub mod cli;
 pub mod config;
 pub mod ops;
 pub mod optins;

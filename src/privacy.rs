@@ -4,9 +4,12 @@
 //! Works over one guild's `rusqlite::Connection` with plain Discord ids. Not here: removing
 //! the guild's file (`store`), telling the reminder scheduler about deleted reminders (the
 //! caller's job after [`forget_user`]), and any Discord wording.
+//!
+//! `forget_user` runs in one `BEGIN IMMEDIATE` transaction, for the reason `quotes` gives:
+//! it reads before it writes, possibly while the bot writes from another process.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::quotes::{self, opt_u64_column, quote_from_row, u64_column, utc_column, Quote};
@@ -269,7 +272,7 @@ pub fn forget_user(
     now: DateTime<Utc>,
 ) -> Result<ForgetCounts, PrivacyError> {
     let user = id_param(user_id)?;
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let rated: Vec<i64> = tx
         .prepare("SELECT quote_id FROM quote_ratings WHERE user_id = ?1")?
         .query_map([user], |r| r.get(0))?

@@ -5,12 +5,18 @@
 //! Not here: anything Discord (wording of replies, buttons, permissions lookups: the caller
 //! says whether the member is a moderator), where the database lives (`store`), and forgetting
 //! a member (`privacy`, which reuses [`refresh_rating`] to keep averages right).
+//!
+//! Changes run in `BEGIN IMMEDIATE` transactions: they read (a permission, a rating) before
+//! they write, and a deferred transaction that turns into a write after another connection
+//! has written fails at once with SQLITE_BUSY instead of waiting out the busy timeout.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use rusqlite::{params, types::Type, Connection, OptionalExtension, Row};
+use rusqlite::{
+    params, types::Type, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -198,7 +204,7 @@ pub fn add(conn: &Connection, new: &NewQuote, now: DateTime<Utc>) -> Result<Quot
         None => (None, None),
     };
 
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO quotes (text, author_name, author_id, added_by, source_channel_id,
                              source_message_id, created_at, updated_at)
@@ -349,7 +355,7 @@ pub fn edit(
     if text.is_none() && author.is_none() {
         return Err(QuoteError::NothingToEdit);
     }
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     check_may_change(&tx, id, caller, is_moderator)?;
     tx.execute(
         "UPDATE quotes SET text = COALESCE(?2, text), author_name = COALESCE(?3, author_name),
@@ -369,7 +375,7 @@ pub fn delete(
     caller: u64,
     is_moderator: bool,
 ) -> Result<(), QuoteError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     check_may_change(&tx, id, caller, is_moderator)?;
     tx.execute("DELETE FROM quotes WHERE id = ?1", [id])?;
     tx.commit()?;
@@ -389,7 +395,7 @@ pub fn rate(
         return Err(QuoteError::InvalidRating);
     }
     let user = id_param(user)?;
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     ensure_exists(&tx, id)?;
     tx.execute(
         "INSERT INTO quote_ratings (quote_id, user_id, rating, created_at, updated_at)
@@ -424,7 +430,7 @@ pub fn add_tags(
     now: DateTime<Utc>,
 ) -> Result<Quote, QuoteError> {
     let tags = normalise_tags(tags)?;
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     check_may_change(&tx, id, caller, is_moderator)?;
     let mut all: BTreeSet<String> = load(&tx, id)?
         .ok_or(QuoteError::NotFound { id })?
@@ -451,7 +457,7 @@ pub fn remove_tags(
     is_moderator: bool,
     tags: &[String],
 ) -> Result<Quote, QuoteError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     check_may_change(&tx, id, caller, is_moderator)?;
     for tag in tags.iter().map(|t| normalise_tag(t)) {
         tx.execute(

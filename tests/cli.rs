@@ -138,3 +138,63 @@ fn a_bad_config_value_fails_with_the_keys_name() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn destructive_gdpr_commands_refuse_without_a_terminal_unless_confirmed() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[8]).await;
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["gdpr", "delete-guild", "8"]);
+    assert!(!ok);
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(guild_db(tmp.path(), 8).exists(), "nothing was deleted");
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["gdpr", "forget-user", "5"]);
+    assert!(!ok && stderr.contains("pass --yes"), "{stderr}");
+
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["gdpr", "delete-guild", "8", "--yes"]);
+    assert!(ok, "{stdout}");
+    assert!(!guild_db(tmp.path(), 8).exists());
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["gdpr", "delete-guild", "9", "--yes"]);
+    assert!(ok && stdout.contains("guild 9 had no data"), "{stdout}");
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["gdpr", "delete-guild", "0", "--yes"]);
+    assert!(
+        !ok && stderr.contains("not a Discord snowflake"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn export_user_prints_json_keyed_by_guild_and_backup_then_restore_round_trips() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[3, 4]).await;
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["gdpr", "export-user", "1"]);
+    assert!(ok);
+    let export: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    assert!(export.is_object(), "{stdout}");
+
+    let out = tmp.path().join("sets");
+    let (ok, stdout, stderr) = guildkeep(tmp.path(), &["backup", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("2 guilds copied and verified"), "{stdout}");
+    let set = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let copy = set.join("3.db");
+
+    Connection::open(guild_db(tmp.path(), 3))
+        .unwrap()
+        .execute("DELETE FROM quotes", [])
+        .unwrap();
+    let (ok, stdout, stderr) = guildkeep(
+        tmp.path(),
+        &["restore", "--guild", "3", "--from", copy.to_str().unwrap()],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let conn = Connection::open(guild_db(tmp.path(), 3)).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM quotes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1, "the deleted quote is back");
+}

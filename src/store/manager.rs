@@ -219,7 +219,6 @@ impl GuildDatabaseManager {
             "max_open_guilds must be at least 1"
         );
         let dir = DataDir::new(&config.data_dir);
-        paths::create_private_dir(&dir.guilds_dir())?;
         let inner = Arc::new(Inner {
             settings: ConnectionSettings {
                 busy_timeout: config.busy_timeout,
@@ -693,6 +692,9 @@ impl Drop for Tombstone<'_> {
 
 fn remove_guild_files(dir: &DataDir, guild: GuildId) -> Result<(), StoreError> {
     let guild_dir = dir.guild_dir(guild);
+    if !guild_dir.exists() {
+        return Ok(());
+    }
     let db = dir.guild_db(guild);
     paths::remove_if_present(&db)?;
     for suffix in SIDE_FILES {
