@@ -17,6 +17,7 @@ pub mod optins;
 pub mod privacy;
 pub mod quotes;
 pub mod reminders;
+mod sql;
 pub mod store;
 
 #[cfg(test)]

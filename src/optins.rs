@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::{Tz, TZ_VARIANTS};
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::sql::sql_id;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OptInError {
     #[error(
@@ -189,18 +191,6 @@ pub fn zone_suggestions(typed: &str, limit: usize) -> Vec<&'static str> {
     starts.sort_unstable();
     contains.sort_unstable();
     starts.into_iter().chain(contains).take(limit).collect()
-}
-
-/// A Discord id as SQLite stores it. rusqlite (without its `fallible_uint` feature) binds no
-/// `u64`, and a silent `as i64` would turn an impossible id into a negative one.
-pub(crate) fn sql_id(id: u64) -> rusqlite::Result<i64> {
-    i64::try_from(id).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-/// Reads back an id stored by [`sql_id`]: column `index` of `row`.
-pub(crate) fn row_id(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
-    let value: i64 = row.get(index)?;
-    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
 }
 
 fn stored_zone(name: &str) -> Result<Tz, OptInError> {

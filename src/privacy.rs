@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use crate::quotes::{self, opt_u64_column, quote_from_row, u64_column, utc_column, Quote};
+use crate::{
+    quotes::{self, quote_from_row, Quote},
+    sql::{opt_row_id, opt_row_time, row_id, row_time},
+};
 
 /// Everything this guild holds about or by one member. Times serialise as RFC 3339 (UTC).
 ///
@@ -191,8 +194,8 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
             Ok(RatingRecord {
                 quote_id: r.get(0)?,
                 rating: r.get(1)?,
-                created_at: utc_column(r, 2)?,
-                updated_at: utc_column(r, 3)?,
+                created_at: row_time(r, 2)?,
+                updated_at: row_time(r, 3)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -225,8 +228,8 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
                     r.get::<_, bool>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     preferences,
-                    utc_column(r, 3)?,
-                    utc_column(r, 4)?,
+                    row_time(r, 3)?,
+                    row_time(r, 4)?,
                 ))
             },
         )
@@ -323,7 +326,7 @@ pub fn delete_guild_summary(conn: &Connection) -> Result<GuildSummary, PrivacyEr
     // Table names come from this fixed list, never from input.
     let count = |table: &str| -> rusqlite::Result<u64> {
         tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
-            u64_column(r, 0)
+            row_id(r, 0)
         })
     };
     let summary = GuildSummary {
@@ -349,42 +352,35 @@ fn id_param(id: u64) -> Result<i64, PrivacyError> {
     quotes::db_id(id).ok_or(PrivacyError::InvalidId(id))
 }
 
-fn opt_utc_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    match row.get::<_, Option<i64>>(idx)? {
-        Some(_) => utc_column(row, idx).map(Some),
-        None => Ok(None),
-    }
-}
-
 fn reminder_from_row(r: &Row<'_>) -> rusqlite::Result<ReminderRecord> {
     Ok(ReminderRecord {
         id: r.get(0)?,
         created_by_you: r.get(1)?,
         assigned_to_you: r.get(2)?,
         target_kind: r.get(3)?,
-        channel_id: opt_u64_column(r, 4)?,
+        channel_id: opt_row_id(r, 4)?,
         message: r.get(5)?,
-        due_at: utc_column(r, 6)?,
+        due_at: row_time(r, 6)?,
         time_zone: r.get(7)?,
         recurrence: r.get(8)?,
-        recurrence_end: opt_utc_column(r, 9)?,
+        recurrence_end: opt_row_time(r, 9)?,
         status: r.get(10)?,
         attempts: r.get(11)?,
         last_error: r.get(12)?,
-        created_at: utc_column(r, 13)?,
-        updated_at: utc_column(r, 14)?,
+        created_at: row_time(r, 13)?,
+        updated_at: row_time(r, 14)?,
     })
 }
 
 fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         reminder_id: r.get(0)?,
-        due_at: utc_column(r, 1)?,
+        due_at: row_time(r, 1)?,
         status: r.get(2)?,
         attempts: r.get(3)?,
         late: r.get(4)?,
-        claimed_at: utc_column(r, 5)?,
-        finished_at: opt_utc_column(r, 6)?,
+        claimed_at: row_time(r, 5)?,
+        finished_at: opt_row_time(r, 6)?,
         error: r.get(7)?,
     })
 }

@@ -20,6 +20,8 @@ use rusqlite::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::sql::{opt_row_id, row_id, row_time};
+
 pub const MAX_TEXT_CHARS: usize = 2000;
 pub const MAX_AUTHOR_CHARS: usize = 100;
 pub const MAX_TAGS: usize = 10;
@@ -300,7 +302,7 @@ pub fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<Quote>, 
 pub fn list(conn: &Connection, at: PageAt, page_size: u32) -> Result<QuotePage, QuoteError> {
     let size = clamp_page(page_size);
     let tx = conn.unchecked_transaction()?;
-    let total = tx.query_row("SELECT COUNT(*) FROM quotes", [], |r| u64_column(r, 0))?;
+    let total = tx.query_row("SELECT COUNT(*) FROM quotes", [], |r| row_id(r, 0))?;
     let (condition, order, bound) = match at {
         PageAt::First => ("1", "ASC", 0),
         PageAt::After(id) => ("q.id > ?1", "ASC", id),
@@ -484,7 +486,7 @@ pub fn tags(conn: &Connection, prefix: &str, limit: u32) -> Result<Vec<TagCount>
         .query_map(params![pattern, clamp_page(limit)], |r| {
             Ok(TagCount {
                 name: r.get(0)?,
-                quotes: u64_column(r, 1)?,
+                quotes: row_id(r, 1)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -496,10 +498,8 @@ pub fn tags(conn: &Connection, prefix: &str, limit: u32) -> Result<Vec<TagCount>
 pub fn stats(conn: &Connection, top: u32, min_ratings: u32) -> Result<QuoteStats, QuoteError> {
     let top = clamp_page(top);
     let tx = conn.unchecked_transaction()?;
-    let quotes = tx.query_row("SELECT COUNT(*) FROM quotes", [], |r| u64_column(r, 0))?;
-    let ratings = tx.query_row("SELECT COUNT(*) FROM quote_ratings", [], |r| {
-        u64_column(r, 0)
-    })?;
+    let quotes = tx.query_row("SELECT COUNT(*) FROM quotes", [], |r| row_id(r, 0))?;
+    let ratings = tx.query_row("SELECT COUNT(*) FROM quote_ratings", [], |r| row_id(r, 0))?;
     let top_authors = tx
         .prepare(
             "SELECT MIN(author_name), COUNT(*) AS n FROM quotes WHERE author_name <> ?1
@@ -508,7 +508,7 @@ pub fn stats(conn: &Connection, top: u32, min_ratings: u32) -> Result<QuoteStats
         .query_map(params![DEFAULT_AUTHOR, top], |r| {
             Ok(AuthorCount {
                 author_name: r.get(0)?,
-                quotes: u64_column(r, 1)?,
+                quotes: row_id(r, 1)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -526,8 +526,8 @@ pub fn stats(conn: &Connection, top: u32, min_ratings: u32) -> Result<QuoteStats
         )?
         .query_map([top], |r| {
             Ok(AdderCount {
-                user_id: u64_column(r, 0)?,
-                quotes: u64_column(r, 1)?,
+                user_id: row_id(r, 0)?,
+                quotes: row_id(r, 1)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -625,26 +625,6 @@ pub(crate) fn db_id(id: u64) -> Option<i64> {
     i64::try_from(id).ok().filter(|&v| v > 0)
 }
 
-/// Reads an INTEGER column that holds a Discord id or a count (never negative when written
-/// by this code; a negative value means a damaged row and is reported, not wrapped).
-pub(crate) fn u64_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
-    let value: i64 = row.get(idx)?;
-    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, value))
-}
-
-pub(crate) fn opt_u64_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<u64>> {
-    let value: Option<i64> = row.get(idx)?;
-    value
-        .map(|v| u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, v)))
-        .transpose()
-}
-
-/// Reads an INTEGER unix-seconds column as a UTC time.
-pub(crate) fn utc_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let secs: i64 = row.get(idx)?;
-    DateTime::from_timestamp(secs, 0).ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, secs))
-}
-
 /// Quotes with their tags as a JSON array, so one statement loads a whole page.
 pub(crate) const QUOTE_SELECT: &str = "
     SELECT q.id, q.text, q.author_name, q.author_id, q.added_by, q.source_channel_id,
@@ -660,14 +640,14 @@ pub(crate) fn quote_from_row(row: &Row<'_>) -> rusqlite::Result<Quote> {
         id: row.get(0)?,
         text: row.get(1)?,
         author_name: row.get(2)?,
-        author_id: opt_u64_column(row, 3)?,
-        added_by: opt_u64_column(row, 4)?,
-        source_channel_id: opt_u64_column(row, 5)?,
-        source_message_id: opt_u64_column(row, 6)?,
+        author_id: opt_row_id(row, 3)?,
+        added_by: opt_row_id(row, 4)?,
+        source_channel_id: opt_row_id(row, 5)?,
+        source_message_id: opt_row_id(row, 6)?,
         rating_avg: row.get(7)?,
         rating_count: row.get(8)?,
-        created_at: utc_column(row, 9)?,
-        updated_at: utc_column(row, 10)?,
+        created_at: row_time(row, 9)?,
+        updated_at: row_time(row, 10)?,
         tags: serde_json::from_str(&tags)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(11, Type::Text, Box::new(e)))?,
     })
@@ -779,7 +759,7 @@ fn check_may_change(
 ) -> Result<(), QuoteError> {
     let added_by = conn
         .query_row("SELECT added_by FROM quotes WHERE id = ?1", [id], |r| {
-            opt_u64_column(r, 0)
+            opt_row_id(r, 0)
         })
         .optional()?
         .ok_or(QuoteError::NotFound { id })?;

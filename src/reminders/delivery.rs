@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{load, Reminder, ReminderError, Status, Target};
-use crate::optins::{self, sql_id};
+use crate::{optins, sql::sql_id};
 
 /// Why a DM is refused at delivery time; stored as the reminder's `last_error`.
 pub const NOT_OPTED_IN: &str = "the member has not opted in to DMs";

@@ -28,7 +28,10 @@ pub use scheduler::{
     Clock, Deliver, DeliveryFuture, Scheduler, SchedulerConfig, SystemClock, TokioClock,
 };
 
-use crate::optins::{row_id, sql_id, OptInError};
+use crate::{
+    optins::OptInError,
+    sql::{row_id, sql_id},
+};
 
 /// The most a member may write; the schema allows more for imported reminders.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
