@@ -79,10 +79,14 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.store.idle_timeout = duration(raw, false)?;
         Ok(())
     }),
-    ("connections_per_guild", "GUILDKEEP_CONNECTIONS_PER_GUILD", |c, raw| {
-        c.store.connections_per_guild = whole(raw, 1, 64)?;
-        Ok(())
-    }),
+    (
+        "connections_per_guild",
+        "GUILDKEEP_CONNECTIONS_PER_GUILD",
+        |c, raw| {
+            c.store.connections_per_guild = whole(raw, 1, 64)?;
+            Ok(())
+        },
+    ),
     ("busy_timeout", "GUILDKEEP_BUSY_TIMEOUT", |c, raw| {
         c.store.busy_timeout = duration(raw, false)?;
         Ok(())
@@ -230,10 +234,12 @@ fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
     let origin = path.display().to_string();
     Ok(table
         .into_iter()
@@ -289,7 +295,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn file(body: &str) -> (tempfile::TempDir, PathBuf) {
@@ -311,7 +320,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let (_dir, path) = file("max_open_guilds = 8\nidle_timeout = \"5m\"\nsynchronous = \"full\"\n");
+        let (_dir, path) =
+            file("max_open_guilds = 8\nidle_timeout = \"5m\"\nsynchronous = \"full\"\n");
         let c = Config::load(Some(&path), env(&[("GUILDKEEP_MAX_OPEN_GUILDS", "16")])).unwrap();
         assert_eq!(c.store.max_open_guilds, 16);
         assert_eq!(c.store.idle_timeout, Duration::from_secs(300));
@@ -323,7 +333,9 @@ mod tests {
         let (_dir, path) = file("max_open_guild = 8\n");
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(err.contains("`max_open_guild`"), "{err}");
-        let err = Config::load(None, env(&[("GUILDKEEP_DATADIR", "x")])).unwrap_err().to_string();
+        let err = Config::load(None, env(&[("GUILDKEEP_DATADIR", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("GUILDKEEP_DATADIR"), "{err}");
     }
 
@@ -338,18 +350,37 @@ mod tests {
             ("GUILDKEEP_SHARDS", "4..2", "shards"),
         ];
         for (var, value, key) in cases {
-            let err = Config::load(None, env(&[(var, value)])).unwrap_err().to_string();
-            assert!(err.contains(&format!("`{key}` = `{value}`")), "{var}: {err}");
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("`{key}` = `{value}`")),
+                "{var}: {err}"
+            );
             assert!(!err.contains('\n'), "one line: {err}");
         }
     }
 
     #[test]
     fn shards_need_a_count_that_covers_them() {
-        let ok = Config::load(None, env(&[("GUILDKEEP_SHARD_COUNT", "4"), ("GUILDKEEP_SHARDS", "2..4")])).unwrap();
-        assert_eq!(ok.store.shards, Some(ShardOwnership { count: 4, owned: 2..4 }));
+        let ok = Config::load(
+            None,
+            env(&[("GUILDKEEP_SHARD_COUNT", "4"), ("GUILDKEEP_SHARDS", "2..4")]),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.store.shards,
+            Some(ShardOwnership {
+                count: 4,
+                owned: 2..4
+            })
+        );
         assert!(Config::load(None, env(&[("GUILDKEEP_SHARDS", "0..2")])).is_err());
-        assert!(Config::load(None, env(&[("GUILDKEEP_SHARD_COUNT", "2"), ("GUILDKEEP_SHARDS", "1..3")])).is_err());
+        assert!(Config::load(
+            None,
+            env(&[("GUILDKEEP_SHARD_COUNT", "2"), ("GUILDKEEP_SHARDS", "1..3")])
+        )
+        .is_err());
     }
 
     #[test]

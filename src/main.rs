@@ -6,14 +6,13 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use guildkeep::{
-    config::Config,
-    ops::inspect,
-    store::GuildDatabaseManager,
-};
+use guildkeep::{config::Config, ops::inspect, store::GuildDatabaseManager};
 
 #[derive(Parser)]
-#[command(version, about = "A Discord bot that keeps every guild's data in its own SQLite file")]
+#[command(
+    version,
+    about = "A Discord bot that keeps every guild's data in its own SQLite file"
+)]
 struct Cli {
     /// The data directory (overrides `data_dir` in the config file and GUILDKEEP_DATA_DIR).
     #[arg(long, global = true, value_name = "DIR")]
@@ -96,8 +95,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Stats => print_stats(&store).await,
         Command::Check { guilds } => check(&store, &guilds).await,
-        Command::Schema { action: SchemaAction::Status } => schema_status(&store).await,
-        Command::Schema { action: SchemaAction::Upgrade } => schema_upgrade(&store).await,
+        Command::Schema {
+            action: SchemaAction::Status,
+        } => schema_status(&store).await,
+        Command::Schema {
+            action: SchemaAction::Upgrade,
+        } => schema_upgrade(&store).await,
     };
     store.shutdown().await;
     result
@@ -131,7 +134,12 @@ async fn check(store: &GuildDatabaseManager, guilds: &[u64]) -> anyhow::Result<(
             println!("guild {}: {problem}", result.guild);
         }
     }
-    println!("checked {} guilds: {} ok, {} failing", results.len(), results.len() - failing.len(), failing.len());
+    println!(
+        "checked {} guilds: {} ok, {} failing",
+        results.len(),
+        results.len() - failing.len(),
+        failing.len()
+    );
     if !failing.is_empty() {
         let names: Vec<String> = failing.iter().map(|r| r.guild.to_string()).collect();
         bail!("integrity check failed for guild(s) {}", names.join(", "));
@@ -169,7 +177,10 @@ async fn schema_upgrade(store: &GuildDatabaseManager) -> anyhow::Result<()> {
             }
         }
     }
-    println!("{} guilds at the latest schema", upgrades.len() - failed.len());
+    println!(
+        "{} guilds at the latest schema",
+        upgrades.len() - failed.len()
+    );
     if !failed.is_empty() {
         bail!("schema upgrade failed for guild(s) {}", failed.join(", "));
     }

@@ -69,7 +69,10 @@ pub async fn stats(store: &GuildDatabaseManager) -> Result<DiskStats, StoreError
 
 /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` of each guild (every guild on
 /// disk when `guilds` is empty). Results are in guild order.
-pub async fn check(store: &GuildDatabaseManager, guilds: &[u64]) -> Result<Vec<CheckResult>, StoreError> {
+pub async fn check(
+    store: &GuildDatabaseManager,
+    guilds: &[u64],
+) -> Result<Vec<CheckResult>, StoreError> {
     let guilds = selected(store, guilds).await?;
     let progress = Progress::new("check", guilds.len() as u64);
     let mut results: Vec<CheckResult> = stream::iter(guilds)
@@ -106,7 +109,8 @@ fn check_one(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
         .query_map([], |row| {
             Ok(format!(
                 "foreign key: row {} of {} points to a missing {} row",
-                row.get::<_, Option<i64>>(1)?.map_or("?".into(), |id| id.to_string()),
+                row.get::<_, Option<i64>>(1)?
+                    .map_or("?".into(), |id| id.to_string()),
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(2)?
             ))
@@ -117,7 +121,9 @@ fn check_one(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 /// Each guild's schema version on disk, read without migrating; `None` if unreadable.
-pub async fn schema_status(store: &GuildDatabaseManager) -> Result<Vec<(u64, Option<u32>)>, StoreError> {
+pub async fn schema_status(
+    store: &GuildDatabaseManager,
+) -> Result<Vec<(u64, Option<u32>)>, StoreError> {
     let guilds = store.guilds_on_disk().await?;
     Ok(stream::iter(guilds)
         .map(|guild| async move {

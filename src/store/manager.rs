@@ -179,7 +179,10 @@ impl Drop for Lease {
 impl GuildDatabaseManager {
     /// Builds the store and starts its idle-close task; call inside a tokio runtime.
     pub fn new(config: StoreConfig) -> Result<Self, StoreError> {
-        assert!(config.max_open_guilds > 0, "max_open_guilds must be at least 1");
+        assert!(
+            config.max_open_guilds > 0,
+            "max_open_guilds must be at least 1"
+        );
         let dir = DataDir::new(&config.data_dir);
         paths::create_private_dir(&dir.guilds_dir())?;
         let inner = Arc::new(Inner {
@@ -188,7 +191,12 @@ impl GuildDatabaseManager {
                 synchronous: config.synchronous,
             },
             template: Template::build(&config.migrations)?,
-            pool_worker: Arc::new(ScheduledThreadPool::builder().num_threads(1).thread_name_pattern("guildkeep-r2d2-{}").build()),
+            pool_worker: Arc::new(
+                ScheduledThreadPool::builder()
+                    .num_threads(1)
+                    .thread_name_pattern("guildkeep-r2d2-{}")
+                    .build(),
+            ),
             state: Mutex::new(State {
                 slots: LruCache::unbounded(),
                 deleting: HashSet::new(),
@@ -252,7 +260,9 @@ impl GuildDatabaseManager {
         let db = self.inner.dir.guild_db(GuildId::new(guild)?);
         tokio::task::spawn_blocking(move || {
             let mut total = 0;
-            for path in std::iter::once(db.clone()).chain(SIDE_FILES.map(|s| paths::with_suffix(&db, s))) {
+            for path in
+                std::iter::once(db.clone()).chain(SIDE_FILES.map(|s| paths::with_suffix(&db, s)))
+            {
                 match std::fs::metadata(&path) {
                     Ok(meta) => total += meta.len(),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -330,7 +340,9 @@ impl GuildDatabaseManager {
                             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "no connection for the shutdown checkpoint"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no connection for the shutdown checkpoint")
+                    }
                 }
             }
         })
@@ -343,10 +355,13 @@ impl GuildDatabaseManager {
     pub fn stats(&self) -> Stats {
         let (open_pools, leased) = {
             let state = self.lock();
-            state.slots.iter().fold((0, 0), |(open, leased), (_, slot)| match slot {
-                Slot::Open(pool) => (open + 1, leased + pool.leases.load(Ordering::Acquire)),
-                Slot::Opening(_) => (open, leased),
-            })
+            state
+                .slots
+                .iter()
+                .fold((0, 0), |(open, leased), (_, slot)| match slot {
+                    Slot::Open(pool) => (open + 1, leased + pool.leases.load(Ordering::Acquire)),
+                    Slot::Opening(_) => (open, leased),
+                })
         };
         let mut recent: Vec<Duration> = self
             .inner
@@ -492,7 +507,10 @@ impl GuildDatabaseManager {
                 return Ok(Step::AwaitCapacity);
             };
             victim = state.slots.pop(&idle);
-            self.inner.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .evictions
+                .fetch_add(1, Ordering::Relaxed);
         }
         let (done, opening) = watch::channel(None);
         state.slots.put(guild, Slot::Opening(opening));
@@ -649,7 +667,8 @@ async fn close_idle_pools(inner: Weak<Inner>) {
                 .filter_map(|(id, slot)| match slot {
                     Slot::Open(pool)
                         if pool.is_idle()
-                            && now.duration_since(*pool.last_used.lock().expect("lock poisoned"))
+                            && now
+                                .duration_since(*pool.last_used.lock().expect("lock poisoned"))
                                 >= inner.config.idle_timeout =>
                     {
                         Some(*id)

@@ -34,7 +34,11 @@ impl Migrations {
     /// Panics when versions are not 1, 2, …, N in order: a programming error, not input.
     pub fn new(steps: Vec<Migration>) -> Self {
         for (index, step) in steps.iter().enumerate() {
-            assert_eq!(step.version as usize, index + 1, "migrations must be numbered 1..=N");
+            assert_eq!(
+                step.version as usize,
+                index + 1,
+                "migrations must be numbered 1..=N"
+            );
         }
         Self(steps)
     }
@@ -57,10 +61,11 @@ impl Migrations {
         let before = user_version(&tx)?;
         self.refuse_newer(before)?;
         for step in self.0.iter().filter(|m| m.version > before) {
-            tx.execute_batch(step.sql).map_err(|source| StoreError::Migration {
-                version: step.version,
-                source,
-            })?;
+            tx.execute_batch(step.sql)
+                .map_err(|source| StoreError::Migration {
+                    version: step.version,
+                    source,
+                })?;
         }
         tx.pragma_update(None, "user_version", self.latest())?;
         tx.commit()?;

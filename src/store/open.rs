@@ -120,8 +120,7 @@ pub fn open_guild(
             supported: migrations.latest(),
         });
     }
-    match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-    {
+    match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)) {
         Ok(_) => {}
         Err(e) if is_not_a_database(&e) => {
             drop(conn);
@@ -135,7 +134,11 @@ pub fn open_guild(
 
 /// Opens an existing guild database read-only, with no PRAGMA that writes and no migration:
 /// for reports (`stats`, `check`, `schema status`) that must not change what they look at.
-pub fn open_read_only(dir: &DataDir, guild: GuildId, busy_timeout: Duration) -> Result<Connection, StoreError> {
+pub fn open_read_only(
+    dir: &DataDir,
+    guild: GuildId,
+    busy_timeout: Duration,
+) -> Result<Connection, StoreError> {
     let db = dir.guild_db(guild);
     if !db.exists() {
         return Err(StoreError::UnknownGuild(guild.get()));
@@ -166,7 +169,8 @@ fn quarantine(dir: &DataDir, guild: GuildId, db: &Path) -> Result<StoreError, St
     for suffix in SIDE_FILES {
         let side = paths::with_suffix(db, suffix);
         if side.exists() {
-            fs::rename(&side, paths::with_suffix(&moved_to, suffix)).map_err(StoreError::io(&side))?;
+            fs::rename(&side, paths::with_suffix(&moved_to, suffix))
+                .map_err(StoreError::io(&side))?;
         }
     }
     paths::fsync_dir(&dir.guild_dir(guild))?;

@@ -1,0 +1,8 @@
+//! End to end: the real bot against an in-process fake Discord (see `support/`). One test
+//! target, one module per command group or concern.
+
+#![recursion_limit = "256"]
+
+mod admin;
+mod events;
+mod support;
