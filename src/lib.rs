@@ -4,11 +4,15 @@
 //! - [`bot`]: the Discord bot (serenity + poise): commands, events, delivery.
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
+//! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
+//! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
 //! - [`ops`]: operator jobs run from the command line.
 
 pub mod bot;
 pub mod config;
 pub mod ops;
+pub mod privacy;
+pub mod quotes;
 pub mod store;
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub async fn schema_upgrade(store: &GuildDatabaseManager) -> Result<Vec<Upgrade>
         .map(|guild| {
             let progress = &progress;
             async move {
-                let before = store.inspect_guild(guild, |conn| user_version(conn)).await;
+                let before = store.inspect_guild(guild, user_version).await;
                 let outcome = match before {
                     Ok(Ok(before)) => store
                         .with_existing_guild(guild, |_| ())

@@ -41,7 +41,7 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.inc(1),
             // About twenty lines for a whole job, however large.
-            None if done == self.total || done % (self.total / 20).max(1) == 0 => {
+            None if done == self.total || done.is_multiple_of((self.total / 20).max(1)) => {
                 tracing::info!(job = self.job, done, total = self.total, "progress");
             }
             None => {}

@@ -392,10 +392,6 @@ impl GuildDatabaseManager {
         }
     }
 
-    pub(crate) fn paths(&self) -> &DataDir {
-        &self.inner.dir
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().expect("store state lock poisoned")
     }

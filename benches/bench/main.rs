@@ -1,0 +1,149 @@
+//! `scripts/bench`: every performance case of guildkeep beside its baseline in the same run,
+//! printed as a table and written to `target/bench/results.json`. Every figure is a median
+//! of repeats; ratios compare figures taken in the same run, so they hold on a noisy machine.
+//!
+//! `--quick` runs every case at reduced size; `--only CASE` runs one case.
+//! Cases live in their own files by the part they measure: `store_cases.rs`, ...
+
+mod measure;
+mod store_cases;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+
+/// How big a run is.
+#[derive(Clone, Copy)]
+pub struct Size {
+    pub quick: bool,
+}
+
+impl Size {
+    pub fn pick(self, quick: usize, full: usize) -> usize {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    pub fn repeats(self) -> usize {
+        self.pick(3, 5)
+    }
+}
+
+/// One row of the results.
+pub struct Case {
+    title: &'static str,
+    ours: Value,
+    baseline: Option<Value>,
+    ratio: Option<f64>,
+    goal: &'static str,
+    met: bool,
+}
+
+impl Case {
+    pub fn new(
+        title: &'static str,
+        ours: Value,
+        baseline: Option<Value>,
+        ratio: Option<f64>,
+        goal: &'static str,
+        met: bool,
+    ) -> Self {
+        Self { title, ours, baseline, ratio, goal, met }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "ours": self.ours,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "goal": self.goal,
+            "met": self.met,
+        })
+    }
+}
+
+const CASES: &[&str] = &["new_guild", "reopen", "hot", "zipf", "growth"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The growth case measures each point in a fresh child process: `--growth-point DIR N`.
+    if let Some(at) = args.iter().position(|a| a == "--growth-point") {
+        let dir = PathBuf::from(&args[at + 1]);
+        let guilds: u64 = args[at + 2].parse().expect("guild count");
+        let figures = runtime().block_on(store_cases::growth_point(&dir, guilds));
+        println!("{figures}");
+        return;
+    }
+    let size = Size { quick: args.iter().any(|a| a == "--quick") };
+    let only = args.iter().position(|a| a == "--only").map(|at| args[at + 1].clone());
+    if let Some(case) = &only {
+        assert!(CASES.contains(&case.as_str()), "unknown case {case}; cases: {CASES:?}");
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("guildkeep-bench-")
+        .tempdir_in(std::env::var_os("BENCH_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from))
+        .expect("scratch directory");
+    let runtime = runtime();
+    let mut results = Map::new();
+    for &name in CASES {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        eprintln!("running {name}...");
+        let started = std::time::Instant::now();
+        let case = runtime.block_on(run(name, size, scratch.path()));
+        eprintln!("  {name}: {:.1} s", started.elapsed().as_secs_f64());
+        print_row(name, &case);
+        results.insert(name.to_owned(), case.json());
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    let document = json!({ "quick": size.quick, "cases": results });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&document).unwrap())
+        .expect("write results.json");
+    println!("wrote {}", out.join("results.json").display());
+}
+
+async fn run(name: &str, size: Size, scratch: &Path) -> Case {
+    match name {
+        "new_guild" => store_cases::new_guild(size, scratch).await,
+        "reopen" => store_cases::reopen(size, scratch).await,
+        "hot" => store_cases::hot(size, scratch).await,
+        "zipf" => store_cases::zipf(size, scratch).await,
+        "growth" => store_cases::growth(size, scratch, measure_growth_point).await,
+        other => unreachable!("case {other} is listed but not run"),
+    }
+}
+
+fn measure_growth_point(dir: &Path, guilds: u64) -> Value {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--growth-point")
+        .arg(dir)
+        .arg(guilds.to_string())
+        .output()
+        .expect("growth child");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("growth figures")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+fn print_row(name: &str, case: &Case) {
+    let ratio = case.ratio.map_or("—".to_owned(), |r| format!("{r:.2}"));
+    let baseline = case.baseline.as_ref().map_or("—".to_owned(), Value::to_string);
+    println!(
+        "{:<10} {} | ours {} | baseline {} | ratio {} | goal: {} | {}",
+        name,
+        case.title,
+        case.ours,
+        baseline,
+        ratio,
+        case.goal,
+        if case.met { "met" } else { "MISSED" }
+    );
+}

@@ -1,0 +1,73 @@
+//! What the benchmark cases measure with: latency samples and their percentiles, medians of
+//! repeats, and the process's resident memory and open file descriptors.
+
+use std::time::{Duration, Instant};
+
+/// Latencies of one run of a case.
+#[derive(Default)]
+pub struct Samples(Vec<Duration>);
+
+impl Samples {
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    pub fn push(&mut self, took: Duration) {
+        self.0.push(took);
+    }
+
+    /// Times `f` and records it.
+    pub fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.push(started.elapsed());
+        out
+    }
+
+    pub fn extend(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    /// The `p`th percentile in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let index = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
+        sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Resident set size of this process, in MiB.
+pub fn rss_mib() -> f64 {
+    status_kib("VmRSS:") / 1024.0
+}
+
+/// Peak resident set size of this process, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    status_kib("VmHWM:") / 1024.0
+}
+
+fn status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}

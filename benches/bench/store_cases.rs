@@ -1,0 +1,362 @@
+//! The store's cases, each beside its baseline in the same run: creating a guild, reopening
+//! an evicted one, a cached insert + read, a Zipf-distributed multi-guild workload against
+//! one shared SQLite file (the legacy design), and memory/descriptor growth with the number
+//! of guilds on disk.
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use guildkeep::store::{GuildDatabaseManager, StoreConfig};
+use rand::{Rng, SeedableRng};
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use crate::{
+    measure::{median, open_fds, rss_mib, Samples},
+    Case, Size,
+};
+
+const SCHEMA: &str = include_str!("../../schema/0001_init.sql");
+const INSERT: &str = "INSERT INTO quotes (text, author_name, added_by, created_at, updated_at) \
+                      VALUES ('benchmark quote text', 'someone', 42, 0, 0)";
+const READ_RANDOM: &str = "SELECT id, text FROM quotes WHERE id >= \
+                           (SELECT abs(random()) % max(id) + 1 FROM quotes) ORDER BY id LIMIT 1";
+
+fn store(dir: &Path, cap: usize) -> GuildDatabaseManager {
+    let mut config = StoreConfig::new(dir);
+    config.max_open_guilds = cap;
+    GuildDatabaseManager::new(config).expect("store")
+}
+
+/// The PRAGMAs the store sets, for the raw baselines.
+fn raw_open(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("open");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .unwrap();
+    conn
+}
+
+fn insert_and_read(conn: &Connection) {
+    conn.prepare_cached(INSERT).unwrap().execute([]).unwrap();
+    conn.prepare_cached(READ_RANDOM)
+        .unwrap()
+        .query_row([], |row| row.get::<_, i64>(0))
+        .unwrap();
+}
+
+fn latency(samples: &Samples) -> Value {
+    json!({ "p50_ms": samples.percentile_ms(50.0), "p99_ms": samples.percentile_ms(99.0) })
+}
+
+/// Median over repeats of each run's p50 and p99, and the ratio of the p50 medians.
+fn compare(ours: Vec<Samples>, baseline: Vec<Samples>) -> (Value, Value, f64) {
+    let summary = |runs: &[Samples]| {
+        json!({
+            "p50_ms": median(runs.iter().map(|s| s.percentile_ms(50.0)).collect()),
+            "p99_ms": median(runs.iter().map(|s| s.percentile_ms(99.0)).collect()),
+        })
+    };
+    let (ours, baseline) = (summary(&ours), summary(&baseline));
+    let ratio = ours["p50_ms"].as_f64().unwrap() / baseline["p50_ms"].as_f64().unwrap();
+    (ours, baseline, ratio)
+}
+
+pub async fn new_guild(size: Size, scratch: &Path) -> Case {
+    let n = size.pick(200, 2000);
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for repeat in 0..size.repeats() {
+        let dir = scratch.join(format!("new_guild_{repeat}"));
+        let store = store(&dir.join("ours"), 256);
+        let mut ours_run = Samples::with_capacity(n);
+        let mut base_run = Samples::with_capacity(n);
+        std::fs::create_dir_all(dir.join("raw")).unwrap();
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            store
+                .with_guild(i + 1, |c| c.execute(INSERT, []).unwrap())
+                .await
+                .unwrap();
+            ours_run.push(started.elapsed());
+            let path = dir.join("raw").join(format!("{i}.db"));
+            base_run.time(|| {
+                let mut conn = raw_open(&path);
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                tx.execute_batch(SCHEMA).unwrap();
+                tx.pragma_update(None, "user_version", 1).unwrap();
+                tx.commit().unwrap();
+                conn.execute(INSERT, []).unwrap();
+            });
+        }
+        store.shutdown().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+        ours.push(ours_run);
+        baseline.push(base_run);
+    }
+    let (ours, baseline, ratio) = compare(ours, baseline);
+    let met = ratio <= 1.2 && ours["p50_ms"].as_f64().unwrap() <= 2.0;
+    Case::new("new guild", ours, Some(baseline), Some(ratio), "ratio ≤ 1.2 and p50 ≤ 2 ms (predecessor: 42–49 ms)", met)
+}
+
+pub async fn reopen(size: Size, scratch: &Path) -> Case {
+    let n = size.pick(200, 2000);
+    let dir = scratch.join("reopen");
+    let setup = store(&dir, 256);
+    for guild in 1..=n as u64 {
+        setup.with_guild(guild, |c| c.execute(INSERT, []).unwrap()).await.unwrap();
+    }
+    setup.shutdown().await;
+    drop(setup);
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..size.repeats() {
+        // A cap far below the number of guilds: every use in the cycle reopens.
+        let store = store(&dir, 8);
+        let mut ours_run = Samples::with_capacity(n);
+        let mut base_run = Samples::with_capacity(n);
+        for guild in 1..=n as u64 {
+            let started = Instant::now();
+            store
+                .with_existing_guild(guild, |c| c.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0)).unwrap())
+                .await
+                .unwrap();
+            ours_run.push(started.elapsed());
+        }
+        assert!(store.stats().opens >= n as u64, "every use reopened");
+        store.shutdown().await;
+        for guild in 1..=n as u64 {
+            let path = dir.join("guilds").join(guild.to_string()).join("quotes.db");
+            base_run.time(|| {
+                let conn = raw_open(&path);
+                conn.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0)).unwrap();
+                drop(conn);
+            });
+        }
+        ours.push(ours_run);
+        baseline.push(base_run);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ours, baseline, ratio) = compare(ours, baseline);
+    Case::new("reopen", ours, Some(baseline), Some(ratio), "ratio ≤ 1.3 (predecessor: 17 ms)", ratio <= 1.3)
+}
+
+pub async fn hot(size: Size, scratch: &Path) -> Case {
+    let n = size.pick(2000, 20000);
+    let dir = scratch.join("hot");
+    let store = store(&dir, 256);
+    store.with_guild(1, |c| c.execute(INSERT, []).unwrap()).await.unwrap();
+    let raw = raw_open(&dir.join("raw.db"));
+    raw.execute_batch(SCHEMA).unwrap();
+    raw.execute(INSERT, []).unwrap();
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..size.repeats() {
+        let mut ours_run = Samples::with_capacity(n);
+        let mut base_run = Samples::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            store.with_guild(1, |c| insert_and_read(c)).await.unwrap();
+            ours_run.push(started.elapsed());
+            base_run.time(|| insert_and_read(&raw));
+        }
+        ours.push(ours_run);
+        baseline.push(base_run);
+    }
+    store.shutdown().await;
+    drop(raw);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ours, baseline, ratio) = compare(ours, baseline);
+    Case::new("hot", ours, Some(baseline), Some(ratio), "ratio ≤ 1.5 (predecessor: about 2.5 ms)", ratio <= 1.5)
+}
+
+/// Guild ids drawn Zipf(1.1) over `guilds`, the same sequence for ours and the baseline.
+fn zipf_draws(guilds: u64, n: usize, seed: u64) -> Vec<u64> {
+    let zipf = rand_distr::Zipf::new(guilds as f64, 1.1).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.sample(zipf) as u64).collect()
+}
+
+pub async fn zipf(size: Size, scratch: &Path) -> Case {
+    const TASKS: usize = 8;
+    let guilds = size.pick(2_000, 100_000) as u64;
+    let ops = size.pick(20_000, 200_000);
+    let dir = scratch.join("zipf");
+    let setup = store(&dir, 256);
+    create_guilds(&setup, guilds).await;
+    setup.shutdown().await;
+    drop(setup);
+    let shared_path = dir.join("shared.db");
+    {
+        let conn = raw_open(&shared_path);
+        conn.execute_batch(
+            "CREATE TABLE quotes (id INTEGER PRIMARY KEY, guild_id INTEGER NOT NULL, text TEXT NOT NULL, \
+             author_name TEXT, added_by INTEGER, created_at INTEGER, updated_at INTEGER); \
+             CREATE INDEX quotes_guild ON quotes (guild_id, id);",
+        )
+        .unwrap();
+    }
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for repeat in 0..size.repeats() {
+        let draws = Arc::new(zipf_draws(guilds, ops, repeat as u64));
+        let store = store(&dir, 256);
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (store, draws, next) = (store.clone(), draws.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut samples = Samples::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(&guild) = draws.get(i) else { return samples };
+                        let t = Instant::now();
+                        store.with_existing_guild(guild, |c| insert_and_read(c)).await.unwrap();
+                        samples.push(t.elapsed());
+                    }
+                })
+            })
+            .collect();
+        let mut ours_run = Samples::default();
+        for worker in workers {
+            ours_run.extend(worker.await.unwrap());
+        }
+        let ours_secs = started.elapsed().as_secs_f64();
+        let hit_rate = {
+            let s = store.stats();
+            s.hits as f64 / (s.hits + s.misses) as f64
+        };
+        store.shutdown().await;
+
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (draws, next, path) = (draws.clone(), next.clone(), shared_path.clone());
+                std::thread::spawn(move || {
+                    let conn = raw_open(&path);
+                    let mut samples = Samples::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(&guild) = draws.get(i) else { return samples };
+                        samples.time(|| shared_insert_and_read(&conn, guild));
+                    }
+                })
+            })
+            .collect();
+        let mut base_run = Samples::default();
+        for worker in workers {
+            base_run.extend(worker.join().unwrap());
+        }
+        let base_secs = started.elapsed().as_secs_f64();
+        ours.push((ops as f64 / ours_secs, ours_run.percentile_ms(99.0), hit_rate));
+        baseline.push((ops as f64 / base_secs, base_run.percentile_ms(99.0)));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let ours_tput = median(ours.iter().map(|o| o.0).collect());
+    let base_tput = median(baseline.iter().map(|b| b.0).collect());
+    let ratio = ours_tput / base_tput;
+    Case::new(
+        "zipf",
+        json!({
+            "ops_per_s": ours_tput,
+            "p99_ms": median(ours.iter().map(|o| o.1).collect()),
+            "cache_hit_rate": median(ours.iter().map(|o| o.2).collect()),
+            "guilds": guilds, "ops": ops, "tasks": TASKS,
+        }),
+        Some(json!({
+            "ops_per_s": base_tput,
+            "p99_ms": median(baseline.iter().map(|b| b.1).collect()),
+        })),
+        Some(ratio),
+        "throughput ≥ the shared file's (ratio ≥ 1)",
+        ratio >= 1.0,
+    )
+}
+
+fn shared_insert_and_read(conn: &Connection, guild: u64) {
+    let tx = conn.unchecked_transaction().unwrap();
+    tx.prepare_cached(
+        "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
+         VALUES (?1, 'benchmark quote text', 'someone', 42, 0, 0)",
+    )
+    .unwrap()
+    .execute([guild])
+    .unwrap();
+    tx.commit().unwrap();
+    conn.prepare_cached(
+        "SELECT id, text FROM quotes WHERE guild_id = ?1 AND id >= \
+         (SELECT abs(random()) % max(id) + 1 FROM quotes WHERE guild_id = ?1) ORDER BY id LIMIT 1",
+    )
+    .unwrap()
+    .query_row([guild], |row| row.get::<_, i64>(0))
+    .unwrap();
+}
+
+/// Creates guilds 1..=n through the store, a few at a time.
+async fn create_guilds(store: &GuildDatabaseManager, n: u64) {
+    use futures::StreamExt;
+    futures::stream::iter(1..=n)
+        .for_each_concurrent(8, |guild| async move {
+            store.with_guild(guild, |_| ()).await.unwrap();
+        })
+        .await;
+}
+
+/// Memory and descriptors of a fresh process holding `guilds` guilds on disk, after using a
+/// fixed sample of them: run in a child process (see `main.rs`) so each figure starts clean.
+pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
+    const CAP: usize = 256;
+    const SAMPLE: u64 = 2000;
+    let store = store(dir, CAP);
+    let on_disk = store.guilds_on_disk().await.unwrap().len() as u64;
+    assert_eq!(on_disk, guilds);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..2 {
+        for _ in 0..SAMPLE {
+            let guild = rng.random_range(1..=guilds);
+            store.with_existing_guild(guild, |c| insert_and_read(c)).await.unwrap();
+        }
+    }
+    let figures = json!({ "guilds": guilds, "rss_mib": rss_mib(), "fds": open_fds(), "cap": CAP });
+    store.shutdown().await;
+    figures
+}
+
+pub async fn growth(size: Size, scratch: &Path, measure_child: impl Fn(&Path, u64) -> Value) -> Case {
+    let points: &[u64] = if size.quick { &[1_000, 5_000] } else { &[1_000, 10_000, 100_000] };
+    let dir = scratch.join("growth");
+    let store = store(&dir, 256);
+    let mut created = 0;
+    let mut figures = Vec::new();
+    for &point in points {
+        use futures::StreamExt;
+        futures::stream::iter(created + 1..=point)
+            .for_each_concurrent(8, |guild| {
+                let store = store.clone();
+                async move { store.with_guild(guild, |_| ()).await.unwrap() }
+            })
+            .await;
+        created = point;
+        figures.push(measure_child(&dir, point));
+    }
+    store.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let first = &figures[0];
+    let last = figures.last().unwrap();
+    let rss_growth = last["rss_mib"].as_f64().unwrap() / first["rss_mib"].as_f64().unwrap();
+    let fds_ok = figures.iter().all(|f| f["fds"].as_u64().unwrap() <= 3 * 256 + 64);
+    Case::new(
+        "growth",
+        json!({ "points": figures, "rss_last_over_first": rss_growth }),
+        None,
+        None,
+        "flat: RSS at the largest count within 10% of 1,000 guilds; fds ≤ 3 × cap + 64",
+        rss_growth <= 1.10 && fds_ok,
+    )
+}

@@ -1,0 +1,140 @@
+//! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`
+//! and configuration errors, each on a real data directory.
+
+use std::{path::Path, process::Command};
+
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+fn guildkeep(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_guildkeep"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("DISCORD_TOKEN")
+        .env("GUILDKEEP_LOG", "warn")
+        .output()
+        .expect("run guildkeep");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn guild_db(data: &Path, guild: u64) -> std::path::PathBuf {
+    data.join("guilds")
+        .join(guild.to_string())
+        .join("quotes.db")
+}
+
+/// Guilds made by a running store, as the bot would leave them.
+async fn make_guilds(data: &Path, guilds: &[u64]) {
+    let store =
+        guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(data))
+            .unwrap();
+    for &guild in guilds {
+        store
+            .with_guild(guild, |c| {
+                c.execute(
+                    "INSERT INTO quotes (text, created_at, updated_at) VALUES ('hi', 0, 0)",
+                    [],
+                )
+                .unwrap()
+            })
+            .await
+            .unwrap();
+    }
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn check_passes_healthy_guilds_and_names_a_corrupted_one() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[11, 22, 33]).await;
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["check"]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("checked 3 guilds: 3 ok"), "{stdout}");
+
+    // Damage a page in the middle of guild 22's file.
+    let db = guild_db(tmp.path(), 22);
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = 4096;
+    assert!(bytes.len() > 3 * page);
+    bytes[2 * page..3 * page].fill(0x5a);
+    std::fs::write(&db, bytes).unwrap();
+
+    let (ok, stdout, stderr) = guildkeep(tmp.path(), &["check"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("guild(s) 22") && !stderr.contains("11"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("guild 22:"), "{stdout}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let (ok, _, _) = guildkeep(tmp.path(), &["check", "--guild", "11"]);
+    assert!(ok, "checking only a healthy guild passes");
+}
+
+#[tokio::test]
+async fn schema_upgrade_migrates_a_data_dir_of_old_guilds() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[5]).await;
+    // Version 0: a database that predates every migration.
+    for guild in [6u64, 7] {
+        let db = guild_db(tmp.path(), guild);
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (x);")
+            .unwrap();
+    }
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["schema", "status"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("guild 6: v0") && stdout.contains("guilds behind: 2"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = guildkeep(tmp.path(), &["schema", "upgrade"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("guild 6: v0 -> v1") && stdout.contains("guild 7: v0 -> v1"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = guildkeep(tmp.path(), &["schema", "status"]);
+    assert!(stdout.contains("guilds behind: 0"), "{stdout}");
+    let conn = Connection::open(guild_db(tmp.path(), 6)).unwrap();
+    conn.prepare("SELECT text FROM quotes")
+        .expect("the quotes table exists after the upgrade");
+}
+
+#[tokio::test]
+async fn stats_reports_guilds_bytes_and_versions() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[1, 2]).await;
+    let (ok, stdout, _) = guildkeep(tmp.path(), &["stats"]);
+    assert!(ok);
+    assert!(stdout.contains("guilds on disk: 2"), "{stdout}");
+    assert!(stdout.contains("v1: 2"), "{stdout}");
+    assert!(stdout.contains("largest guilds:"), "{stdout}");
+}
+
+#[test]
+fn a_bad_config_value_fails_with_the_keys_name() {
+    let tmp = TempDir::new().unwrap();
+    let config = tmp.path().join("guildkeep.toml");
+    std::fs::write(&config, "max_open_guilds = \"many\"\n").unwrap();
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["--config", config.to_str().unwrap(), "stats"]);
+    assert!(!ok);
+    assert!(stderr.contains("`max_open_guilds` = `many`"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    std::fs::write(&config, "max_open_guild = 3\n").unwrap();
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["--config", config.to_str().unwrap(), "stats"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("unknown configuration key `max_open_guild`"),
+        "{stderr}"
+    );
+}

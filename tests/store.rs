@@ -1,0 +1,631 @@
+//! The GuildDatabaseManager against real files in a temporary data directory: creation,
+//! isolation, the cap and eviction, leases, idle close, deletion, quarantine, migrations,
+//! shutdown and permissions, as an operator would observe them on disk.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig, StoreError};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+const LATEST: u32 = 1;
+
+fn config(dir: &Path) -> StoreConfig {
+    StoreConfig::new(dir)
+}
+
+fn db_path(dir: &Path, guild: u64) -> PathBuf {
+    dir.join("guilds").join(guild.to_string()).join("quotes.db")
+}
+
+fn insert_quote(conn: &Connection, text: &str) -> i64 {
+    conn.execute(
+        "INSERT INTO quotes (text, added_by, created_at, updated_at) VALUES (?1, 1, 0, 0)",
+        [text],
+    )
+    .expect("insert");
+    conn.last_insert_rowid()
+}
+
+fn quote_texts(conn: &Connection) -> Vec<String> {
+    conn.prepare("SELECT text FROM quotes ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A blocking closure's hold on a lease, released from the test.
+fn gate() -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
+    std::sync::mpsc::channel()
+}
+
+#[tokio::test]
+async fn first_use_creates_the_file_at_the_latest_version_and_the_second_is_a_cache_hit() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    assert!(!db_path(tmp.path(), 42).exists());
+    let version: u32 = store
+        .with_guild(42, |c| {
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(version, LATEST);
+    assert!(db_path(tmp.path(), 42).is_file());
+    let first = store.stats();
+    assert_eq!((first.misses, first.hits, first.opens), (1, 0, 1));
+    store.with_guild(42, |_| ()).await.unwrap();
+    let second = store.stats();
+    assert_eq!((second.misses, second.hits, second.opens), (1, 1, 1));
+    let mode: String = store
+        .with_guild(42, |c| {
+            c.pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn guilds_get_separate_files_and_never_see_each_others_rows() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store
+        .with_guild(1, |c| insert_quote(c, "only in one"))
+        .await
+        .unwrap();
+    let other = store.with_guild(2, |c| quote_texts(c)).await.unwrap();
+    assert!(other.is_empty());
+    assert_eq!(
+        store.with_guild(1, |c| quote_texts(c)).await.unwrap(),
+        ["only in one"]
+    );
+    assert!(db_path(tmp.path(), 1).is_file() && db_path(tmp.path(), 2).is_file());
+    assert_eq!(store.guilds_on_disk().await.unwrap(), [1, 2]);
+}
+
+#[tokio::test]
+async fn guild_id_zero_is_rejected_and_nothing_is_created() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let err = store.with_guild(0, |_| ()).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidGuildId(0)), "{err}");
+    assert!(matches!(
+        store.delete_guild(0).await,
+        Err(StoreError::InvalidGuildId(0))
+    ));
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("guilds"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_uses_of_one_guild_share_a_single_open() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let uses: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .with_guild(7, move |c| insert_quote(c, &format!("q{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for used in uses {
+        used.await.unwrap().unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.opens, 1, "{stats:?}");
+    assert_eq!(
+        store.with_guild(7, |c| quote_texts(c).len()).await.unwrap(),
+        32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_the_cap_pools_are_evicted_no_data_is_lost_and_file_descriptors_stay_bounded() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_open_guilds = 4;
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let baseline = open_fds();
+    let peak = Arc::new(AtomicUsize::new(0));
+    for round in 0..3 {
+        let uses: Vec<_> = (1..=50u64)
+            .map(|guild| {
+                let (store, peak) = (store.clone(), peak.clone());
+                tokio::spawn(async move {
+                    store
+                        .with_guild(guild, move |c| {
+                            peak.fetch_max(open_fds(), Ordering::Relaxed);
+                            insert_quote(c, &format!("g{guild} r{round}"))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for used in uses {
+            used.await.unwrap().unwrap();
+        }
+        assert!(store.stats().open_pools <= 4);
+    }
+    for guild in 1..=50u64 {
+        let texts = store.with_guild(guild, |c| quote_texts(c)).await.unwrap();
+        assert_eq!(
+            texts,
+            (0..3).map(|r| format!("g{guild} r{r}")).collect::<Vec<_>>()
+        );
+    }
+    let stats = store.stats();
+    assert!(stats.open_pools <= 4 && stats.evictions >= 46, "{stats:?}");
+    // Each open guild holds the database, its WAL and its shared-memory file per connection.
+    let per_guild = 3 * 4;
+    let grown = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    assert!(
+        grown <= 4 * per_guild + 16,
+        "{grown} descriptors above baseline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leased_guild_is_not_closed_while_others_churn_through_the_cap() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_open_guilds = 4;
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let (release, hold) = gate();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let held = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .with_guild(1000, move |c| {
+                    insert_quote(c, "before");
+                    started_tx.send(()).unwrap();
+                    hold.recv().unwrap();
+                    insert_quote(c, "after the churn");
+                    quote_texts(c)
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    for guild in 1..=50u64 {
+        store
+            .with_guild(guild, move |c| insert_quote(c, "x"))
+            .await
+            .unwrap();
+    }
+    release.send(()).unwrap();
+    assert_eq!(held.await.unwrap().unwrap(), ["before", "after the churn"]);
+    assert!(store.stats().evictions >= 46);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_every_pool_is_leased_an_open_waits_for_a_lease_to_end() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_open_guilds = 2;
+    cfg.open_wait = Duration::from_secs(60);
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let mut releases = Vec::new();
+    let mut holders = Vec::new();
+    for guild in [1u64, 2] {
+        let (release, hold) = gate();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let store = store.clone();
+        holders.push(tokio::spawn(async move {
+            store
+                .with_guild(guild, move |_| {
+                    started_tx.send(()).unwrap();
+                    hold.recv().unwrap();
+                })
+                .await
+        }));
+        started.await.unwrap();
+        releases.push(release);
+    }
+    let ran = Arc::new(AtomicBool::new(false));
+    let third = {
+        let (store, ran) = (store.clone(), ran.clone());
+        tokio::spawn(async move {
+            store
+                .with_guild(3, move |_| ran.store(true, Ordering::SeqCst))
+                .await
+        })
+    };
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "the third guild opened above the cap"
+    );
+    assert_eq!(store.stats().open_pools, 2);
+    releases.remove(0).send(()).unwrap();
+    third.await.unwrap().unwrap();
+    assert!(ran.load(Ordering::SeqCst));
+    assert!(store.stats().open_pools <= 2);
+    releases.remove(0).send(()).unwrap();
+    for holder in holders {
+        holder.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_pool_stays_leased_an_open_fails_clearly_after_the_wait_limit() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_open_guilds = 1;
+    cfg.open_wait = Duration::from_millis(50);
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let (release, hold) = gate();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .with_guild(1, move |_| {
+                    started_tx.send(()).unwrap();
+                    hold.recv().unwrap();
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    let err = store.with_guild(2, |_| ()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AtCapacity { cap: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("try again"), "{err}");
+    assert_eq!(store.stats().open_pools, 1);
+    assert!(!db_path(tmp.path(), 2).exists());
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_pools_are_closed_after_the_idle_timeout_and_not_before() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.idle_timeout = Duration::from_secs(60);
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    store.with_guild(5, |c| insert_quote(c, "x")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(store.stats().open_pools, 1);
+    assert_eq!(store.stats().idle_closes, 0);
+    // The idle task looks every idle_timeout / 4, so the pool is gone within 1.25 timeouts.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while store.stats().open_pools > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+    .expect("the idle pool was closed");
+    assert_eq!(store.stats().idle_closes, 1);
+    assert_eq!(
+        store.with_guild(5, |c| quote_texts(c)).await.unwrap(),
+        ["x"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_every_file() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let db = db_path(tmp.path(), 9);
+    store
+        .with_guild(9, |c| insert_quote(c, "doomed"))
+        .await
+        .unwrap();
+    assert!(Path::new(&format!("{}-wal", db.display())).exists());
+
+    let (release, hold) = gate();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let finished = Arc::new(AtomicBool::new(false));
+    let lease = {
+        let (store, finished) = (store.clone(), finished.clone());
+        tokio::spawn(async move {
+            store
+                .with_guild(9, move |c| {
+                    started_tx.send(()).unwrap();
+                    hold.recv().unwrap();
+                    insert_quote(c, "last write");
+                    finished.store(true, Ordering::SeqCst);
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    let deletion = {
+        let store = store.clone();
+        tokio::spawn(async move { store.delete_guild(9).await })
+    };
+    // The deletion is waiting for the lease: a new use is refused, not given a fresh file.
+    let refused = loop {
+        match store.with_guild(9, |_| ()).await {
+            Err(e @ StoreError::BeingDeleted(9)) => break e,
+            Ok(()) => tokio::task::yield_now().await, // the deletion has not started yet
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    };
+    assert!(refused.to_string().contains("being deleted"));
+    assert!(!deletion.is_finished());
+    release.send(()).unwrap();
+    lease.await.unwrap().unwrap();
+    deletion.await.unwrap().unwrap();
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "the lease finished before the files went"
+    );
+    for path in [
+        db.clone(),
+        format!("{}-wal", db.display()).into(),
+        format!("{}-shm", db.display()).into(),
+    ] {
+        assert!(!path.exists(), "{} still exists", path.display());
+    }
+    assert!(!tmp.path().join("guilds/9").exists());
+    assert_eq!(store.stats().open_pools, 0);
+    store
+        .delete_guild(123_456)
+        .await
+        .expect("deleting an unknown guild is fine");
+    // Afterwards the guild can be used again, and starts empty.
+    assert!(store
+        .with_guild(9, |c| quote_texts(c))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_quarantined_and_other_guilds_keep_working() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let db = db_path(tmp.path(), 66);
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(
+        &db,
+        b"this is not a database, it is a shopping list. ".repeat(200),
+    )
+    .unwrap();
+    let err = store.with_guild(66, |_| ()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Quarantined { guild: 66, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not a valid SQLite file"));
+    assert!(!db.exists());
+    let quarantined: Vec<_> = std::fs::read_dir(tmp.path().join("quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(quarantined.len(), 1);
+    let name = quarantined[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    assert!(name.starts_with("66-") && name.ends_with(".db"), "{name}");
+    store
+        .with_guild(67, |c| insert_quote(c, "fine"))
+        .await
+        .unwrap();
+}
+
+fn add_column() -> Migration {
+    Migration {
+        version: 2,
+        sql: "ALTER TABLE quotes ADD COLUMN mood TEXT;",
+    }
+}
+
+fn with_migrations(dir: &Path, steps: Vec<Migration>) -> StoreConfig {
+    let mut cfg = config(dir);
+    cfg.migrations = Migrations::new(steps);
+    cfg
+}
+
+fn v1() -> Migration {
+    Migration {
+        version: 1,
+        sql: include_str!("../schema/0001_init.sql"),
+    }
+}
+
+#[tokio::test]
+async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let old = GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1()])).unwrap();
+    old.with_guild(3, |c| insert_quote(c, "kept"))
+        .await
+        .unwrap();
+    old.shutdown().await;
+
+    // Fails only where there are rows to violate the CHECK, as real data-migration bugs do;
+    // the empty template built at start-up passes.
+    let failing = Migration {
+        version: 2,
+        sql: "ALTER TABLE quotes ADD COLUMN mood TEXT; UPDATE quotes SET text = '';",
+    };
+    let broken =
+        GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1(), failing])).unwrap();
+    let err = broken.with_guild(3, |_| ()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Migration { version: 2, .. }),
+        "{err}"
+    );
+    broken.shutdown().await;
+    let conn = Connection::open(db_path(tmp.path(), 3)).unwrap();
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    assert!(
+        conn.prepare("SELECT mood FROM quotes").is_err(),
+        "the half-applied step was rolled back"
+    );
+    drop(conn);
+
+    let new =
+        GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1(), add_column()])).unwrap();
+    let (version, texts) = new
+        .with_guild(3, |c| {
+            let v: u32 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            c.execute("UPDATE quotes SET mood = 'glad'", []).unwrap();
+            (v, quote_texts(c))
+        })
+        .await
+        .unwrap();
+    assert_eq!((version, texts), (2, vec!["kept".to_string()]));
+}
+
+#[tokio::test]
+async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
+    let tmp = TempDir::new().unwrap();
+    let newer =
+        GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1(), add_column()])).unwrap();
+    newer
+        .with_guild(4, |c| insert_quote(c, "from the future"))
+        .await
+        .unwrap();
+    newer.shutdown().await;
+    let db = db_path(tmp.path(), 4);
+    let before = std::fs::read(&db).unwrap();
+
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let err = store.with_guild(4, |_| ()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooNew {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer than this build"));
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_leases_checkpoints_the_wal_and_refuses_later_uses() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    for guild in 1..=3u64 {
+        store
+            .with_guild(guild, |c| insert_quote(c, "x"))
+            .await
+            .unwrap();
+    }
+    let (release, hold) = gate();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let finished = Arc::new(AtomicBool::new(false));
+    let lease = {
+        let (store, finished) = (store.clone(), finished.clone());
+        tokio::spawn(async move {
+            store
+                .with_guild(1, move |c| {
+                    started_tx.send(()).unwrap();
+                    hold.recv().unwrap();
+                    insert_quote(c, "during shutdown");
+                    finished.store(true, Ordering::SeqCst);
+                })
+                .await
+        })
+    };
+    started.await.unwrap();
+    let shutdown = {
+        let store = store.clone();
+        tokio::spawn(async move { store.shutdown().await })
+    };
+    let refused = loop {
+        match store.with_guild(2, |_| ()).await {
+            Err(e) => break e,
+            Ok(()) => tokio::task::yield_now().await,
+        }
+    };
+    assert!(matches!(refused, StoreError::ShuttingDown), "{refused}");
+    assert!(refused.to_string().contains("shutting down"));
+    assert!(!shutdown.is_finished());
+    release.send(()).unwrap();
+    lease.await.unwrap().unwrap();
+    shutdown.await.unwrap();
+    assert!(finished.load(Ordering::SeqCst));
+    for guild in 1..=3u64 {
+        let wal = format!("{}-wal", db_path(tmp.path(), guild).display());
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(size, 0, "guild {guild} left {size} bytes of WAL");
+    }
+    let conn = Connection::open(db_path(tmp.path(), 1)).unwrap();
+    assert_eq!(quote_texts(&conn), ["x", "during shutdown"]);
+}
+
+#[tokio::test]
+async fn files_are_0600_and_directories_0700() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    let store = GuildDatabaseManager::new(config(&data)).unwrap();
+    store
+        .with_guild(77, |c| insert_quote(c, "x"))
+        .await
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [data.clone(), data.join("guilds"), data.join("guilds/77")] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    let db = db_path(&data, 77);
+    for file in [
+        db.clone(),
+        format!("{}-wal", db.display()).into(),
+        format!("{}-shm", db.display()).into(),
+    ] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn guilds_of_shards_this_process_does_not_run_are_refused() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.shards = Some(guildkeep::store::ShardOwnership {
+        count: 2,
+        owned: 0..1,
+    });
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let ours = 2u64 << 22; // shard 0
+    let theirs = 1u64 << 22; // shard 1
+    store.with_guild(ours, |_| ()).await.unwrap();
+    let err = store.with_guild(theirs, |_| ()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotOurShard { shard: 1, .. }),
+        "{err}"
+    );
+    assert!(!db_path(tmp.path(), theirs).exists());
+}
