@@ -51,7 +51,14 @@ impl Case {
         goal: &'static str,
         met: bool,
     ) -> Self {
-        Self { title, ours, baseline, ratio, goal, met }
+        Self {
+            title,
+            ours,
+            baseline,
+            ratio,
+            goal,
+            met,
+        }
     }
 
     fn json(&self) -> Value {
@@ -77,14 +84,24 @@ fn main() {
         println!("{figures}");
         return;
     }
-    let size = Size { quick: args.iter().any(|a| a == "--quick") };
-    let only = args.iter().position(|a| a == "--only").map(|at| args[at + 1].clone());
+    let size = Size {
+        quick: args.iter().any(|a| a == "--quick"),
+    };
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|at| args[at + 1].clone());
     if let Some(case) = &only {
-        assert!(CASES.contains(&case.as_str()), "unknown case {case}; cases: {CASES:?}");
+        assert!(
+            CASES.contains(&case.as_str()),
+            "unknown case {case}; cases: {CASES:?}"
+        );
     }
     let scratch = tempfile::Builder::new()
         .prefix("guildkeep-bench-")
-        .tempdir_in(std::env::var_os("BENCH_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from))
+        .tempdir_in(
+            std::env::var_os("BENCH_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from),
+        )
         .expect("scratch directory");
     let runtime = runtime();
     let mut results = Map::new();
@@ -102,8 +119,11 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).expect("target/bench");
     let document = json!({ "quick": size.quick, "cases": results });
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&document).unwrap())
-        .expect("write results.json");
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&document).unwrap(),
+    )
+    .expect("write results.json");
     println!("wrote {}", out.join("results.json").display());
 }
 
@@ -125,17 +145,27 @@ fn measure_growth_point(dir: &Path, guilds: u64) -> Value {
         .arg(guilds.to_string())
         .output()
         .expect("growth child");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("growth figures")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn print_row(name: &str, case: &Case) {
     let ratio = case.ratio.map_or("—".to_owned(), |r| format!("{r:.2}"));
-    let baseline = case.baseline.as_ref().map_or("—".to_owned(), Value::to_string);
+    let baseline = case
+        .baseline
+        .as_ref()
+        .map_or("—".to_owned(), Value::to_string);
     println!(
         "{:<10} {} | ours {} | baseline {} | ratio {} | goal: {} | {}",
         name,

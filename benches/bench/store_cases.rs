@@ -89,7 +89,9 @@ pub async fn new_guild(size: Size, scratch: &Path) -> Case {
             let path = dir.join("raw").join(format!("{i}.db"));
             base_run.time(|| {
                 let mut conn = raw_open(&path);
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
                 tx.execute_batch(SCHEMA).unwrap();
                 tx.pragma_update(None, "user_version", 1).unwrap();
                 tx.commit().unwrap();
@@ -103,7 +105,14 @@ pub async fn new_guild(size: Size, scratch: &Path) -> Case {
     }
     let (ours, baseline, ratio) = compare(ours, baseline);
     let met = ratio <= 1.2 && ours["p50_ms"].as_f64().unwrap() <= 2.0;
-    Case::new("new guild", ours, Some(baseline), Some(ratio), "ratio ≤ 1.2 and p50 ≤ 2 ms (predecessor: 42–49 ms)", met)
+    Case::new(
+        "new guild",
+        ours,
+        Some(baseline),
+        Some(ratio),
+        "ratio ≤ 1.2 and p50 ≤ 2 ms (predecessor: 42–49 ms)",
+        met,
+    )
 }
 
 pub async fn reopen(size: Size, scratch: &Path) -> Case {
@@ -111,7 +120,10 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
     let dir = scratch.join("reopen");
     let setup = store(&dir, 256);
     for guild in 1..=n as u64 {
-        setup.with_guild(guild, |c| c.execute(INSERT, []).unwrap()).await.unwrap();
+        setup
+            .with_guild(guild, |c| c.execute(INSERT, []).unwrap())
+            .await
+            .unwrap();
     }
     setup.shutdown().await;
     drop(setup);
@@ -124,7 +136,10 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         for guild in 1..=n as u64 {
             let started = Instant::now();
             store
-                .with_existing_guild(guild, |c| c.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0)).unwrap())
+                .with_existing_guild(guild, |c| {
+                    c.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
+                        .unwrap()
+                })
                 .await
                 .unwrap();
             ours_run.push(started.elapsed());
@@ -135,7 +150,8 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
             let path = dir.join("guilds").join(guild.to_string()).join("quotes.db");
             base_run.time(|| {
                 let conn = raw_open(&path);
-                conn.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0)).unwrap();
+                conn.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
+                    .unwrap();
                 drop(conn);
             });
         }
@@ -144,14 +160,24 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     let (ours, baseline, ratio) = compare(ours, baseline);
-    Case::new("reopen", ours, Some(baseline), Some(ratio), "ratio ≤ 1.3 (predecessor: 17 ms)", ratio <= 1.3)
+    Case::new(
+        "reopen",
+        ours,
+        Some(baseline),
+        Some(ratio),
+        "ratio ≤ 1.3 (predecessor: 17 ms)",
+        ratio <= 1.3,
+    )
 }
 
 pub async fn hot(size: Size, scratch: &Path) -> Case {
     let n = size.pick(2000, 20000);
     let dir = scratch.join("hot");
     let store = store(&dir, 256);
-    store.with_guild(1, |c| c.execute(INSERT, []).unwrap()).await.unwrap();
+    store
+        .with_guild(1, |c| c.execute(INSERT, []).unwrap())
+        .await
+        .unwrap();
     let raw = raw_open(&dir.join("raw.db"));
     raw.execute_batch(SCHEMA).unwrap();
     raw.execute(INSERT, []).unwrap();
@@ -172,7 +198,14 @@ pub async fn hot(size: Size, scratch: &Path) -> Case {
     drop(raw);
     std::fs::remove_dir_all(&dir).unwrap();
     let (ours, baseline, ratio) = compare(ours, baseline);
-    Case::new("hot", ours, Some(baseline), Some(ratio), "ratio ≤ 1.5 (predecessor: about 2.5 ms)", ratio <= 1.5)
+    Case::new(
+        "hot",
+        ours,
+        Some(baseline),
+        Some(ratio),
+        "ratio ≤ 1.5 (predecessor: about 2.5 ms)",
+        ratio <= 1.5,
+    )
 }
 
 /// Guild ids drawn Zipf(1.1) over `guilds`, the same sequence for ours and the baseline.
@@ -214,9 +247,14 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
                     let mut samples = Samples::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(&guild) = draws.get(i) else { return samples };
+                        let Some(&guild) = draws.get(i) else {
+                            return samples;
+                        };
                         let t = Instant::now();
-                        store.with_existing_guild(guild, |c| insert_and_read(c)).await.unwrap();
+                        store
+                            .with_existing_guild(guild, |c| insert_and_read(c))
+                            .await
+                            .unwrap();
                         samples.push(t.elapsed());
                     }
                 })
@@ -243,7 +281,9 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
                     let mut samples = Samples::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(&guild) = draws.get(i) else { return samples };
+                        let Some(&guild) = draws.get(i) else {
+                            return samples;
+                        };
                         samples.time(|| shared_insert_and_read(&conn, guild));
                     }
                 })
@@ -254,7 +294,11 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
             base_run.extend(worker.join().unwrap());
         }
         let base_secs = started.elapsed().as_secs_f64();
-        ours.push((ops as f64 / ours_secs, ours_run.percentile_ms(99.0), hit_rate));
+        ours.push((
+            ops as f64 / ours_secs,
+            ours_run.percentile_ms(99.0),
+            hit_rate,
+        ));
         baseline.push((ops as f64 / base_secs, base_run.percentile_ms(99.0)));
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -320,7 +364,10 @@ pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
     for _ in 0..2 {
         for _ in 0..SAMPLE {
             let guild = rng.random_range(1..=guilds);
-            store.with_existing_guild(guild, |c| insert_and_read(c)).await.unwrap();
+            store
+                .with_existing_guild(guild, |c| insert_and_read(c))
+                .await
+                .unwrap();
         }
     }
     let figures = json!({ "guilds": guilds, "rss_mib": rss_mib(), "fds": open_fds(), "cap": CAP });
@@ -328,8 +375,16 @@ pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
     figures
 }
 
-pub async fn growth(size: Size, scratch: &Path, measure_child: impl Fn(&Path, u64) -> Value) -> Case {
-    let points: &[u64] = if size.quick { &[1_000, 5_000] } else { &[1_000, 10_000, 100_000] };
+pub async fn growth(
+    size: Size,
+    scratch: &Path,
+    measure_child: impl Fn(&Path, u64) -> Value,
+) -> Case {
+    let points: &[u64] = if size.quick {
+        &[1_000, 5_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
     let dir = scratch.join("growth");
     let store = store(&dir, 256);
     let mut created = 0;
@@ -350,7 +405,9 @@ pub async fn growth(size: Size, scratch: &Path, measure_child: impl Fn(&Path, u6
     let first = &figures[0];
     let last = figures.last().unwrap();
     let rss_growth = last["rss_mib"].as_f64().unwrap() / first["rss_mib"].as_f64().unwrap();
-    let fds_ok = figures.iter().all(|f| f["fds"].as_u64().unwrap() <= 3 * 256 + 64);
+    let fds_ok = figures
+        .iter()
+        .all(|f| f["fds"].as_u64().unwrap() <= 3 * 256 + 64);
     Case::new(
         "growth",
         json!({ "points": figures, "rss_last_over_first": rss_growth }),

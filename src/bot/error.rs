@@ -35,6 +35,18 @@ pub trait MemberFixable: std::error::Error + Send + Sync + 'static {
     fn user_message(&self) -> Option<String>;
 }
 
+impl MemberFixable for crate::quotes::QuoteError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+impl MemberFixable for crate::privacy::PrivacyError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
 /// The bot's view of a domain error: a [`UserError`] when the member can fix it, otherwise
 /// the error itself (internal). Use as `.map_err(bot::domain)?`.
 pub fn domain<E: MemberFixable>(error: E) -> Error {

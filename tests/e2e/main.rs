@@ -5,4 +5,6 @@
 
 mod admin;
 mod events;
+mod privacy;
+mod quotes;
 mod support;

@@ -4,7 +4,11 @@
 
 use poise::serenity_prelude as serenity;
 
-use crate::bot::{self, buttons, deletions, reply, Context, Error};
+use crate::{
+    bot::{self, buttons, deletions, reply, Context, Error},
+    privacy::{self, GuildSummary},
+    store::StoreError,
+};
 
 /// Manage this server's data stored by the bot.
 #[poise::command(
@@ -38,14 +42,12 @@ pub async fn data(_ctx: Context<'_>) -> Result<(), Error> {
 )]
 pub async fn delete(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let bytes = ctx.data().store.guild_bytes(guild).await?;
-    if bytes == 0 {
+    let Some((summary, bytes)) = summary(ctx, guild).await? else {
         return reply::ephemeral(ctx, "The bot stores no data for this server.").await;
-    }
-    let prompt = serenity::CreateEmbed::new()
+    };
+    let prompt = summary_embed(&summary, bytes)
         .title("Delete all of this server's data?")
-        .description("This cannot be undone. The bot will keep working and start afresh.")
-        .field("On disk", format!("{} KiB", bytes.div_ceil(1024)), true);
+        .description("Everything below is deleted and cannot be recovered. The bot keeps working and starts afresh.");
     let Some(press) = buttons::confirm(ctx, prompt, "Delete everything").await? else {
         return Ok(());
     };
@@ -58,18 +60,49 @@ pub async fn delete(ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
 pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let bytes = ctx.data().store.guild_bytes(guild).await?;
-    let mut embed = serenity::CreateEmbed::new()
-        .title("This server's data")
-        .field("On disk", format!("{} KiB", bytes.div_ceil(1024)), true);
+    let mut embed = match summary(ctx, guild).await? {
+        Some((summary, bytes)) => summary_embed(&summary, bytes),
+        None => serenity::CreateEmbed::new().description("The bot stores no data for this server."),
+    }
+    .title("This server's data");
     if let Some(at) = ctx.data().pending.get(guild) {
         embed = embed.field(
             "Scheduled deletion",
             format!("<t:{}:R>", at.timestamp()),
-            true,
+            false,
         );
     }
     ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
         .await?;
     Ok(())
+}
+
+/// Row counts and bytes on disk; `None` when the guild has no database (none is created).
+async fn summary(ctx: Context<'_>, guild: u64) -> Result<Option<(GuildSummary, u64)>, Error> {
+    let store = &ctx.data().store;
+    let summary = match store
+        .with_existing_guild(guild, |c| privacy::delete_guild_summary(c))
+        .await
+    {
+        Err(StoreError::UnknownGuild(_)) => return Ok(None),
+        found => found?.map_err(bot::domain)?,
+    };
+    Ok(Some((summary, store.guild_bytes(guild).await?)))
+}
+
+fn summary_embed(summary: &GuildSummary, bytes: u64) -> serenity::CreateEmbed {
+    let count = |n: u64| n.to_string();
+    serenity::CreateEmbed::new()
+        .field("Quotes", count(summary.quotes), true)
+        .field("Tags", count(summary.tags), true)
+        .field("Ratings", count(summary.quote_ratings), true)
+        .field("Reminders", count(summary.reminders), true)
+        .field(
+            "Reminder deliveries",
+            count(summary.reminder_deliveries),
+            true,
+        )
+        .field("Member settings", count(summary.optins), true)
+        .field("Audit entries", count(summary.audit), true)
+        .field("On disk", format!("{} KiB", bytes.div_ceil(1024)), true)
 }

@@ -1,6 +1,8 @@
 //! The command list: one module per slash group, registered in [`all`].
 
 mod admin;
+mod privacy;
+mod quote;
 
 use std::time::Duration;
 
@@ -8,7 +10,12 @@ use super::{Data, Error};
 
 /// Every command the bot registers.
 pub fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![admin::admin()]
+    vec![
+        quote::quote(),
+        quote::save_as_quote(),
+        privacy::privacy(),
+        admin::admin(),
+    ]
 }
 
 /// Commands that write declare a per-user cooldown in their attribute; this replaces its
