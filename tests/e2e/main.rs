@@ -7,4 +7,5 @@ mod admin;
 mod events;
 mod privacy;
 mod quotes;
+mod startup;
 mod support;

@@ -323,9 +323,7 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket) {
                 let Ok(payload) = serde_json::from_str::<Value>(text) else { continue };
                 match payload["op"].as_u64() {
                     Some(1) => {
-                        if socket.send(send(payloads::heartbeat_ack())).await.is_err() {
-                            return;
-                        }
+                        let _ = tx.send(payloads::heartbeat_ack());
                     }
                     Some(2) => {
                         shared.identified.send_replace(Some(payload["d"].clone()));
