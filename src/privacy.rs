@@ -422,8 +422,6 @@ mod tests {
         alice_reminder: i64,
         /// Bob's channel reminder for Alice, Carol and a role.
         bob_reminder: i64,
-        /// Carol's reminder for a role only.
-        carol_reminder: i64,
     }
 
     fn seed(conn: &Connection) -> World {
@@ -523,7 +521,6 @@ mod tests {
             carol_quote,
             alice_reminder,
             bob_reminder,
-            carol_reminder,
         }
     }
 

@@ -172,7 +172,8 @@ impl QuoteError {
 /// Trims, lower-cases and collapses inner whitespace, so "  Funny   Cats " and "funny cats"
 /// are one tag. The bot uses it too, to match autocomplete input the same way.
 pub fn normalise_tag(raw: &str) -> String {
-    raw.split_whitespace()
+    without_nul(raw)
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
@@ -679,7 +680,15 @@ fn id_param(id: u64) -> Result<i64, QuoteError> {
     db_id(id).ok_or(QuoteError::InvalidId(id))
 }
 
+/// Member text without NUL characters. They are invisible, and SQLite's `length()` (used by
+/// the schema's CHECKs) stops counting at the first one, so "\0abc" would pass the limits
+/// here and then fail in the database as an internal error.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "")
+}
+
 fn clean_text(text: &str) -> Result<String, QuoteError> {
+    let text = without_nul(text);
     let text = text.trim();
     match text.chars().count() {
         0 => Err(QuoteError::EmptyText),
@@ -691,6 +700,7 @@ fn clean_text(text: &str) -> Result<String, QuoteError> {
 }
 
 fn clean_author(name: &str) -> Result<String, QuoteError> {
+    let name = without_nul(name);
     let name = name.trim();
     match name.chars().count() {
         0 => Err(QuoteError::EmptyAuthor),

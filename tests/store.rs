@@ -629,3 +629,42 @@ async fn guilds_of_shards_this_process_does_not_run_are_refused() {
     );
     assert!(!db_path(tmp.path(), theirs).exists());
 }
+
+/// Found by `tests/torture.rs`: a use that may create the guild waited on a concurrent
+/// existing-only use's open and was handed its "no database" as a failure. Tasks on this
+/// single-threaded runtime run in spawn order, so the second use always finds the first's
+/// open still running.
+#[tokio::test]
+async fn a_use_waiting_on_an_existing_only_open_of_a_guild_without_a_database_decides_for_itself() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    let spawn_existing_only = |guild: u64| {
+        let store = store.clone();
+        tokio::spawn(async move { store.with_existing_guild(guild, |_| ()).await })
+    };
+    let first = spawn_existing_only(10);
+    let creating = {
+        let store = store.clone();
+        tokio::spawn(async move { store.with_guild(10, |c| insert_quote(c, "first")).await })
+    };
+    assert!(matches!(
+        first.await.unwrap(),
+        Err(StoreError::UnknownGuild(10))
+    ));
+    creating
+        .await
+        .unwrap()
+        .expect("the creating use creates the guild");
+    assert_eq!(
+        store.with_guild(10, |c| quote_texts(c)).await.unwrap(),
+        ["first"]
+    );
+
+    let (a, b) = (spawn_existing_only(11), spawn_existing_only(11));
+    for outcome in [a.await.unwrap(), b.await.unwrap()] {
+        assert!(
+            matches!(outcome, Err(StoreError::UnknownGuild(11))),
+            "{outcome:?}"
+        );
+    }
+}

@@ -137,21 +137,37 @@ struct State {
     slots: LruCache<GuildId, Slot>,
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
+    /// Guilds whose evicted or idle pool is being closed in the background. Closing the last
+    /// connection checkpoints the WAL and then removes `-wal` by path, so the guild is neither
+    /// reopened nor deleted until that is done.
+    closing: HashSet<GuildId>,
     shutting_down: bool,
 }
 
 enum Slot {
-    /// Another use is opening the file; the value turns `Some` when it is done, carrying
-    /// the failure (as text) if it failed, so waiters report it instead of retrying.
-    Opening(watch::Receiver<Option<Result<(), String>>>),
+    /// Another use is opening the file; the value turns `Some` when it is done.
+    Opening(watch::Receiver<Option<Opened>>),
     Open(Arc<GuildPool>),
+}
+
+/// How an open that other uses wait on ended.
+#[derive(Clone)]
+enum Opened {
+    Ready,
+    /// The guild has no database and the opening use was not allowed to create one. That is
+    /// its answer, not the file's: each waiter decides for itself (and may create it).
+    Absent,
+    /// The failure, as text, so waiters report it instead of retrying.
+    Failed(String),
 }
 
 struct GuildPool {
     pool: r2d2::Pool<GuildConnections>,
     /// Changed only under the state lock when rising, so eviction, which checks it under
-    /// the same lock, never picks a pool that is about to be leased.
-    leases: AtomicUsize,
+    /// the same lock, never picks a pool that is about to be leased. Shared with each
+    /// [`Lease`] so a lease can let go of the pool before it counts itself out: at zero, the
+    /// slot's handle is the last, and closing it really closes the files.
+    leases: Arc<AtomicUsize>,
     last_used: Mutex<Instant>,
 }
 
@@ -164,14 +180,33 @@ impl GuildPool {
 /// A use of one guild's pool. Dropping it (on the blocking thread, once the closure has
 /// returned or panicked) ends the lease.
 struct Lease {
-    pool: Arc<GuildPool>,
+    pool: Option<Arc<GuildPool>>,
+    leases: Arc<AtomicUsize>,
     inner: Arc<Inner>,
+}
+
+impl Lease {
+    /// Counts a new lease; called under the state lock.
+    fn new(pool: &Arc<GuildPool>, inner: &Arc<Inner>) -> Self {
+        pool.leases.fetch_add(1, Ordering::AcqRel);
+        Self {
+            pool: Some(pool.clone()),
+            leases: pool.leases.clone(),
+            inner: inner.clone(),
+        }
+    }
+
+    fn pool(&self) -> &r2d2::Pool<GuildConnections> {
+        &self.pool.as_ref().expect("held until drop").pool
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        *self.pool.last_used.lock().expect("lock poisoned") = Instant::now();
-        self.pool.leases.fetch_sub(1, Ordering::AcqRel);
+        if let Some(pool) = self.pool.take() {
+            *pool.last_used.lock().expect("lock poisoned") = Instant::now();
+        }
+        self.leases.fetch_sub(1, Ordering::AcqRel);
         self.inner.changed.notify_waiters();
     }
 }
@@ -200,6 +235,7 @@ impl GuildDatabaseManager {
             state: Mutex::new(State {
                 slots: LruCache::unbounded(),
                 deleting: HashSet::new(),
+                closing: HashSet::new(),
                 shutting_down: false,
             }),
             changed: Notify::new(),
@@ -292,6 +328,7 @@ impl GuildDatabaseManager {
         };
         let open = self
             .wait_for(|state| match state.slots.peek(&guild) {
+                _ if state.closing.contains(&guild) => None,
                 None => Some(None),
                 Some(Slot::Open(pool)) if pool.is_idle() => match state.slots.pop(&guild) {
                     Some(Slot::Open(pool)) => Some(Some(pool)),
@@ -317,10 +354,11 @@ impl GuildDatabaseManager {
         self.inner.changed.notify_waiters();
         let pools: Vec<Arc<GuildPool>> = self
             .wait_for(|state| {
-                let busy = state.slots.iter().any(|(_, slot)| match slot {
-                    Slot::Opening(_) => true,
-                    Slot::Open(pool) => !pool.is_idle(),
-                });
+                let busy = !state.closing.is_empty()
+                    || state.slots.iter().any(|(_, slot)| match slot {
+                        Slot::Opening(_) => true,
+                        Slot::Open(pool) => !pool.is_idle(),
+                    });
                 (!busy).then(|| {
                     let mut pools = Vec::new();
                     while let Some((_, slot)) = state.slots.pop_lru() {
@@ -417,7 +455,7 @@ impl GuildDatabaseManager {
         let guild = self.admit(guild)?;
         let lease = self.acquire(guild, create).await?;
         tokio::task::spawn_blocking(move || {
-            let mut conn = lease.pool.pool.get()?;
+            let mut conn = lease.pool().get()?;
             let result = f(&mut conn);
             drop(conn);
             drop(lease);
@@ -448,20 +486,20 @@ impl GuildDatabaseManager {
             };
             match step {
                 Step::Leased(lease) => return Ok(lease),
-                Step::Open { done, victim } => return self.open(guild, create, done, victim).await,
+                Step::Open(done) => return self.open(guild, create, done).await,
                 Step::AwaitOpen(mut opening) => {
                     let outcome = opening
                         .wait_for(Option::is_some)
                         .await
                         .map(|outcome| outcome.clone());
-                    if let Ok(Some(Err(reason))) = outcome {
+                    if let Ok(Some(Opened::Failed(reason))) = outcome {
                         return Err(StoreError::OpenFailed {
                             guild: guild.get(),
                             reason,
                         });
                     }
                 }
-                Step::AwaitCapacity => {
+                Step::Wait => {
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
                         return Err(StoreError::AtCapacity {
                             cap: self.inner.config.max_open_guilds,
@@ -481,28 +519,28 @@ impl GuildDatabaseManager {
         if state.deleting.contains(&guild) {
             return Err(StoreError::BeingDeleted(guild.get()));
         }
+        if state.closing.contains(&guild) {
+            return Ok(Step::Wait);
+        }
         match state.slots.get(&guild) {
             Some(Slot::Open(pool)) => {
-                pool.leases.fetch_add(1, Ordering::AcqRel);
                 self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Step::Leased(Lease {
-                    pool: pool.clone(),
-                    inner: self.inner.clone(),
-                }));
+                return Ok(Step::Leased(Lease::new(pool, &self.inner)));
             }
             Some(Slot::Opening(opening)) => return Ok(Step::AwaitOpen(opening.clone())),
             None => {}
         }
-        let mut victim = None;
         if state.slots.len() >= self.inner.config.max_open_guilds {
             let idle = state.slots.iter().rev().find_map(|(id, slot)| match slot {
                 Slot::Open(pool) if pool.is_idle() => Some(*id),
                 _ => None,
             });
             let Some(idle) = idle else {
-                return Ok(Step::AwaitCapacity);
+                return Ok(Step::Wait);
             };
-            victim = state.slots.pop(&idle);
+            // The victim is closed in the background, off this use's path: its close may
+            // checkpoint the WAL, two fsyncs that this use need not wait for.
+            self.inner.close_in_background(state, &[idle]);
             self.inner
                 .counters
                 .evictions
@@ -511,22 +549,19 @@ impl GuildDatabaseManager {
         let (done, opening) = watch::channel(None);
         state.slots.put(guild, Slot::Opening(opening));
         self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(Step::Open { done, victim })
+        Ok(Step::Open(done))
     }
 
-    /// Opens the file on the blocking pool (first closing the evicted pool whose slot this
-    /// open took, so the number of open files never exceeds the cap), then publishes the
-    /// outcome to the slot and to every use waiting on it.
+    /// Opens the file on the blocking pool, then publishes the outcome to the slot and to
+    /// every use waiting on it.
     async fn open(
         &self,
         guild: GuildId,
         create: bool,
-        done: watch::Sender<Option<Result<(), String>>>,
-        victim: Option<Slot>,
+        done: watch::Sender<Option<Opened>>,
     ) -> Result<Lease, StoreError> {
         let inner = self.inner.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            drop(victim);
             let started = std::time::Instant::now();
             let conn = open::open_guild(
                 &inner.dir,
@@ -561,19 +596,20 @@ impl GuildDatabaseManager {
             Ok(pool) => {
                 let pool = Arc::new(GuildPool {
                     pool,
-                    leases: AtomicUsize::new(1),
+                    leases: Arc::new(AtomicUsize::new(0)),
                     last_used: Mutex::new(Instant::now()),
                 });
-                state.slots.put(guild, Slot::Open(pool.clone()));
-                done.send_replace(Some(Ok(())));
-                Ok(Lease {
-                    pool,
-                    inner: self.inner.clone(),
-                })
+                let lease = Lease::new(&pool, &self.inner);
+                state.slots.put(guild, Slot::Open(pool));
+                done.send_replace(Some(Opened::Ready));
+                Ok(lease)
             }
             Err(e) => {
                 state.slots.pop(&guild);
-                done.send_replace(Some(Err(e.to_string())));
+                done.send_replace(Some(match &e {
+                    StoreError::UnknownGuild(_) => Opened::Absent,
+                    failed => Opened::Failed(failed.to_string()),
+                }));
                 Err(e)
             }
         };
@@ -585,15 +621,42 @@ impl GuildDatabaseManager {
 
 enum Step {
     Leased(Lease),
-    Open {
-        done: watch::Sender<Option<Result<(), String>>>,
-        victim: Option<Slot>,
-    },
-    AwaitOpen(watch::Receiver<Option<Result<(), String>>>),
-    AwaitCapacity,
+    Open(watch::Sender<Option<Opened>>),
+    AwaitOpen(watch::Receiver<Option<Opened>>),
+    /// For a slot to free up, or for this guild's background close to finish.
+    Wait,
 }
 
 impl Inner {
+    /// Takes the idle pools of `guilds` out of the cache and closes them on the blocking
+    /// pool, marking each guild as closing until its files are closed.
+    fn close_in_background(self: &Arc<Self>, state: &mut State, guilds: &[GuildId]) {
+        let pools: Vec<(GuildId, Arc<GuildPool>)> = guilds
+            .iter()
+            .filter_map(|id| match state.slots.pop(id) {
+                Some(Slot::Open(pool)) => {
+                    state.closing.insert(*id);
+                    Some((*id, pool))
+                }
+                _ => None,
+            })
+            .collect();
+        let inner = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut closed = Vec::with_capacity(pools.len());
+            for (id, pool) in pools {
+                drop(pool);
+                closed.push(id);
+            }
+            let mut state = inner.state.lock().expect("store state lock poisoned");
+            for id in closed {
+                state.closing.remove(&id);
+            }
+            drop(state);
+            inner.changed.notify_waiters();
+        });
+    }
+
     fn record_open(&self, took: Duration) {
         self.counters.opens.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.latencies.lock().expect("lock poisoned");
@@ -651,45 +714,33 @@ async fn close_idle_pools(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(period).await;
         let Some(inner) = inner.upgrade() else { return };
-        let idle: Vec<Arc<GuildPool>> = {
-            let mut state = inner.state.lock().expect("store state lock poisoned");
-            if state.shutting_down {
-                return;
-            }
-            let now = Instant::now();
-            let expired: Vec<GuildId> = state
-                .slots
-                .iter()
-                .filter_map(|(id, slot)| match slot {
-                    Slot::Open(pool)
-                        if pool.is_idle()
-                            && now
-                                .duration_since(*pool.last_used.lock().expect("lock poisoned"))
-                                >= inner.config.idle_timeout =>
-                    {
-                        Some(*id)
-                    }
-                    _ => None,
-                })
-                .collect();
-            expired
-                .iter()
-                .filter_map(|id| match state.slots.pop(id) {
-                    Some(Slot::Open(pool)) => Some(pool),
-                    _ => None,
-                })
-                .collect()
-        };
-        if idle.is_empty() {
+        let mut state = inner.state.lock().expect("store state lock poisoned");
+        if state.shutting_down {
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<GuildId> = state
+            .slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Open(pool)
+                    if pool.is_idle()
+                        && now.duration_since(*pool.last_used.lock().expect("lock poisoned"))
+                            >= inner.config.idle_timeout =>
+                {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        if expired.is_empty() {
             continue;
         }
+        inner.close_in_background(&mut state, &expired);
         inner
             .counters
             .idle_closes
-            .fetch_add(idle.len() as u64, Ordering::Relaxed);
-        tracing::debug!(closed = idle.len(), "closed idle guild databases");
-        // Closing checkpoints the WAL: file I/O, so off the async threads.
-        let _ = tokio::task::spawn_blocking(move || drop(idle)).await;
-        inner.changed.notify_waiters();
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        tracing::debug!(closed = expired.len(), "closing idle guild databases");
     }
 }

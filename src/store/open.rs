@@ -96,8 +96,21 @@ pub fn open_guild(
             return Err(StoreError::UnknownGuild(guild.get()));
         }
         paths::create_private_dir(&dir.guild_dir(guild))?;
+        // Side files beside a missing database belong to an old file (a deletion cut short
+        // by a crash, or a file removed by hand). SQLite would replay that WAL into the new
+        // file, bringing deleted rows back or corrupting it. A guild is created only by the
+        // process that owns it, so these cannot be a live database's.
+        for suffix in SIDE_FILES {
+            paths::remove_if_present(&paths::with_suffix(&db, suffix))?;
+        }
         // Ok(false): another process created it first; theirs is as good as ours.
         paths::write_new_file(&db, &template.image)?;
+    }
+    // SQLite takes an empty file for an empty database, so a guild whose file was emptied
+    // would silently start afresh. This store never writes an empty file (new ones are
+    // written whole, then linked), so an empty one is damage: quarantined, and logged.
+    if fs::metadata(&db).map_err(StoreError::io(&db))?.len() == 0 {
+        return Err(quarantine(dir, guild, &db)?);
     }
     let opened = Connection::open_with_flags(&db, flags()).and_then(|conn| {
         configure(&conn, settings)?;
