@@ -7,12 +7,16 @@
 //! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
 //! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
 //! - [`ops`]: operator jobs run from the command line.
+//! - [`optins`]: a member's DM opt-in, time zone and preferences.
+//! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
 pub mod bot;
 pub mod config;
 pub mod ops;
+pub mod optins;
 pub mod privacy;
 pub mod quotes;
+pub mod reminders;
 pub mod store;
 
 #[cfg(test)]

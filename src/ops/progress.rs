@@ -37,14 +37,26 @@ impl Progress {
 
     /// One more item of the job is finished.
     pub fn advance(&self) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.advance_by(1);
+    }
+
+    /// `n` more items are finished (rows, for jobs that count rows rather than guilds).
+    pub fn advance_by(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let before = self.done.fetch_add(n, Ordering::Relaxed);
+        let done = before + n;
         match &self.bar {
-            Some(bar) => bar.inc(1),
-            // About twenty lines for a whole job, however large.
-            None if done == self.total || done.is_multiple_of((self.total / 20).max(1)) => {
-                tracing::info!(job = self.job, done, total = self.total, "progress");
+            Some(bar) => bar.inc(n),
+            // About twenty lines for a whole job, however large: one each time `done` passes
+            // a twentieth of the total, and one at the end.
+            None => {
+                let step = (self.total / 20).max(1);
+                if done == self.total || before / step != done / step {
+                    tracing::info!(job = self.job, done, total = self.total, "progress");
+                }
             }
-            None => {}
         }
     }
 

@@ -390,6 +390,12 @@ impl GuildDatabaseManager {
         }
     }
 
+    /// The data directory's layout, for the operator jobs' store helpers (`store/backup.rs`)
+    /// and for where backup sets go by default.
+    pub(crate) fn paths(&self) -> &DataDir {
+        &self.inner.dir
+    }
+
     pub fn stats(&self) -> Stats {
         let (open_pools, leased) = {
             let state = self.lock();

@@ -7,7 +7,9 @@
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
 //! - `migrate.rs`: the numbered migrations of `schema/`.
 //! - `pending_deletions.rs`: guilds whose data is due to be deleted, persisted across restarts.
+//! - `backup.rs`: online-backup copies of a guild's database (backup, restore, rehearsal).
 
+pub mod backup;
 mod error;
 mod manager;
 pub mod migrate;

@@ -1,0 +1,198 @@
+//! `guildkeep gdpr`: an operator answering a data-protection request from the command line.
+//!
+//! - `delete-guild`: every file of one guild, through the store (which waits for running uses
+//!   and never lets the guild reopen meanwhile). The guild's audit table goes with it, so the
+//!   deletion is logged instead, with the row counts it removed and no content.
+//! - `forget-user`: [`privacy::forget_user`] in one guild or every guild on disk, a few at a
+//!   time, with per-guild counts; each guild records its own audit row (operator, counts).
+//! - `export-user`: [`privacy::export_user`] per guild, keyed by guild id, from read-only
+//!   connections.
+//!
+//! Confirmation prompts and refusing to delete without a terminal or `--yes` are the command
+//! line's (`main.rs`); the rules of what is erased are `privacy.rs`'s.
+
+use std::collections::BTreeMap;
+
+use futures::{stream, StreamExt};
+use serde::Serialize;
+
+use super::{progress::Progress, PARALLEL_GUILDS};
+use crate::{
+    privacy::{self, ForgetActor, ForgetCounts, ForgetMode, GuildSummary, UserExport},
+    store::{GuildDatabaseManager, StoreError},
+};
+
+#[derive(Debug, Serialize)]
+pub struct DeleteGuildReport {
+    pub guild: u64,
+    /// What the deletion removed; `None` when the guild had no database.
+    pub removed: Option<GuildSummary>,
+}
+
+/// Deletes all of `guild`'s data. Deleting a guild without data is not an error.
+pub async fn delete_guild(
+    store: &GuildDatabaseManager,
+    guild: u64,
+) -> anyhow::Result<DeleteGuildReport> {
+    let removed = match store
+        .inspect_guild(guild, privacy::delete_guild_summary)
+        .await
+    {
+        Ok(summary) => Some(summary?),
+        Err(StoreError::UnknownGuild(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    store.delete_guild(guild).await?;
+    // The guild's audit table is gone with it: this log line is the record.
+    match &removed {
+        Some(summary) => tracing::warn!(
+            guild,
+            actor = "operator",
+            action = "delete_guild",
+            detail = %serde_json::to_string(summary)?,
+            "guild data deleted"
+        ),
+        None => tracing::warn!(
+            guild,
+            actor = "operator",
+            action = "delete_guild",
+            "guild had no data to delete"
+        ),
+    }
+    Ok(DeleteGuildReport { guild, removed })
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ForgetOptions {
+    pub user: u64,
+    /// `None`: every guild on disk.
+    pub guild: Option<u64>,
+    pub mode: ForgetMode,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ForgetReport {
+    pub user: u64,
+    pub guilds: BTreeMap<u64, ForgetCounts>,
+    /// Guilds where forgetting failed (nothing changed there): the command names them and
+    /// exits non-zero.
+    pub failures: BTreeMap<u64, String>,
+}
+
+/// Forgets `options.user` in one guild or all of them. A named guild without a database is a
+/// failure (a typo should not look like success); across all guilds, each that fails is listed
+/// and the others are still done.
+pub async fn forget_user(
+    store: &GuildDatabaseManager,
+    options: ForgetOptions,
+) -> anyhow::Result<ForgetReport> {
+    let guilds = scope(store, options.guild).await?;
+    let progress = Progress::new("forget", guilds.len() as u64);
+    let now = chrono::Utc::now();
+    let outcomes: Vec<(u64, anyhow::Result<ForgetCounts>)> = stream::iter(guilds)
+        .map(|guild| {
+            let progress = &progress;
+            async move {
+                let forgotten = store
+                    .with_existing_guild(guild, move |conn| {
+                        privacy::forget_user(
+                            conn,
+                            options.user,
+                            options.mode,
+                            ForgetActor::Operator,
+                            now,
+                        )
+                    })
+                    .await;
+                progress.advance();
+                (guild, flatten(forgotten))
+            }
+        })
+        .buffer_unordered(PARALLEL_GUILDS)
+        .collect()
+        .await;
+    progress.finish();
+    let mut report = ForgetReport {
+        user: options.user,
+        ..ForgetReport::default()
+    };
+    for (guild, outcome) in outcomes {
+        match outcome {
+            Ok(counts) => {
+                report.guilds.insert(guild, counts);
+            }
+            Err(e) => {
+                tracing::error!(
+                    guild,
+                    error = format!("{e:#}"),
+                    "forget-user failed in guild"
+                );
+                report.failures.insert(guild, format!("{e:#}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ExportReport {
+    /// The JSON the command prints: guild id → what that guild holds about the user. Across all
+    /// guilds, guilds holding nothing about the user are left out.
+    pub guilds: BTreeMap<u64, UserExport>,
+    #[serde(skip)]
+    pub failures: BTreeMap<u64, String>,
+}
+
+/// Exports what one guild (or every guild) holds about `user`, changing nothing.
+pub async fn export_user(
+    store: &GuildDatabaseManager,
+    user: u64,
+    guild: Option<u64>,
+) -> anyhow::Result<ExportReport> {
+    let guilds = scope(store, guild).await?;
+    let progress = Progress::new("export", guilds.len() as u64);
+    let outcomes: Vec<(u64, anyhow::Result<UserExport>)> = stream::iter(guilds)
+        .map(|g| {
+            let progress = &progress;
+            async move {
+                let exported = store
+                    .inspect_guild(g, move |conn| privacy::export_user(conn, user))
+                    .await;
+                progress.advance();
+                (g, flatten(exported))
+            }
+        })
+        .buffer_unordered(PARALLEL_GUILDS)
+        .collect()
+        .await;
+    progress.finish();
+    let mut report = ExportReport::default();
+    for (g, outcome) in outcomes {
+        match outcome {
+            Ok(export) if guild.is_some() || !export.is_empty() => {
+                report.guilds.insert(g, export);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(
+                    guild = g,
+                    error = format!("{e:#}"),
+                    "export-user failed in guild"
+                );
+                report.failures.insert(g, format!("{e:#}"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn scope(store: &GuildDatabaseManager, guild: Option<u64>) -> anyhow::Result<Vec<u64>> {
+    Ok(match guild {
+        Some(guild) => vec![guild],
+        None => store.guilds_on_disk().await?,
+    })
+}
+
+fn flatten<T>(outcome: Result<Result<T, privacy::PrivacyError>, StoreError>) -> anyhow::Result<T> {
+    Ok(outcome??)
+}

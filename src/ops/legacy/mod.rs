@@ -1,0 +1,253 @@
+//! `guildkeep migrate-legacy`: splits the legacy single database of the Node.js predecessor
+//! (shared/legacy-format.md) into per-guild databases, rule by rule.
+//!
+//! The source is opened read-only with `immutable=1` (no lock, no journal, no WAL or shm file
+//! created beside it) and its sha256 is compared before and after. A source with a `-wal` or
+//! `-journal` beside it is refused: immutable mode would not read it, and the operator should
+//! checkpoint or recover it with the tool that wrote it first. One reader thread streams the
+//! source guild by guild (`source.rs`) into a short queue; each guild's plan is written in one
+//! transaction (`target.rs`), four guilds at a time, so reading and writing overlap.
+//!
+//! Decisions where the spec leaves room (also in docs/operating.md):
+//! - A guild id (and any snowflake) must be canonical decimal: digits, no sign, no spaces, no
+//!   leading zero, not zero, at most i64::MAX. `' 123'` or `'0123'` are invalid, not guild 123.
+//! - `--default-guild` also takes reminders with a NULL or empty `guildId`: like such quotes
+//!   they come from before multi-guild support. It does not apply to opt-ins without a guild,
+//!   which are global choices (applied per the spec).
+//! - A quote's `category` becomes a tag (trimmed, lower case, merged with a legacy tag of the
+//!   same name), except the default 'General' and empty ones.
+//! - Quotes with empty text or text over 2000 characters are skipped and counted; author names
+//!   are trimmed, cut to 100 characters, 'Anonymous' when empty. Tag descriptions are cut to
+//!   200 characters; tags whose names are empty or over 32 characters are not imported.
+//! - Reminders: message = subject, then content, then link, one per line, cut to 4000
+//!   characters (counted). 'server' reminders become channel reminders in `channelId`; one with
+//!   no valid channel is kept as a cancelled DM-kind row with the reason in `last_error`
+//!   (posting it nowhere, or as a DM to people who never asked for one, would both be wrong).
+//!   An unparseable time keeps the reminder as cancelled, `due_at` = its creation time, the raw
+//!   text quoted in `last_error`. Unknown statuses become cancelled the same way.
+//! - Unreadable `addedAt`/`createdAt` times become the import's start time.
+//! - Where the target already has a row that wins (a member's own rating of an imported quote,
+//!   an opt-in choice), the legacy row is not imported and is counted.
+//! - The `skipped` report counts, by `<source table>.<reason>`, every source row not imported
+//!   as it was, including rows kept in a changed form (`*_kept_cancelled`, `*_truncated_*`).
+//!
+//! Not here: the command line (`main.rs`).
+
+mod source;
+mod target;
+mod time;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{bail, ensure, Context as _};
+use futures::{stream, StreamExt};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use self::source::{GuildPlan, Scope};
+pub use self::{
+    source::{parse_snowflake, Skipped},
+    target::GuildCounts,
+};
+use super::{
+    files::{hex, sha256_file, write_private},
+    progress::Progress,
+};
+use crate::store::GuildDatabaseManager;
+
+/// Guild plans read ahead of the writers. Small: each holds one guild's rows.
+const QUEUE: usize = 4;
+/// Guilds written at once. More than the cores: a guild's first write waits on file
+/// creation and fsyncs in the store, and those waits overlap.
+const WRITERS: usize = 4;
+
+/// What `migrate-legacy` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub source: PathBuf,
+    pub dry_run: bool,
+    /// Empty: every guild in the source.
+    pub guilds: Vec<u64>,
+    pub default_guild: Option<u64>,
+    /// Where to write the report as JSON, besides returning it.
+    pub report: Option<PathBuf>,
+}
+
+/// The `--report` JSON, exactly as legacy-format.md gives it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    /// Rows imported by this run, per guild.
+    pub guilds: BTreeMap<u64, GuildCounts>,
+    pub skipped: BTreeMap<String, u64>,
+    /// Guilds whose import failed (rolled back), with the reason. Not part of the JSON: the
+    /// command names them and exits non-zero.
+    #[serde(skip)]
+    pub failures: BTreeMap<u64, String>,
+}
+
+/// Runs the import (or, with `dry_run`, rehearses it on in-memory copies of the guilds'
+/// databases). Fails before writing anything on a bad source or bad options; a guild that
+/// fails to import is rolled back and listed in `failures`, the others are still imported.
+pub async fn migrate_legacy(
+    store: &GuildDatabaseManager,
+    options: ImportOptions,
+) -> anyhow::Result<ImportReport> {
+    for guild in options.guilds.iter().chain(&options.default_guild) {
+        ensure!(
+            parse_snowflake(&guild.to_string()).is_some(),
+            "{guild} is not a guild id (a non-zero snowflake)"
+        );
+    }
+    let scope = Scope {
+        guilds: options.guilds.iter().copied().collect(),
+        default_guild: options.default_guild,
+    };
+    let source_path = options.source.clone();
+    let (digest, total) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        refuse_side_files(&source_path)?;
+        let digest = sha256_file(&source_path)?;
+        let total = source::count_rows(&open_source(&source_path)?)?;
+        Ok((digest, total))
+    })
+    .await??;
+
+    let now = chrono::Utc::now().timestamp();
+    let progress = Arc::new(Progress::new("import", total));
+    let (plans, queue) = tokio::sync::mpsc::channel::<GuildPlan>(QUEUE);
+    let reader = {
+        let path = options.source.clone();
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_source(&path)?;
+            source::read_source(&conn, &scope, now, &progress, |plan| {
+                plans
+                    .blocking_send(plan)
+                    .context("the import's writers stopped")
+            })
+        })
+    };
+
+    let dry_run = options.dry_run;
+    let outcomes: Vec<(u64, anyhow::Result<(GuildCounts, Skipped)>)> =
+        stream::unfold(queue, |mut queue| async move {
+            queue.recv().await.map(|plan| (plan, queue))
+        })
+        .map(|plan| async move {
+            let guild = plan.guild;
+            (guild, import_guild(store, plan, now, dry_run).await)
+        })
+        .buffer_unordered(WRITERS)
+        .collect()
+        .await;
+    let read_skipped = reader.await??;
+    progress.finish();
+
+    let mut report = ImportReport {
+        dry_run,
+        ..ImportReport::default()
+    };
+    let mut skipped = read_skipped;
+    for (guild, outcome) in outcomes {
+        match outcome {
+            Ok((counts, guild_skipped)) => {
+                report.guilds.insert(guild, counts);
+                skipped.merge(guild_skipped);
+            }
+            Err(e) => {
+                tracing::error!(
+                    guild,
+                    error = format!("{e:#}"),
+                    "legacy import of guild failed"
+                );
+                report.failures.insert(guild, format!("{e:#}"));
+            }
+        }
+    }
+    report.skipped = skipped.0;
+
+    let source_path = options.source.clone();
+    let after = tokio::task::spawn_blocking(move || sha256_file(&source_path)).await??;
+    if after != digest {
+        bail!(
+            "{} changed during the import (sha256 before {}, after {})",
+            options.source.display(),
+            hex(&digest),
+            hex(&after)
+        );
+    }
+    if let Some(path) = &options.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || write_private(&path, &json)).await??;
+    }
+    Ok(report)
+}
+
+async fn import_guild(
+    store: &GuildDatabaseManager,
+    plan: GuildPlan,
+    now: i64,
+    dry_run: bool,
+) -> anyhow::Result<(GuildCounts, Skipped)> {
+    if dry_run {
+        let mut rehearsal = store.guild_in_memory(plan.guild).await?;
+        tokio::task::spawn_blocking(move || target::write_guild(&mut rehearsal, &plan, now)).await?
+    } else {
+        store
+            .with_guild(plan.guild, move |conn| {
+                target::write_guild(conn, &plan, now)
+            })
+            .await?
+    }
+}
+
+/// Opens the legacy database so that nothing can be written to or beside it.
+fn open_source(path: &Path) -> anyhow::Result<Connection> {
+    // A URI, for `immutable=1`; the path's own `%`, `?` and `#` must not be read as URI syntax.
+    let mut uri = String::from("file:");
+    for c in path
+        .to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", path.display()))?
+        .chars()
+    {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {} read-only", path.display()))?;
+    // Fails here, not half-way, when the file is not a legacy database.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        .with_context(|| format!("{} is not a SQLite database", path.display()))?;
+    Ok(conn)
+}
+
+fn refuse_side_files(source: &Path) -> anyhow::Result<()> {
+    ensure!(source.is_file(), "{} is not a file", source.display());
+    for suffix in ["-wal", "-journal"] {
+        let side = crate::store::paths::with_suffix(source, suffix);
+        if side.metadata().is_ok_and(|m| m.len() > 0) {
+            bail!(
+                "{} exists: the legacy database has unfinished writes; let the program that \
+                 wrote it finish them (or run `sqlite3 {} 'PRAGMA wal_checkpoint(TRUNCATE)'`) first",
+                side.display(),
+                source.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,918 @@
+//! Reading the legacy single database and turning it into one [`GuildPlan`] per guild: every
+//! row validated and mapped to the per-guild schema's shape, every row left out counted under a
+//! reason in [`Skipped`]. This is where the rules of legacy-format.md are decided; writing a
+//! plan into a guild's database is `target.rs`.
+//!
+//! The source is read in one pass per table, each sorted by its guild key, and the six sorted
+//! streams are merged, so only one guild's rows are in memory at a time whatever the size of
+//! the source. The key is the guild id as text (or `--default-guild` for rows without one),
+//! compared bytewise in SQL and in Rust alike; a valid guild id has exactly one text form
+//! (see [`parse_snowflake`]), so one guild is exactly one key.
+//!
+//! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`).
+
+use std::collections::{hash_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
+
+use rusqlite::{types::ValueRef, Connection, Row, Rows, Statement};
+
+use super::time::parse_legacy_time;
+use crate::ops::progress::Progress;
+
+/// Limits of the per-guild schema's CHECK constraints, in characters as SQLite's `length()`
+/// counts them.
+const QUOTE_TEXT_MAX: usize = 2000;
+const AUTHOR_NAME_MAX: usize = 100;
+const TAG_NAME_MAX: usize = 32;
+const TAG_DESCRIPTION_MAX: usize = 200;
+const REMINDER_MESSAGE_MAX: usize = 4000;
+
+/// Rows not imported as they were, by `<source table>.<reason>`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Skipped(pub BTreeMap<String, u64>);
+
+impl Skipped {
+    pub fn add(&mut self, table: &str, reason: &str, n: u64) {
+        if n > 0 {
+            *self.0.entry(format!("{table}.{reason}")).or_default() += n;
+        }
+    }
+
+    pub fn merge(&mut self, other: Skipped) {
+        for (reason, n) in other.0 {
+            *self.0.entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// Which guilds to import and where rows without a guild go.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Empty: every guild.
+    pub guilds: BTreeSet<u64>,
+    pub default_guild: Option<u64>,
+}
+
+/// One tag as the target receives it: the legacy tags whose trimmed, lower-cased names are
+/// equal, merged under the lowest source id.
+#[derive(Debug, Clone)]
+pub struct PlannedTag {
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: Option<i64>,
+    pub legacy_id: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedQuote {
+    pub legacy_id: i64,
+    pub text: String,
+    pub author_name: String,
+    pub added_by: Option<i64>,
+    pub created_at: Option<i64>,
+    /// Recomputed from the ratings of this plan, never copied from `averageRating`.
+    pub rating_avg: f64,
+    pub rating_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedRating {
+    pub legacy_id: i64,
+    pub quote_legacy_id: i64,
+    pub user_id: i64,
+    pub rating: i64,
+    pub created_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedReminder {
+    pub legacy_id: i64,
+    pub created_by: Option<i64>,
+    /// `None`: a direct message; otherwise posted in this channel.
+    pub channel_id: Option<i64>,
+    pub message: String,
+    pub due_at: i64,
+    pub status: &'static str,
+    pub last_error: Option<String>,
+    pub created_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedAssignee {
+    pub legacy_id: i64,
+    pub reminder_legacy_id: i64,
+    pub kind: &'static str,
+    pub assignee_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedOptin {
+    /// The source row's rowid (`user_communications` has no id column); for a global choice
+    /// applied to this guild, the global row's.
+    pub legacy_id: i64,
+    pub user_id: i64,
+    pub dm_opt_in: bool,
+    pub preferences: Option<String>,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+}
+
+/// Everything one guild receives from the source. Links refer to quotes and reminders by
+/// legacy id and to tags by index into `tags`.
+#[derive(Debug, Clone, Default)]
+pub struct GuildPlan {
+    pub guild: u64,
+    pub tags: Vec<PlannedTag>,
+    pub quotes: Vec<PlannedQuote>,
+    pub quote_tags: Vec<(i64, usize)>,
+    pub ratings: Vec<PlannedRating>,
+    pub reminders: Vec<PlannedReminder>,
+    pub assignees: Vec<PlannedAssignee>,
+    pub optins: Vec<PlannedOptin>,
+}
+
+/// A Discord snowflake as the legacy bot wrote it: decimal digits without sign, spaces or
+/// leading zeros, not zero, and small enough for the schema's INTEGER columns. Anything else
+/// is not an id; for a guild this also keeps every odd text from ever becoming a path.
+pub fn parse_snowflake(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty()
+        && text.len() <= 19
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0');
+    canonical.then(|| text.parse::<i64>().ok()).flatten()
+}
+
+/// Number of rows in each source table, for the progress bar.
+pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
+    let mut total = 0u64;
+    for table in [
+        "quotes",
+        "quote_tags",
+        "quote_ratings",
+        "reminders",
+        "reminder_assignments",
+        "user_communications",
+    ] {
+        let n: i64 =
+            source.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Reads the whole source and hands each selected guild's plan to `emit`, in guild key order.
+/// Returns the rows skipped while planning.
+pub fn read_source(
+    source: &Connection,
+    scope: &Scope,
+    now: i64,
+    progress: &Progress,
+    mut emit: impl FnMut(GuildPlan) -> anyhow::Result<()>,
+) -> anyhow::Result<Skipped> {
+    let mut skipped = Skipped::default();
+    let catalog = TagCatalog::load(source, &mut skipped)?;
+    let mut globals = GlobalOptins::load(source, &mut skipped)?;
+    let default = scope.default_guild.map(|g| g.to_string());
+
+    let mut quotes_sql = source.prepare(&format!(
+        "SELECT {}, id, text, author, addedBy, addedAt, category FROM quotes ORDER BY 1, id",
+        key_sql("guildId", "1")
+    ))?;
+    let mut links_sql = source.prepare(&format!(
+        "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM quote_tags qt \
+         LEFT JOIN quotes q ON q.id = qt.quoteId ORDER BY 1",
+        key_sql("q.guildId", "q.id IS NOT NULL")
+    ))?;
+    let mut ratings_sql = source.prepare(&format!(
+        "SELECT {}, r.id, r.quoteId, r.userId, r.rating, r.createdAt, q.id IS NULL \
+         FROM quote_ratings r LEFT JOIN quotes q ON q.id = r.quoteId ORDER BY 1, r.id",
+        key_sql("q.guildId", "q.id IS NOT NULL")
+    ))?;
+    let mut reminders_sql = source.prepare(&format!(
+        "SELECT {}, id, subject, when_datetime, content, link, status, notification_method, \
+         channelId, createdBy, createdAt FROM reminders ORDER BY 1, id",
+        key_sql("guildId", "1")
+    ))?;
+    let mut assignments_sql = source.prepare(&format!(
+        "SELECT {}, a.id, a.reminderId, a.assigneeType, a.assigneeId, r.id IS NULL \
+         FROM reminder_assignments a LEFT JOIN reminders r ON r.id = a.reminderId \
+         ORDER BY 1, a.id",
+        key_sql("r.guildId", "r.id IS NOT NULL")
+    ))?;
+    // Opt-ins without a guild are the global ones, loaded above; `--default-guild` is for
+    // rows from before multi-guild support and does not apply to a deliberate global choice.
+    let mut optins_sql = source.prepare(
+        "SELECT CAST(guild_id AS TEXT), rowid, user_id, opted_in, preferences, created_at, \
+         updated_at FROM user_communications WHERE coalesce(guild_id, '') <> '' ORDER BY 1, rowid",
+    )?;
+
+    let mut quotes = Stream::open(&mut quotes_sql, &default, read_quote)?;
+    let mut links = Stream::open(&mut links_sql, &default, read_link)?;
+    let mut ratings = Stream::open(&mut ratings_sql, &default, read_rating)?;
+    let mut reminders = Stream::open(&mut reminders_sql, &default, read_reminder)?;
+    let mut assignments = Stream::open(&mut assignments_sql, &default, read_assignment)?;
+    let mut optins = Stream::open(&mut optins_sql, &None::<String>, read_optin)?;
+
+    loop {
+        let next = [
+            quotes.key(),
+            links.key(),
+            ratings.key(),
+            reminders.key(),
+            assignments.key(),
+            optins.key(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .cloned();
+        let Some(key) = next else { break };
+        let group = Group {
+            quotes: quotes.take(&key)?,
+            links: links.take(&key)?,
+            ratings: ratings.take(&key)?,
+            reminders: reminders.take(&key)?,
+            assignments: assignments.take(&key)?,
+            optins: optins.take(&key)?,
+        };
+        progress.advance_by(group.rows());
+        let guild = key.as_deref().map(parse_snowflake);
+        match guild {
+            None => group.skip_without_guild(&mut skipped),
+            Some(None) => group.skip_all("invalid_guild_id", &mut skipped),
+            Some(Some(id)) if !scope.guilds.is_empty() && !scope.guilds.contains(&(id as u64)) => {
+                group.skip_all("guild_not_selected", &mut skipped)
+            }
+            Some(Some(id)) => {
+                emit(group.plan(id as u64, &catalog, &mut globals, now, &mut skipped))?;
+            }
+        }
+    }
+    skipped.add(
+        "user_communications",
+        "global_choice_of_user_in_no_imported_guild",
+        globals.unused(),
+    );
+    Ok(skipped)
+}
+
+/// The guild key of a row: its guild id as text, `?1` (the default guild, or NULL) when it has
+/// none, and NULL when `exists` is false (a link whose parent row is missing).
+fn key_sql(column: &str, exists: &str) -> String {
+    format!(
+        "CASE WHEN NOT ({exists}) THEN NULL \
+              WHEN coalesce({column}, '') = '' THEN ?1 \
+              ELSE CAST({column} AS TEXT) END"
+    )
+}
+
+/// Any SQLite value as text: the legacy bot was loose about types in TEXT columns.
+fn text(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+    })
+}
+
+/// A sorted query over one source table, read one row ahead so that groups can be cut at the
+/// key boundary.
+struct Stream<'s, T> {
+    rows: Rows<'s>,
+    read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    head: Option<(Option<String>, T)>,
+}
+
+impl<'s, T> Stream<'s, T> {
+    fn open(
+        statement: &'s mut Statement<'_>,
+        default_guild: &Option<String>,
+        read: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Self> {
+        let rows = if statement.parameter_count() == 1 {
+            statement.query([default_guild])?
+        } else {
+            statement.query([])?
+        };
+        let mut stream = Self {
+            rows,
+            read,
+            head: None,
+        };
+        stream.advance()?;
+        Ok(stream)
+    }
+
+    fn advance(&mut self) -> rusqlite::Result<()> {
+        self.head = match self.rows.next()? {
+            Some(row) => Some((text(row, 0)?, (self.read)(row)?)),
+            None => None,
+        };
+        Ok(())
+    }
+
+    fn key(&self) -> Option<&Option<String>> {
+        self.head.as_ref().map(|(key, _)| key)
+    }
+
+    fn take(&mut self, key: &Option<String>) -> rusqlite::Result<Vec<T>> {
+        let mut taken = Vec::new();
+        while self.key() == Some(key) {
+            if let Some((_, row)) = self.head.take() {
+                taken.push(row);
+            }
+            self.advance()?;
+        }
+        Ok(taken)
+    }
+}
+
+struct LegacyQuote {
+    id: i64,
+    text: Option<String>,
+    author: Option<String>,
+    added_by: Option<String>,
+    added_at: Option<String>,
+    category: Option<String>,
+}
+
+fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
+    Ok(LegacyQuote {
+        id: row.get(1)?,
+        text: text(row, 2)?,
+        author: text(row, 3)?,
+        added_by: text(row, 4)?,
+        added_at: text(row, 5)?,
+        category: text(row, 6)?,
+    })
+}
+
+struct LegacyLink {
+    quote_id: i64,
+    tag_id: i64,
+    orphan: bool,
+}
+
+fn read_link(row: &Row<'_>) -> rusqlite::Result<LegacyLink> {
+    Ok(LegacyLink {
+        quote_id: row.get(1)?,
+        tag_id: row.get(2)?,
+        orphan: row.get(3)?,
+    })
+}
+
+struct LegacyRating {
+    id: i64,
+    quote_id: i64,
+    user_id: Option<String>,
+    rating: Option<String>,
+    created_at: Option<String>,
+    orphan: bool,
+}
+
+fn read_rating(row: &Row<'_>) -> rusqlite::Result<LegacyRating> {
+    Ok(LegacyRating {
+        id: row.get(1)?,
+        quote_id: row.get(2)?,
+        user_id: text(row, 3)?,
+        rating: text(row, 4)?,
+        created_at: text(row, 5)?,
+        orphan: row.get(6)?,
+    })
+}
+
+struct LegacyReminder {
+    id: i64,
+    subject: Option<String>,
+    when: Option<String>,
+    content: Option<String>,
+    link: Option<String>,
+    status: Option<String>,
+    method: Option<String>,
+    channel_id: Option<String>,
+    created_by: Option<String>,
+    created_at: Option<String>,
+}
+
+fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
+    Ok(LegacyReminder {
+        id: row.get(1)?,
+        subject: text(row, 2)?,
+        when: text(row, 3)?,
+        content: text(row, 4)?,
+        link: text(row, 5)?,
+        status: text(row, 6)?,
+        method: text(row, 7)?,
+        channel_id: text(row, 8)?,
+        created_by: text(row, 9)?,
+        created_at: text(row, 10)?,
+    })
+}
+
+struct LegacyAssignment {
+    id: i64,
+    reminder_id: i64,
+    kind: Option<String>,
+    assignee_id: Option<String>,
+    orphan: bool,
+}
+
+fn read_assignment(row: &Row<'_>) -> rusqlite::Result<LegacyAssignment> {
+    Ok(LegacyAssignment {
+        id: row.get(1)?,
+        reminder_id: row.get(2)?,
+        kind: text(row, 3)?,
+        assignee_id: text(row, 4)?,
+        orphan: row.get(5)?,
+    })
+}
+
+struct LegacyOptin {
+    rowid: i64,
+    user_id: Option<String>,
+    opted_in: Option<String>,
+    preferences: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+fn read_optin(row: &Row<'_>) -> rusqlite::Result<LegacyOptin> {
+    Ok(LegacyOptin {
+        rowid: row.get(1)?,
+        user_id: text(row, 2)?,
+        opted_in: text(row, 3)?,
+        preferences: text(row, 4)?,
+        created_at: text(row, 5)?,
+        updated_at: text(row, 6)?,
+    })
+}
+
+fn time(raw: &Option<String>) -> Option<i64> {
+    raw.as_deref().and_then(parse_legacy_time)
+}
+
+fn snowflake(raw: &Option<String>) -> Option<i64> {
+    raw.as_deref().and_then(parse_snowflake)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// A tag name as the target stores it: trimmed and lower case; `None` when that is empty or
+/// longer than the schema allows.
+fn normalise_tag(name: &str) -> Option<String> {
+    let name = name.trim().to_lowercase();
+    (!name.is_empty() && name.chars().count() <= TAG_NAME_MAX).then_some(name)
+}
+
+/// The global tag table, merged by normalised name.
+struct TagCatalog {
+    merged: Vec<PlannedTag>,
+    by_name: HashMap<String, usize>,
+    /// Source tag id to merged tag; `None` for a tag whose name the target cannot hold.
+    by_id: HashMap<i64, Option<usize>>,
+}
+
+impl TagCatalog {
+    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+        let mut catalog = Self {
+            merged: Vec::new(),
+            by_name: HashMap::new(),
+            by_id: HashMap::new(),
+        };
+        let mut statement =
+            source.prepare("SELECT id, name, description, createdAt FROM tags ORDER BY id")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let Some(name) = text(row, 1)?.as_deref().and_then(normalise_tag) else {
+                catalog.by_id.insert(id, None);
+                skipped.add("tags", "invalid_name", 1);
+                continue;
+            };
+            // Ascending ids: the first spelling seen is the lowest id, which the merge keeps.
+            let index = *catalog.by_name.entry(name.clone()).or_insert_with(|| {
+                catalog.merged.push(PlannedTag {
+                    name,
+                    description: None,
+                    created_at: None,
+                    legacy_id: Some(id),
+                });
+                catalog.merged.len() - 1
+            });
+            let tag = &mut catalog.merged[index];
+            if tag.description.is_none() {
+                tag.description = text(row, 2)?
+                    .filter(|d| !d.trim().is_empty())
+                    .map(|d| truncate_chars(&d, TAG_DESCRIPTION_MAX));
+            }
+            if tag.created_at.is_none() {
+                tag.created_at = time(&text(row, 3)?);
+            }
+            catalog.by_id.insert(id, Some(index));
+        }
+        Ok(catalog)
+    }
+}
+
+/// `user_communications` rows without a guild: a choice made before multi-guild support,
+/// applied to every guild where the user appears.
+struct GlobalOptins {
+    by_user: HashMap<i64, PlannedOptin>,
+    used: HashSet<i64>,
+}
+
+impl GlobalOptins {
+    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+        let mut by_user = HashMap::new();
+        let mut statement = source.prepare(
+            "SELECT NULL, rowid, user_id, opted_in, preferences, created_at, updated_at \
+             FROM user_communications WHERE coalesce(guild_id, '') = '' ORDER BY rowid",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            match plan_optin(&read_optin(row)?, skipped) {
+                Some(optin) => match by_user.entry(optin.user_id) {
+                    Entry::Occupied(_) => {
+                        skipped.add("user_communications", "duplicate_global_choice", 1)
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(optin);
+                    }
+                },
+                None => continue,
+            }
+        }
+        Ok(Self {
+            by_user,
+            used: HashSet::new(),
+        })
+    }
+
+    /// The global choice of `user`, who appears in a guild being imported.
+    fn for_user(&mut self, user: i64) -> Option<PlannedOptin> {
+        let optin = self.by_user.get(&user)?.clone();
+        self.used.insert(user);
+        Some(optin)
+    }
+
+    fn unused(&self) -> u64 {
+        (self.by_user.len() - self.used.len()) as u64
+    }
+}
+
+fn plan_optin(row: &LegacyOptin, skipped: &mut Skipped) -> Option<PlannedOptin> {
+    let Some(user_id) = snowflake(&row.user_id) else {
+        skipped.add("user_communications", "invalid_user_id", 1);
+        return None;
+    };
+    let preferences = match row.preferences.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(json) if serde_json::from_str::<serde_json::Value>(json).is_ok() => {
+            Some(json.to_owned())
+        }
+        Some(_) => {
+            // The row is kept (the DM choice matters more); only the unreadable text is not.
+            skipped.add("user_communications", "preferences_not_json_dropped", 1);
+            None
+        }
+    };
+    let dm_opt_in = row
+        .opted_in
+        .as_deref()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .is_some_and(|v| v != 0.0);
+    Some(PlannedOptin {
+        legacy_id: row.rowid,
+        user_id,
+        dm_opt_in,
+        preferences,
+        created_at: time(&row.created_at),
+        updated_at: time(&row.updated_at),
+    })
+}
+
+/// The rows of every source table that share one guild key.
+struct Group {
+    quotes: Vec<LegacyQuote>,
+    links: Vec<LegacyLink>,
+    ratings: Vec<LegacyRating>,
+    reminders: Vec<LegacyReminder>,
+    assignments: Vec<LegacyAssignment>,
+    optins: Vec<LegacyOptin>,
+}
+
+impl Group {
+    fn rows(&self) -> u64 {
+        (self.quotes.len()
+            + self.links.len()
+            + self.ratings.len()
+            + self.reminders.len()
+            + self.assignments.len()
+            + self.optins.len()) as u64
+    }
+
+    fn skip_all(&self, reason: &str, skipped: &mut Skipped) {
+        skipped.add("quotes", reason, self.quotes.len() as u64);
+        skipped.add("quote_tags", reason, self.links.len() as u64);
+        skipped.add("quote_ratings", reason, self.ratings.len() as u64);
+        skipped.add("reminders", reason, self.reminders.len() as u64);
+        skipped.add(
+            "reminder_assignments",
+            reason,
+            self.assignments.len() as u64,
+        );
+        skipped.add("user_communications", reason, self.optins.len() as u64);
+    }
+
+    /// The NULL key: rows without a guild (and no `--default-guild`) and links whose parent
+    /// row does not exist.
+    fn skip_without_guild(&self, skipped: &mut Skipped) {
+        let orphans = |flags: &mut dyn Iterator<Item = bool>| {
+            flags.fold(
+                (0, 0),
+                |(o, n), orphan| if orphan { (o + 1, n) } else { (o, n + 1) },
+            )
+        };
+        skipped.add("quotes", "no_guild", self.quotes.len() as u64);
+        skipped.add("reminders", "no_guild", self.reminders.len() as u64);
+        let (o, n) = orphans(&mut self.links.iter().map(|l| l.orphan));
+        skipped.add("quote_tags", "orphan_quote", o);
+        skipped.add("quote_tags", "no_guild", n);
+        let (o, n) = orphans(&mut self.ratings.iter().map(|r| r.orphan));
+        skipped.add("quote_ratings", "orphan_quote", o);
+        skipped.add("quote_ratings", "no_guild", n);
+        let (o, n) = orphans(&mut self.assignments.iter().map(|a| a.orphan));
+        skipped.add("reminder_assignments", "orphan_reminder", o);
+        skipped.add("reminder_assignments", "no_guild", n);
+    }
+
+    fn plan(
+        self,
+        guild: u64,
+        catalog: &TagCatalog,
+        globals: &mut GlobalOptins,
+        now: i64,
+        skipped: &mut Skipped,
+    ) -> GuildPlan {
+        let mut plan = GuildPlan {
+            guild,
+            ..GuildPlan::default()
+        };
+        // Users who appear in this guild, for the global opt-ins.
+        let mut users = BTreeSet::new();
+        let mut tag_slots: HashMap<usize, usize> = HashMap::new();
+        let mut tag_slot = |plan: &mut GuildPlan, merged: usize| {
+            *tag_slots.entry(merged).or_insert_with(|| {
+                plan.tags.push(catalog.merged[merged].clone());
+                plan.tags.len() - 1
+            })
+        };
+        let mut links: BTreeSet<(i64, usize)> = BTreeSet::new();
+
+        let mut quote_index: HashMap<i64, usize> = HashMap::new();
+        let mut categories = Vec::new();
+        for quote in self.quotes {
+            users.extend(snowflake(&quote.added_by));
+            let text = quote.text.unwrap_or_default();
+            let length = text.chars().count();
+            if length == 0 || text.trim().is_empty() {
+                skipped.add("quotes", "empty_text", 1);
+                continue;
+            }
+            if length > QUOTE_TEXT_MAX {
+                skipped.add("quotes", "text_too_long", 1);
+                continue;
+            }
+            let author = quote
+                .author
+                .as_deref()
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map_or_else(
+                    || "Anonymous".to_owned(),
+                    |a| truncate_chars(a, AUTHOR_NAME_MAX),
+                );
+            quote_index.insert(quote.id, plan.quotes.len());
+            if let Some(category) = quote.category.as_deref() {
+                categories.push((quote.id, category.to_owned()));
+            }
+            plan.quotes.push(PlannedQuote {
+                legacy_id: quote.id,
+                text,
+                author_name: author,
+                added_by: snowflake(&quote.added_by),
+                created_at: time(&quote.added_at),
+                rating_avg: 0.0,
+                rating_count: 0,
+            });
+        }
+
+        for link in self.links {
+            if !quote_index.contains_key(&link.quote_id) {
+                skipped.add("quote_tags", "quote_skipped", 1);
+                continue;
+            }
+            match catalog.by_id.get(&link.tag_id) {
+                None => skipped.add("quote_tags", "orphan_tag", 1),
+                Some(None) => skipped.add("quote_tags", "invalid_tag_name", 1),
+                Some(Some(merged)) => {
+                    let slot = tag_slot(&mut plan, *merged);
+                    if !links.insert((link.quote_id, slot)) {
+                        skipped.add("quote_tags", "duplicate_after_tag_merge", 1);
+                    }
+                }
+            }
+        }
+
+        // A quote's category becomes one more tag, except the default 'General', which says
+        // nothing. It merges with a legacy tag of the same name; it adds no quote_tags row
+        // when the quote already carries that tag.
+        let mut category_tags: HashMap<String, usize> = HashMap::new();
+        for (quote_id, category) in categories {
+            if category.trim().is_empty() || category.trim().eq_ignore_ascii_case("general") {
+                continue;
+            }
+            let Some(name) = normalise_tag(&category) else {
+                skipped.add("quotes", "category_not_a_valid_tag_name", 1);
+                continue;
+            };
+            let slot = match catalog.by_name.get(&name) {
+                Some(merged) => tag_slot(&mut plan, *merged),
+                None => *category_tags.entry(name.clone()).or_insert_with(|| {
+                    plan.tags.push(PlannedTag {
+                        name,
+                        description: None,
+                        created_at: Some(now),
+                        legacy_id: None,
+                    });
+                    plan.tags.len() - 1
+                }),
+            };
+            links.insert((quote_id, slot));
+        }
+        plan.quote_tags = links.into_iter().collect();
+
+        for rating in self.ratings {
+            users.extend(snowflake(&rating.user_id));
+            let Some(&index) = quote_index.get(&rating.quote_id) else {
+                skipped.add("quote_ratings", "quote_skipped", 1);
+                continue;
+            };
+            let Some(user_id) = snowflake(&rating.user_id) else {
+                skipped.add("quote_ratings", "invalid_user_id", 1);
+                continue;
+            };
+            let value = rating
+                .rating
+                .as_deref()
+                .and_then(|r| r.trim().parse::<i64>().ok());
+            let Some(value) = value.filter(|v| (1..=5).contains(v)) else {
+                skipped.add("quote_ratings", "rating_not_1_to_5", 1);
+                continue;
+            };
+            let quote = &mut plan.quotes[index];
+            quote.rating_avg = (quote.rating_avg * quote.rating_count as f64 + value as f64)
+                / (quote.rating_count + 1) as f64;
+            quote.rating_count += 1;
+            plan.ratings.push(PlannedRating {
+                legacy_id: rating.id,
+                quote_legacy_id: rating.quote_id,
+                user_id,
+                rating: value,
+                created_at: time(&rating.created_at).or(quote.created_at),
+            });
+        }
+
+        for reminder in self.reminders {
+            users.extend(snowflake(&reminder.created_by));
+            plan.reminders.push(plan_reminder(reminder, now, skipped));
+        }
+
+        for assignment in self.assignments {
+            let kind = match assignment.kind.as_deref().map(str::trim) {
+                Some(k) if k.eq_ignore_ascii_case("user") => "user",
+                Some(k) if k.eq_ignore_ascii_case("role") => "role",
+                _ => {
+                    skipped.add("reminder_assignments", "invalid_assignee_type", 1);
+                    continue;
+                }
+            };
+            let Some(assignee_id) = snowflake(&assignment.assignee_id) else {
+                skipped.add("reminder_assignments", "invalid_assignee_id", 1);
+                continue;
+            };
+            if kind == "user" {
+                users.insert(assignee_id);
+            }
+            plan.assignees.push(PlannedAssignee {
+                legacy_id: assignment.id,
+                reminder_legacy_id: assignment.reminder_id,
+                kind,
+                assignee_id,
+            });
+        }
+
+        let mut chosen_here = HashSet::new();
+        for row in &self.optins {
+            if let Some(optin) = plan_optin(row, skipped) {
+                if chosen_here.insert(optin.user_id) {
+                    plan.optins.push(optin);
+                } else {
+                    skipped.add("user_communications", "duplicate_guild_choice", 1);
+                }
+            }
+        }
+        // A choice made in this guild wins over the global one (which still counts as used).
+        for user in users {
+            let global = globals.for_user(user);
+            if !chosen_here.contains(&user) {
+                plan.optins.extend(global);
+            }
+        }
+        plan
+    }
+}
+
+/// Maps one legacy reminder. It is never dropped: what cannot be delivered as written is kept
+/// as cancelled, with the reason (and the raw text) in `last_error`, and counted.
+fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> PlannedReminder {
+    let mut message = row.subject.unwrap_or_default().trim().to_owned();
+    for extra in [row.content, row.link].into_iter().flatten() {
+        let extra = extra.trim();
+        if !extra.is_empty() {
+            if !message.is_empty() {
+                message.push('\n');
+            }
+            message.push_str(extra);
+        }
+    }
+    if message.is_empty() {
+        message = "(legacy reminder without text)".to_owned();
+    }
+    if message.chars().count() > REMINDER_MESSAGE_MAX {
+        skipped.add("reminders", "message_truncated_to_4000_chars", 1);
+        message = truncate_chars(&message, REMINDER_MESSAGE_MAX);
+    }
+
+    let mut errors = Vec::new();
+    let mut status = match row.status.as_deref().map(str::trim) {
+        None | Some("") | Some("active") => "active",
+        Some("sent") => "sent",
+        Some("cancelled") => "cancelled",
+        Some(other) => {
+            skipped.add("reminders", "unknown_status_kept_cancelled", 1);
+            errors.push(format!("legacy import: unknown status {other:?}"));
+            "cancelled"
+        }
+    };
+
+    let raw_when = row.when.unwrap_or_default();
+    let due_at = match parse_legacy_time(&raw_when) {
+        Some(at) => at,
+        None => {
+            skipped.add("reminders", "unparseable_time_kept_cancelled", 1);
+            status = "cancelled";
+            errors.push(format!("legacy import: unparseable time {raw_when:?}"));
+            // The moment is unknown; the creation time is the only honest stand-in.
+            time(&row.created_at).unwrap_or(now)
+        }
+    };
+
+    let server = row
+        .method
+        .as_deref()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("server"));
+    let channel_id = if server {
+        let channel = snowflake(&row.channel_id);
+        if channel.is_none() {
+            // The schema needs a channel for a channel reminder, and a DM would reach people
+            // who never asked for one: kept, as a cancelled DM-kind row, and counted.
+            skipped.add(
+                "reminders",
+                "server_reminder_without_channel_kept_cancelled",
+                1,
+            );
+            status = "cancelled";
+            errors.push(format!(
+                "legacy import: server reminder without a valid channel id ({:?})",
+                row.channel_id.as_deref().unwrap_or_default()
+            ));
+        }
+        channel
+    } else {
+        None
+    };
+
+    PlannedReminder {
+        legacy_id: row.id,
+        created_by: snowflake(&row.created_by),
+        channel_id,
+        message,
+        due_at,
+        status,
+        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        created_at: time(&row.created_at),
+    }
+}

@@ -1,0 +1,364 @@
+//! The SQL bookkeeping around sending one reminder, so that each due time is delivered at
+//! least once and recorded at most once, across crashes and restarts.
+//!
+//! A send is bracketed by two transactions on the guild's database:
+//! 1. [`claim`] checks the reminder is active and due, and claims its `(reminder, due_at)` row
+//!    in `reminder_deliveries` (inserting it, or re-claiming a `claimed` row left by a crash or
+//!    a failed attempt — so a crash between sending and [`finish`] sends again: at least
+//!    once). A `delivered` row is never claimed again. A DM whose member has not opted in
+//!    fails here, permanently, without being sent.
+//! 2. [`finish`] records the outcome. Delivered: the row becomes `delivered`; a one-off
+//!    reminder becomes `sent`, a recurring one moves to its next occurrence (or becomes `sent`
+//!    past its end). Transient failure: the row stays `claimed` and the caller retries after a
+//!    backoff, until [`DeliveryPolicy::max_attempts`]; then the row is `failed` and so is a
+//!    one-off reminder, while a recurring one gives up on this occurrence only and moves on.
+//!    Permanent failure: row and reminder `failed` at once, the reason in `last_error`.
+//!
+//! Both return when the reminder next needs looking at, which is all the scheduler indexes.
+//! Not here: timing and sending (`scheduler.rs`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{load, Reminder, ReminderError, Status, Target};
+use crate::optins::{self, sql_id};
+
+/// Why a DM is refused at delivery time; stored as the reminder's `last_error`.
+pub const NOT_OPTED_IN: &str = "the member has not opted in to DMs";
+/// Why a DM without a recorded creator cannot go anywhere.
+pub const NO_RECIPIENT: &str = "the reminder has no member to DM";
+
+/// One send, as plain values for whatever delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub guild: u64,
+    pub reminder: u64,
+    pub target: DeliveryTarget,
+    pub message: String,
+    /// The due time being delivered (the original one when `late`).
+    pub due_at: DateTime<Utc>,
+    /// More than [`DeliveryPolicy::late_after`] past `due_at`, e.g. because the bot was down:
+    /// the message should say when it was due.
+    pub late: bool,
+    /// 1 for the first attempt at this due time.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryTarget {
+    Dm {
+        user: u64,
+    },
+    /// Mention exactly `users` and `roles`, nobody else.
+    Channel {
+        channel: u64,
+        users: Vec<u64>,
+        roles: Vec<u64>,
+    },
+}
+
+/// How a send failed, as the deliverer judges it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: rate limits, timeouts, Discord outages.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work: unknown channel, DMs closed, missing permissions.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryPolicy {
+    /// Attempts per due time, the first included.
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubled after each further one, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    pub late_after: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(15 * 60),
+            late_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    fn backoff(&self, failed_attempts: u32) -> Duration {
+        let doublings = failed_attempts.saturating_sub(1).min(16);
+        self.first_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed: send this, then call [`finish`].
+    Send(Delivery),
+    /// Nothing to send now; look again at `next` (`None`: never).
+    Settled { next: Option<DateTime<Utc>> },
+}
+
+/// Claims reminder `id` of `guild` for sending, if it is active and due at `now`.
+pub fn claim(
+    conn: &Connection,
+    guild: u64,
+    id: u64,
+    now: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+) -> Result<Claim, ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let Some(reminder) = load(&tx, sql_id(id)?)? else {
+        return Ok(Claim::Settled { next: None });
+    };
+    if reminder.status != Status::Active {
+        return Ok(Claim::Settled { next: None });
+    }
+    if reminder.due_at > now {
+        return Ok(Claim::Settled {
+            next: Some(reminder.due_at),
+        });
+    }
+    let due = reminder.due_at.timestamp();
+    let late = (now - reminder.due_at)
+        .to_std()
+        .is_ok_and(|behind| behind > policy.late_after);
+    let existing: Option<(String, u32)> = tx
+        .query_row(
+            "SELECT status, attempts FROM reminder_deliveries WHERE reminder_id = ?1 AND due_at = ?2",
+            rusqlite::params![sql_id(id)?, due],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let attempt = match existing {
+        // Recorded before, yet the reminder still waits at this due time: only an edit behind
+        // our back does that. Never send twice; move the reminder on as after a delivery.
+        Some((status, _)) if status != "claimed" => {
+            let next = conclude(&tx, &reminder, Outcome::Delivered, now)?;
+            tx.commit()?;
+            return Ok(Claim::Settled { next });
+        }
+        Some((_, attempts)) => attempts + 1,
+        None => 1,
+    };
+    tx.execute(
+        "INSERT INTO reminder_deliveries (reminder_id, due_at, status, attempts, late, claimed_at)
+         VALUES (?1, ?2, 'claimed', ?3, ?4, ?5)
+         ON CONFLICT (reminder_id, due_at) DO UPDATE
+         SET attempts = excluded.attempts, late = excluded.late, claimed_at = excluded.claimed_at",
+        rusqlite::params![sql_id(id)?, due, attempt, late, now.timestamp()],
+    )?;
+    tx.execute(
+        "UPDATE reminders SET attempts = ?2, updated_at = ?3 WHERE id = ?1",
+        rusqlite::params![sql_id(id)?, attempt, now.timestamp()],
+    )?;
+    let target = match &reminder.target {
+        Target::Channel {
+            channel,
+            users,
+            roles,
+        } => DeliveryTarget::Channel {
+            channel: *channel,
+            users: users.clone(),
+            roles: roles.clone(),
+        },
+        Target::Dm => match reminder.created_by {
+            Some(user) if optins::dm_opted_in(&tx, user)? => DeliveryTarget::Dm { user },
+            creator => {
+                let reason = if creator.is_some() {
+                    NOT_OPTED_IN
+                } else {
+                    NO_RECIPIENT
+                };
+                let refused = Err(DeliveryError::Permanent(reason.into()));
+                let next = record(&tx, &reminder, refused, now, policy)?;
+                tx.commit()?;
+                return Ok(Claim::Settled { next });
+            }
+        },
+    };
+    tx.commit()?;
+    Ok(Claim::Send(Delivery {
+        guild,
+        reminder: id,
+        target,
+        message: reminder.message,
+        due_at: reminder.due_at,
+        late,
+        attempt,
+    }))
+}
+
+/// Records how the send of `(id, due_at)` went; returns when to look at the reminder again
+/// (the retry time after a transient failure).
+pub fn finish(
+    conn: &Connection,
+    id: u64,
+    due_at: DateTime<Utc>,
+    outcome: Result<(), DeliveryError>,
+    now: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+) -> Result<Option<DateTime<Utc>>, ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let Some(reminder) = load(&tx, sql_id(id)?)? else {
+        return Ok(None);
+    };
+    let next = if reminder.due_at == due_at {
+        record(&tx, &reminder, outcome, now, policy)?
+    } else {
+        // Edited while it was being sent: the delivery row is still written, the reminder's new
+        // schedule is left alone.
+        tx.execute(
+            "UPDATE reminder_deliveries SET status = ?3, finished_at = ?4, error = ?5
+             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed'",
+            rusqlite::params![
+                sql_id(id)?,
+                due_at.timestamp(),
+                if outcome.is_ok() {
+                    "delivered"
+                } else {
+                    "failed"
+                },
+                now.timestamp(),
+                outcome.err().map(|e| e.to_string()),
+            ],
+        )?;
+        (reminder.status == Status::Active).then_some(reminder.due_at)
+    };
+    tx.commit()?;
+    Ok(next)
+}
+
+/// The outcome for the reminder itself.
+enum Outcome {
+    Delivered,
+    /// This due time will not be delivered; `last_error` says why.
+    GaveUp {
+        reason: String,
+        permanent: bool,
+    },
+}
+
+/// Writes `outcome` of an attempt at `reminder.due_at` to its delivery row and the reminder.
+fn record(
+    tx: &Transaction<'_>,
+    reminder: &Reminder,
+    outcome: Result<(), DeliveryError>,
+    now: DateTime<Utc>,
+    policy: &DeliveryPolicy,
+) -> Result<Option<DateTime<Utc>>, ReminderError> {
+    let key = rusqlite::params![sql_id(reminder.id)?, reminder.due_at.timestamp()];
+    let attempts: Option<u32> = tx
+        .query_row(
+            "SELECT attempts FROM reminder_deliveries
+             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed'",
+            key,
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(attempts) = attempts else {
+        // Already recorded: finishing twice must not move the reminder on twice.
+        return Ok((reminder.status == Status::Active).then_some(reminder.due_at));
+    };
+    let (row_status, error, outcome) = match outcome {
+        Ok(()) => ("delivered", None, Outcome::Delivered),
+        Err(DeliveryError::Transient(reason))
+            if attempts < policy.max_attempts && reminder.status == Status::Active =>
+        {
+            tx.execute(
+                "UPDATE reminder_deliveries SET error = ?3 WHERE reminder_id = ?1 AND due_at = ?2",
+                rusqlite::params![sql_id(reminder.id)?, reminder.due_at.timestamp(), reason],
+            )?;
+            tx.execute(
+                "UPDATE reminders SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![sql_id(reminder.id)?, reason, now.timestamp()],
+            )?;
+            let wait = chrono::Duration::from_std(policy.backoff(attempts))
+                .unwrap_or(chrono::Duration::MAX);
+            return Ok(Some(now.checked_add_signed(wait).unwrap_or(now)));
+        }
+        Err(DeliveryError::Transient(reason)) => {
+            let reason = format!("gave up after {attempts} attempts: {reason}");
+            (
+                "failed",
+                Some(reason.clone()),
+                Outcome::GaveUp {
+                    reason,
+                    permanent: false,
+                },
+            )
+        }
+        Err(DeliveryError::Permanent(reason)) => (
+            "failed",
+            Some(reason.clone()),
+            Outcome::GaveUp {
+                reason,
+                permanent: true,
+            },
+        ),
+    };
+    tx.execute(
+        "UPDATE reminder_deliveries SET status = ?3, finished_at = ?4, error = ?5
+         WHERE reminder_id = ?1 AND due_at = ?2",
+        rusqlite::params![
+            sql_id(reminder.id)?,
+            reminder.due_at.timestamp(),
+            row_status,
+            now.timestamp(),
+            error
+        ],
+    )?;
+    conclude(tx, reminder, outcome, now)
+}
+
+/// Moves `reminder` past its current due time: to the next occurrence, or to its final status.
+fn conclude(
+    tx: &Transaction<'_>,
+    reminder: &Reminder,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ReminderError> {
+    if reminder.status != Status::Active {
+        // Cancelled while it was being sent: the delivery is recorded, the cancel stands.
+        return Ok(None);
+    }
+    let (reason, permanent) = match outcome {
+        Outcome::Delivered => (None, false),
+        Outcome::GaveUp { reason, permanent } => (Some(reason), permanent),
+    };
+    let next = if permanent {
+        None
+    } else {
+        reminder
+            .recurrence
+            .and_then(|rule| rule.next_after(reminder.time_zone, reminder.due_at, now))
+            .filter(|next| reminder.recurrence_end.is_none_or(|end| *next <= end))
+    };
+    let id = sql_id(reminder.id)?;
+    match next {
+        Some(next) => tx.execute(
+            "UPDATE reminders SET due_at = ?2, attempts = 0, last_error = ?3, updated_at = ?4
+             WHERE id = ?1",
+            rusqlite::params![id, next.timestamp(), reason, now.timestamp()],
+        )?,
+        None => tx.execute(
+            "UPDATE reminders SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            rusqlite::params![
+                id,
+                if reason.is_some() { "failed" } else { "sent" },
+                reason,
+                now.timestamp()
+            ],
+        )?,
+    };
+    Ok(next)
+}

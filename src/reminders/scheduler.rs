@@ -1,0 +1,470 @@
+//! The one scheduler of the process: a single tokio task that sends every guild's reminders
+//! when they come due.
+//!
+//! It keeps an in-memory index of the next due time of every active reminder in every guild on
+//! disk: built at start-up by reading each guild through the store (never creating one; a
+//! guild whose database cannot be read is logged and skipped), then kept current by the bot
+//! ([`Scheduler::upsert`] after a create or edit, [`Scheduler::remove`] after a cancel,
+//! [`Scheduler::forget_guild`] when a guild's data is deleted). The task sleeps until the
+//! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
+//! the bot was down are simply due at start-up, and go out marked late.
+//!
+//! The index is a cache: every send starts with [`delivery::claim`], which reads the reminder
+//! from the database and settles a stale entry (cancelled, moved) without sending. Sends run
+//! concurrently, at most [`SchedulerConfig::max_concurrent`] at once, never two for one
+//! reminder. Time is read from an injected [`Clock`] and slept on with tokio's timer, so tests
+//! run it under `tokio::time::pause()` with a [`TokioClock`].
+//!
+//! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use tokio::{
+    sync::{watch, Notify, Semaphore},
+    task::{JoinError, JoinHandle, JoinSet},
+    time::Instant,
+};
+
+use super::{
+    active_due_times,
+    delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
+    ReminderError,
+};
+use crate::store::{GuildDatabaseManager, StoreError};
+
+/// Where the scheduler reads the wall time.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Wall time that moves with tokio's clock from a fixed start, so that under
+/// `tokio::time::pause()` a test's `advance` (or auto-advance) moves both together.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    origin: Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            start,
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed =
+            chrono::Duration::from_std(self.origin.elapsed()).unwrap_or(chrono::Duration::MAX);
+        self.start
+            .checked_add_signed(elapsed)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// What [`Deliver::deliver`] returns: a boxed future, so the trait stays object-safe.
+pub type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+
+/// Sends one reminder: the Discord layer in the bot, a recorder in tests. A DM's opt-in has
+/// been checked already; a channel post must mention exactly the given users and roles.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Sends (and start-up guild reads) running at once.
+    pub max_concurrent: usize,
+    /// A send that takes longer counts as a transient failure.
+    pub delivery_timeout: Duration,
+    /// When to look again at a reminder whose guild database could not be used.
+    pub store_retry: Duration,
+    pub policy: DeliveryPolicy,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 16,
+            delivery_timeout: Duration::from_secs(30),
+            store_retry: Duration::from_secs(60),
+            policy: DeliveryPolicy::default(),
+        }
+    }
+}
+
+/// The longest single sleep, so that a wall clock stepped by NTP is noticed within a minute.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
+/// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
+/// lets them finish.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Scheduler {
+    /// Reads every guild on disk into the index, then starts the task.
+    pub async fn start(
+        store: GuildDatabaseManager,
+        deliver: Arc<dyn Deliver>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+    ) -> Result<Self, StoreError> {
+        let index = build_index(&store, config.max_concurrent.max(1)).await?;
+        tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
+        let shared = Arc::new(Shared {
+            index: Mutex::new(index),
+            wake: Notify::new(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let worker = Arc::new(Worker {
+            shared: shared.clone(),
+            store,
+            deliver,
+            clock,
+            config,
+        });
+        let task = tokio::spawn(worker.run(stopped));
+        Ok(Self {
+            shared,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Reminder `id` of `guild` is (now) next due at `due`.
+    pub fn upsert(&self, guild: u64, id: u64, due: DateTime<Utc>) {
+        if self.shared.lock().upsert(guild, id, due) {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Reminder `id` of `guild` will not be due again.
+    pub fn remove(&self, guild: u64, id: u64) {
+        self.shared.lock().remove(guild, id);
+    }
+
+    /// `guild`'s data is gone: drop all of its reminders from the index.
+    pub fn forget_guild(&self, guild: u64) {
+        self.shared.lock().forget_guild(guild);
+    }
+
+    /// Reminders in the index, those being sent not counted.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Stops taking due reminders, lets sends in progress finish and record their outcome.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the reminder scheduler task failed");
+            }
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+async fn build_index(store: &GuildDatabaseManager, parallel: usize) -> Result<Index, StoreError> {
+    let mut index = Index::default();
+    let mut guilds = store.guilds_on_disk().await?.into_iter();
+    let mut reads = JoinSet::new();
+    loop {
+        while reads.len() < parallel {
+            let Some(guild) = guilds.next() else { break };
+            let store = store.clone();
+            reads.spawn(async move {
+                let due = store
+                    .with_existing_guild(guild, |c| active_due_times(c))
+                    .await;
+                (guild, due)
+            });
+        }
+        let Some(read) = reads.join_next().await else {
+            return Ok(index);
+        };
+        match read {
+            Ok((guild, Ok(Ok(due)))) => {
+                for (id, at) in due {
+                    index.upsert(guild, id, at);
+                }
+            }
+            Ok((guild, Ok(Err(e)))) => skipped(guild, &e),
+            Ok((guild, Err(e))) => skipped(guild, &e),
+            Err(e) => tracing::error!(error = %e, "reading a guild's reminders panicked; skipped"),
+        }
+    }
+}
+
+fn skipped(guild: u64, error: &dyn std::fmt::Display) {
+    tracing::error!(guild, error = %error, "guild skipped: its reminders could not be read");
+}
+
+struct Shared {
+    index: Mutex<Index>,
+    /// Woken when an entry becomes the earliest, so the task does not oversleep it.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        // Index operations do not panic part-way, so a poisoned index is still consistent.
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// (guild, reminder)
+type Key = (u64, u64);
+
+#[derive(Default)]
+struct Index {
+    /// Ordered by due time: the first entry is the next to send.
+    queue: BTreeSet<(DateTime<Utc>, u64, u64)>,
+    /// Each queued reminder's due time, by guild, to find its queue entry.
+    due: HashMap<u64, HashMap<u64, DateTime<Utc>>>,
+    /// Reminders being sent, with what the bot said about them meanwhile.
+    in_flight: HashMap<Key, Meanwhile>,
+}
+
+#[derive(Clone, Copy)]
+enum Meanwhile {
+    Nothing,
+    Upserted(DateTime<Utc>),
+    Removed,
+}
+
+impl Index {
+    /// Returns whether the entry is now the earliest.
+    fn upsert(&mut self, guild: u64, id: u64, due: DateTime<Utc>) -> bool {
+        if let Some(meanwhile) = self.in_flight.get_mut(&(guild, id)) {
+            *meanwhile = Meanwhile::Upserted(due);
+            return false;
+        }
+        self.unqueue(guild, id);
+        self.due.entry(guild).or_default().insert(id, due);
+        self.queue.insert((due, guild, id));
+        self.queue.first() == Some(&(due, guild, id))
+    }
+
+    fn remove(&mut self, guild: u64, id: u64) {
+        if let Some(meanwhile) = self.in_flight.get_mut(&(guild, id)) {
+            *meanwhile = Meanwhile::Removed;
+        }
+        self.unqueue(guild, id);
+    }
+
+    fn forget_guild(&mut self, guild: u64) {
+        for (id, due) in self.due.remove(&guild).unwrap_or_default() {
+            self.queue.remove(&(due, guild, id));
+        }
+        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
+            *meanwhile = Meanwhile::Removed;
+        }
+    }
+
+    fn unqueue(&mut self, guild: u64, id: u64) {
+        let Some(ids) = self.due.get_mut(&guild) else {
+            return;
+        };
+        if let Some(due) = ids.remove(&id) {
+            self.queue.remove(&(due, guild, id));
+        }
+        if ids.is_empty() {
+            self.due.remove(&guild);
+        }
+    }
+
+    /// Takes the earliest entry if it is due at `now`; otherwise says when the earliest is.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Result<Key, Option<DateTime<Utc>>> {
+        match self.queue.first() {
+            Some(&(due, guild, id)) if due <= now => {
+                self.unqueue(guild, id);
+                self.in_flight.insert((guild, id), Meanwhile::Nothing);
+                Ok((guild, id))
+            }
+            first => Err(first.map(|&(due, _, _)| due)),
+        }
+    }
+
+    /// A send of `key` ended; `next` is when the database says to look again. Returns whether
+    /// the entry is now the earliest.
+    fn settle(&mut self, (guild, id): Key, next: Option<DateTime<Utc>>) -> bool {
+        let next = match self.in_flight.remove(&(guild, id)) {
+            Some(Meanwhile::Nothing) => next,
+            // The bot changed it while it was being sent; the earlier time is safe, because a
+            // look that finds nothing due just settles again.
+            Some(Meanwhile::Upserted(due)) => Some(next.map_or(due, |next| next.min(due))),
+            Some(Meanwhile::Removed) | None => None,
+        };
+        next.is_some_and(|due| self.upsert(guild, id, due))
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    store: GuildDatabaseManager,
+    deliver: Arc<dyn Deliver>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+}
+
+impl Worker {
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
+        let mut sends = JoinSet::new();
+        loop {
+            while let Some(done) = sends.try_join_next() {
+                report_panic(done);
+            }
+            let now = self.clock.now();
+            let popped = self.shared.lock().pop_due(now);
+            match popped {
+                Ok(key) => {
+                    let permit = tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                        _ = stop.changed() => break,
+                    };
+                    let worker = self.clone();
+                    sends.spawn(async move {
+                        let next = worker.send(key).await;
+                        drop(permit);
+                        if worker.shared.lock().settle(key, next) {
+                            worker.shared.wake.notify_one();
+                        }
+                    });
+                }
+                Err(earliest) => {
+                    let nap =
+                        earliest.map(|due| (due - now).to_std().unwrap_or_default().min(MAX_SLEEP));
+                    tokio::select! {
+                        () = sleep(nap) => {}
+                        () = self.shared.wake.notified() => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            }
+        }
+        while let Some(done) = sends.join_next().await {
+            report_panic(done);
+        }
+    }
+
+    /// One look at a due reminder: claim, send, record. Returns when to look at it again.
+    async fn send(&self, (guild, id): Key) -> Option<DateTime<Utc>> {
+        let policy = self.config.policy;
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .with_existing_guild(guild, move |c| delivery::claim(c, guild, id, now, &policy))
+            .await;
+        let delivery = match self.checked(guild, id, claimed) {
+            Ok(Claim::Send(delivery)) => delivery,
+            Ok(Claim::Settled { next }) | Err(next) => return next,
+        };
+        let due_at = delivery.due_at;
+        let outcome =
+            tokio::time::timeout(self.config.delivery_timeout, self.deliver.deliver(delivery))
+                .await
+                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
+        if let Err(e) = &outcome {
+            tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
+        }
+        let now = self.clock.now();
+        let finished = self
+            .store
+            .with_existing_guild(guild, move |c| {
+                delivery::finish(c, id, due_at, outcome, now, &policy)
+            })
+            .await;
+        self.checked(guild, id, finished)
+            .unwrap_or_else(|next| next)
+    }
+
+    /// Unwraps a guild call. An `Err` says when to look at the reminder again: `None` when
+    /// its guild is gone or the row is unreadable, a while later when the database failed.
+    fn checked<T>(
+        &self,
+        guild: u64,
+        id: u64,
+        result: Result<Result<T, ReminderError>, StoreError>,
+    ) -> Result<T, Option<DateTime<Utc>>> {
+        let retry = || {
+            let wait = chrono::Duration::from_std(self.config.store_retry)
+                .unwrap_or(chrono::Duration::MAX);
+            Err(self.clock.now().checked_add_signed(wait))
+        };
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Err(
+                StoreError::UnknownGuild(_)
+                | StoreError::BeingDeleted(_)
+                | StoreError::ShuttingDown,
+            ) => Err(None),
+            Err(e) => {
+                tracing::error!(guild, reminder = id, error = %e, "guild database unavailable; will retry");
+                retry()
+            }
+            Ok(Err(e @ ReminderError::Corrupt { .. })) => {
+                tracing::error!(guild, reminder = id, error = %e, "reminder unreadable; not scheduled");
+                Err(None)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(guild, reminder = id, error = %e, "reminder bookkeeping failed; will retry");
+                retry()
+            }
+        }
+    }
+}
+
+/// Sleeps `nap`, or until woken when there is nothing to wait for.
+async fn sleep(nap: Option<Duration>) {
+    match nap {
+        Some(nap) => tokio::time::sleep(nap).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn report_panic(done: Result<(), JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a reminder send panicked");
+    }
+}
+
+#[cfg(test)]
+mod tests;

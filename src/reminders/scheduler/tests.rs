@@ -1,0 +1,614 @@
+//! Scheduler tests: real guild files through the store in a temporary data directory, tokio
+//! time paused, the wall time from a [`TokioClock`], and a recorder in place of Discord.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    io::Write,
+};
+
+use chrono::{Datelike, Duration as Span, TimeZone, Timelike};
+use chrono_tz::{Europe::Berlin, Tz};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+use super::*;
+use crate::{
+    optins::set_dm_opt_in,
+    reminders::{
+        self, delivery::NOT_OPTED_IN, DeliveryTarget, NewReminder, Recurrence, Status, Target,
+    },
+    store::StoreConfig,
+};
+
+const ALICE: u64 = 1_000_000_000_000_001;
+const BOB: u64 = 1_000_000_000_000_002;
+const CHANNEL: u64 = 2_000_000_000_000_001;
+const GUILD: u64 = 4_000_000_000_000_001;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap()
+}
+
+/// One attempt as the recorder saw it.
+#[derive(Debug, Clone)]
+struct Attempt {
+    delivery: Delivery,
+    at: DateTime<Utc>,
+    outcome: Result<(), DeliveryError>,
+}
+
+/// Stands in for Discord: records every attempt and answers from a script (default: success).
+struct Recorder {
+    clock: Arc<dyn Clock>,
+    attempts: Mutex<Vec<Attempt>>,
+    script: Mutex<HashMap<u64, VecDeque<Result<(), DeliveryError>>>>,
+    changed: Notify,
+}
+
+impl Recorder {
+    fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
+            clock,
+            attempts: Mutex::default(),
+            script: Mutex::default(),
+            changed: Notify::new(),
+        })
+    }
+
+    fn answer(&self, reminder: u64, outcomes: impl IntoIterator<Item = Result<(), DeliveryError>>) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(reminder, outcomes.into_iter().collect());
+    }
+
+    fn attempts(&self) -> Vec<Attempt> {
+        self.attempts.lock().unwrap().clone()
+    }
+
+    /// Waits (in paused time: lets the clock run) until `n` attempts have been made; fails
+    /// after a virtual month instead of hanging.
+    async fn wait_for(&self, n: usize) -> Vec<Attempt> {
+        let waiting = self.wait_for_unbounded(n);
+        match tokio::time::timeout(Duration::from_secs(31 * 24 * 3600), waiting).await {
+            Ok(attempts) => attempts,
+            Err(_) => panic!("waited for {n} attempts, saw {}", self.attempts().len()),
+        }
+    }
+
+    async fn wait_for_unbounded(&self, n: usize) -> Vec<Attempt> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let attempts = self.attempts();
+            if attempts.len() >= n {
+                return attempts;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Deliver for Recorder {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
+        Box::pin(async move {
+            let outcome = self
+                .script
+                .lock()
+                .unwrap()
+                .get_mut(&delivery.reminder)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(Ok(()));
+            self.attempts.lock().unwrap().push(Attempt {
+                delivery,
+                at: self.clock.now(),
+                outcome: outcome.clone(),
+            });
+            self.changed.notify_waiters();
+            outcome
+        })
+    }
+}
+
+struct Env {
+    dir: TempDir,
+    store: GuildDatabaseManager,
+    clock: Arc<TokioClock>,
+}
+
+impl Env {
+    fn new(start: DateTime<Utc>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GuildDatabaseManager::new(StoreConfig::new(dir.path())).unwrap();
+        Self {
+            dir,
+            store,
+            clock: Arc::new(TokioClock::starting_at(start)),
+        }
+    }
+
+    async fn on<T: Send + 'static>(
+        &self,
+        guild: u64,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> T {
+        self.store.with_guild(guild, move |c| f(c)).await.unwrap()
+    }
+
+    /// A reminder of `creator` in `guild` due at `due`, created at `created` (before `due`).
+    async fn remind(&self, guild: u64, new: NewReminder, created: DateTime<Utc>) -> u64 {
+        self.on(guild, move |c| {
+            reminders::create(c, &new, usize::MAX, created).unwrap().id
+        })
+        .await
+    }
+
+    async fn opt_in(&self, guild: u64, user: u64) {
+        self.on(guild, move |c| set_dm_opt_in(c, user, true, t0()).unwrap())
+            .await;
+    }
+
+    async fn start(&self, recorder: &Arc<Recorder>) -> Scheduler {
+        Scheduler::start(
+            self.store.clone(),
+            recorder.clone(),
+            self.clock.clone(),
+            SchedulerConfig::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn recorder(&self) -> Arc<Recorder> {
+        Recorder::new(self.clock.clone())
+    }
+
+    async fn reminder(&self, guild: u64, id: u64) -> reminders::Reminder {
+        self.on(guild, move |c| reminders::get(c, id).unwrap().unwrap())
+            .await
+    }
+}
+
+fn dm(creator: u64, message: &str, due_at: DateTime<Utc>) -> NewReminder {
+    NewReminder {
+        creator,
+        target: Target::Dm,
+        message: message.into(),
+        due_at,
+        time_zone: Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    }
+}
+
+fn post(message: &str, due_at: DateTime<Utc>) -> NewReminder {
+    NewReminder {
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: Vec::new(),
+        },
+        ..dm(ALICE, message, due_at)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fires_exactly_at_the_due_time_and_not_a_moment_before() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let due = t0() + Span::seconds(10);
+    let id = env.remind(GUILD, dm(ALICE, "stretch", due), t0()).await;
+    let recorder = env.recorder();
+    let _scheduler = env.start(&recorder).await;
+
+    tokio::time::advance(Duration::from_secs(9)).await;
+    tokio::time::sleep(Duration::from_millis(999)).await;
+    assert!(recorder.attempts().is_empty(), "nothing before {due}");
+
+    let sent = recorder.wait_for(1).await;
+    assert_eq!(sent[0].at, due);
+    assert_eq!(
+        sent[0].delivery,
+        Delivery {
+            guild: GUILD,
+            reminder: id,
+            target: DeliveryTarget::Dm { user: ALICE },
+            message: "stretch".into(),
+            due_at: due,
+            late: false,
+            attempt: 1,
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_reminder_added_while_sleeping_wakes_the_scheduler() {
+    let env = Env::new(t0());
+    env.remind(GUILD, post("in an hour", t0() + Span::hours(1)), t0())
+        .await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+
+    let due = t0() + Span::seconds(20);
+    let id = env.remind(GUILD, post("soon", due), env.clock.now()).await;
+    scheduler.upsert(GUILD, id, due);
+    let sent = recorder.wait_for(1).await;
+    assert_eq!((sent[0].delivery.reminder, sent[0].at), (id, due));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_reminders_in_a_hundred_guilds_go_out_once_in_due_order() {
+    let env = Env::new(t0());
+    for g in 1..=100u64 {
+        env.on(GUILD + g, move |c| {
+            for k in 0..100 {
+                let due = t0() + Span::seconds(10 + k);
+                reminders::create(c, &post(&format!("{g}/{k}"), due), usize::MAX, t0()).unwrap();
+            }
+        })
+        .await;
+    }
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    assert_eq!(scheduler.pending(), 10_000);
+
+    let sent = recorder.wait_for(10_000).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(recorder.attempts().len(), 10_000, "nothing sent twice");
+    let unique: HashSet<(u64, u64)> = sent
+        .iter()
+        .map(|a| (a.delivery.guild, a.delivery.reminder))
+        .collect();
+    assert_eq!(unique.len(), 10_000);
+    assert!(
+        sent.windows(2)
+            .all(|w| w[0].delivery.due_at <= w[1].delivery.due_at),
+        "in due order"
+    );
+    assert!(sent
+        .iter()
+        .all(|a| a.at == a.delivery.due_at && !a.delivery.late));
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_way_neither_loses_nor_repeats_a_completed_delivery() {
+    let env = Env::new(t0());
+    let mut all = HashSet::new();
+    for g in 1..=4u64 {
+        for k in 0..10 {
+            let due = t0() + Span::seconds(1 + k * 4 + i64::try_from(g).unwrap());
+            all.insert((GUILD + g, env.remind(GUILD + g, post("x", due), t0()).await));
+        }
+    }
+    let first = env.recorder();
+    let scheduler = env.start(&first).await;
+    first.wait_for(15).await;
+    drop(scheduler);
+    // Leases already running finish; the sends the drop abandoned stay claimed.
+    env.store.shutdown().await;
+
+    let store = GuildDatabaseManager::new(StoreConfig::new(env.dir.path())).unwrap();
+    let mut delivered = HashSet::new();
+    for g in 1..=4u64 {
+        let rows: Vec<u64> = store
+            .with_existing_guild(GUILD + g, |c| {
+                let mut stmt = c
+                    .prepare(
+                        "SELECT reminder_id FROM reminder_deliveries WHERE status = 'delivered'",
+                    )
+                    .unwrap();
+                stmt.query_map([], |r| r.get::<_, i64>(0))
+                    .unwrap()
+                    .map(|id| id.unwrap().unsigned_abs())
+                    .collect()
+            })
+            .await
+            .unwrap();
+        delivered.extend(rows.into_iter().map(|id| (GUILD + g, id)));
+    }
+    assert!(delivered.len() >= 10, "most of the first 15 were recorded");
+
+    let second = Recorder::new(env.clock.clone());
+    let restarted = Scheduler::start(
+        store.clone(),
+        second.clone(),
+        env.clock.clone(),
+        SchedulerConfig::default(),
+    )
+    .await
+    .unwrap();
+    second.wait_for(all.len() - delivered.len()).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+
+    let again: Vec<(u64, u64)> = second
+        .attempts()
+        .iter()
+        .map(|a| (a.delivery.guild, a.delivery.reminder))
+        .collect();
+    assert_eq!(
+        again.len(),
+        all.len() - delivered.len(),
+        "each undelivered one exactly once"
+    );
+    assert!(
+        again.iter().all(|key| !delivered.contains(key)),
+        "no recorded delivery repeated"
+    );
+    let seen: HashSet<(u64, u64)> = first
+        .attempts()
+        .iter()
+        .map(|a| (a.delivery.guild, a.delivery.reminder))
+        .chain(again)
+        .collect();
+    assert_eq!(seen, all, "nothing lost");
+    assert_eq!(restarted.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reminders_missed_while_down_go_out_at_start_up_marked_late() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let missed_due = t0() - Span::hours(1);
+    let missed = env
+        .remind(
+            GUILD,
+            dm(ALICE, "missed", missed_due),
+            t0() - Span::hours(2),
+        )
+        .await;
+    let on_time_due = t0() + Span::minutes(5);
+    let on_time = env
+        .remind(GUILD, dm(ALICE, "on time", on_time_due), t0())
+        .await;
+    let recorder = env.recorder();
+    let _scheduler = env.start(&recorder).await;
+
+    let sent = recorder.wait_for(2).await;
+    assert_eq!(sent[0].delivery.reminder, missed);
+    assert_eq!(
+        (sent[0].at, sent[0].delivery.due_at, sent[0].delivery.late),
+        (t0(), missed_due, true)
+    );
+    assert_eq!(sent[1].delivery.reminder, on_time);
+    assert_eq!((sent[1].at, sent[1].delivery.late), (on_time_due, false));
+    let late_flag: bool = env
+        .on(GUILD, move |c| {
+            c.query_row(
+                "SELECT late FROM reminder_deliveries WHERE reminder_id = ?1",
+                [missed as i64],
+                |r| r.get(0),
+            )
+            .unwrap()
+        })
+        .await;
+    assert!(late_flag);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_is_retried_with_backoff_until_it_succeeds() {
+    let env = Env::new(t0());
+    let due = t0() + Span::seconds(10);
+    let id = env.remind(GUILD, post("x", due), t0()).await;
+    let recorder = env.recorder();
+    let busy = || Err(DeliveryError::Transient("503".into()));
+    recorder.answer(id, [busy(), busy(), Ok(())]);
+    let _scheduler = env.start(&recorder).await;
+
+    let tries = recorder.wait_for(3).await;
+    let times: Vec<DateTime<Utc>> = tries.iter().map(|a| a.at).collect();
+    assert_eq!(
+        times,
+        [due, due + Span::seconds(30), due + Span::seconds(90)]
+    );
+    assert_eq!(
+        tries.iter().map(|a| a.delivery.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(tries.iter().all(|a| a.delivery.due_at == due));
+    let outcomes: Vec<bool> = tries.iter().map(|a| a.outcome.is_ok()).collect();
+    assert_eq!(outcomes, [false, false, true]);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(recorder.attempts().len(), 3);
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_failure_is_not_retried() {
+    let env = Env::new(t0());
+    let id = env
+        .remind(GUILD, post("x", t0() + Span::seconds(10)), t0())
+        .await;
+    let recorder = env.recorder();
+    recorder.answer(
+        id,
+        [Err(DeliveryError::Permanent("Unknown Channel".into()))],
+    );
+    let _scheduler = env.start(&recorder).await;
+
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    assert_eq!(recorder.attempts().len(), 1);
+    let failed = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (Status::Failed, Some("Unknown Channel"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_who_has_not_opted_in_gets_no_dm() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let bobs = env
+        .remind(GUILD, dm(BOB, "for bob", t0() + Span::seconds(10)), t0())
+        .await;
+    let alices = env
+        .remind(
+            GUILD,
+            dm(ALICE, "for alice", t0() + Span::seconds(20)),
+            t0(),
+        )
+        .await;
+    let recorder = env.recorder();
+    let _scheduler = env.start(&recorder).await;
+
+    let sent = recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(recorder.attempts().len(), 1);
+    assert_eq!(sent[0].delivery.reminder, alices);
+    let refused = env.reminder(GUILD, bobs).await;
+    assert_eq!(
+        (refused.status, refused.last_error.as_deref()),
+        (Status::Failed, Some(NOT_OPTED_IN))
+    );
+}
+
+/// Five deliveries of "daily at 09:00" in Berlin starting on `first_day`; returns their UTC hours.
+async fn daily_nine_in_berlin(first_day: (i32, u32, u32)) -> Vec<(u32, u32)> {
+    let (y, m, d) = first_day;
+    let first = Berlin
+        .with_ymd_and_hms(y, m, d, 9, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let env = Env::new(first - Span::hours(1));
+    env.opt_in(GUILD, ALICE).await;
+    let new = NewReminder {
+        time_zone: Berlin,
+        recurrence: Some("daily at 09:00".parse::<Recurrence>().unwrap()),
+        recurrence_end: Some(first + Span::days(4) + Span::hours(2)),
+        ..dm(ALICE, "standup", first)
+    };
+    let id = env.remind(GUILD, new, first - Span::hours(1)).await;
+    let recorder = env.recorder();
+    let _scheduler = env.start(&recorder).await;
+    let sent = recorder.wait_for(5).await;
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    assert_eq!(recorder.attempts().len(), 5, "ends after its end time");
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+    for a in &sent {
+        assert_eq!(a.at, a.delivery.due_at);
+        assert_eq!(
+            a.at.with_timezone(&Berlin).format("%H:%M").to_string(),
+            "09:00"
+        );
+    }
+    sent.iter().map(|a| (a.at.day(), a.at.hour())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn daily_at_nine_berlin_stays_at_nine_across_the_march_change() {
+    // Clocks go forward on Sunday 2027-03-28: 09:00 is 08:00 UTC before, 07:00 UTC after.
+    assert_eq!(
+        daily_nine_in_berlin((2027, 3, 26)).await,
+        [(26, 8), (27, 8), (28, 7), (29, 7), (30, 7)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn daily_at_nine_berlin_stays_at_nine_across_the_october_change() {
+    // Clocks go back on Sunday 2027-10-31: 09:00 is 07:00 UTC before, 08:00 UTC after.
+    assert_eq!(
+        daily_nine_in_berlin((2027, 10, 29)).await,
+        [(29, 7), (30, 7), (31, 8), (1, 8), (2, 8)]
+    );
+}
+
+/// Collects what tracing writes, for assertions on the log.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_corrupt_guild_is_skipped_with_an_error_and_the_others_still_deliver() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let env = Env::new(t0());
+    let (good, bad, other) = (GUILD + 1, GUILD + 2, GUILD + 3);
+    for guild in [good, bad, other] {
+        env.remind(guild, post("x", t0() + Span::seconds(10)), t0())
+            .await;
+    }
+    env.store.shutdown().await;
+    let file = env
+        .dir
+        .path()
+        .join("guilds")
+        .join(bad.to_string())
+        .join("quotes.db");
+    std::fs::write(
+        &file,
+        b"this is not a database, just garbage bytes".repeat(100),
+    )
+    .unwrap();
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{side}", file.display()));
+    }
+
+    let store = GuildDatabaseManager::new(StoreConfig::new(env.dir.path())).unwrap();
+    let recorder = env.recorder();
+    let scheduler = Scheduler::start(
+        store,
+        recorder.clone(),
+        env.clock.clone(),
+        SchedulerConfig::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scheduler.pending(), 2);
+    let sent = recorder.wait_for(2).await;
+    let guilds: HashSet<u64> = sent.iter().map(|a| a.delivery.guild).collect();
+    assert_eq!(guilds, HashSet::from([good, other]));
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("ERROR")
+            && l.contains("guild skipped")
+            && l.contains(&bad.to_string())),
+        "log: {text}"
+    );
+}
+
+#[test]
+fn the_index_follows_upserts_removals_and_forgotten_guilds() {
+    let mut index = Index::default();
+    let at = |s| t0() + Span::seconds(s);
+    assert!(index.upsert(1, 10, at(50)));
+    assert!(index.upsert(2, 20, at(40)));
+    assert!(!index.upsert(2, 21, at(60)));
+    assert!(!index.upsert(1, 10, at(70)), "moved later, no longer first");
+    assert_eq!(index.pop_due(at(39)), Err(Some(at(40))));
+    assert_eq!(index.pop_due(at(40)), Ok((2, 20)));
+    index.upsert(2, 20, at(45));
+    index.forget_guild(2);
+    assert!(
+        !index.settle((2, 20), Some(at(100))),
+        "forgotten while in flight"
+    );
+    assert_eq!(
+        index
+            .queue
+            .iter()
+            .map(|&(_, g, id)| (g, id))
+            .collect::<Vec<_>>(),
+        [(1, 10)]
+    );
+    index.remove(1, 10);
+    assert_eq!(index.pop_due(at(1000)), Err(None));
+}

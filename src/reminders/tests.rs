@@ -1,0 +1,510 @@
+//! Tests of reminder storage (create, cap, list, cancel, autocomplete) and of the delivery
+//! bookkeeping, on a real guild database file. Scheduler tests live in `scheduler/tests.rs`.
+
+use chrono::{Duration, TimeZone};
+use chrono_tz::Europe::Berlin;
+
+use super::*;
+use crate::{optins::set_dm_opt_in, test_support::guild_db};
+
+const ALICE: u64 = 1_000_000_000_000_001;
+const BOB: u64 = 1_000_000_000_000_002;
+const CHANNEL: u64 = 2_000_000_000_000_001;
+const ROLE: u64 = 3_000_000_000_000_001;
+const GUILD: u64 = 4_000_000_000_000_001;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap()
+}
+
+fn dm(creator: u64, message: &str, due_in: Duration) -> NewReminder {
+    NewReminder {
+        creator,
+        target: Target::Dm,
+        message: message.into(),
+        due_at: now() + due_in,
+        time_zone: Berlin,
+        recurrence: None,
+        recurrence_end: None,
+    }
+}
+
+fn create_ok(conn: &Connection, new: &NewReminder) -> Reminder {
+    create(conn, new, 25, now()).unwrap()
+}
+
+fn delivery_row(conn: &Connection, id: u64) -> Vec<(i64, String, u32, bool)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT due_at, status, attempts, late FROM reminder_deliveries
+             WHERE reminder_id = ?1 ORDER BY due_at",
+        )
+        .unwrap();
+    stmt.query_map([sql_id(id).unwrap()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+#[test]
+fn create_stores_a_dm_and_a_channel_post_with_deduplicated_assignees() {
+    let (_dir, conn) = guild_db();
+    let mine = create_ok(&conn, &dm(ALICE, "  stretch  ", Duration::hours(1)));
+    assert_eq!(mine.message, "stretch");
+    assert_eq!(mine.target, Target::Dm);
+    assert_eq!(mine.created_by, Some(ALICE));
+    assert_eq!(mine.status, Status::Active);
+    assert_eq!(mine.due_at, now() + Duration::hours(1));
+    assert_eq!(get(&conn, mine.id).unwrap(), Some(mine.clone()));
+
+    let mut post = dm(ALICE, "standup", Duration::hours(2));
+    post.target = Target::Channel {
+        channel: CHANNEL,
+        users: vec![BOB, ALICE, BOB],
+        roles: vec![ROLE],
+    };
+    post.recurrence = Some("daily at 9:00".parse().unwrap());
+    post.recurrence_end = Some(now() + Duration::days(30));
+    let stored = create_ok(&conn, &post);
+    assert_eq!(
+        stored.target,
+        Target::Channel {
+            channel: CHANNEL,
+            users: vec![ALICE, BOB],
+            roles: vec![ROLE],
+        }
+    );
+    assert_eq!(
+        stored.recurrence.map(|r| r.to_string()).as_deref(),
+        Some("daily 09:00")
+    );
+    assert_eq!(stored.recurrence_end, post.recurrence_end);
+    assert_eq!(get(&conn, 999).unwrap(), None);
+}
+
+#[test]
+fn create_refuses_what_a_member_can_fix_with_a_message() {
+    let (_dir, conn) = guild_db();
+    let mut too_many = dm(ALICE, "x", Duration::hours(1));
+    too_many.target = Target::Channel {
+        channel: CHANNEL,
+        users: (1..=20).collect(),
+        roles: (100..=105).collect(),
+    };
+    let mut ends_early = dm(ALICE, "x", Duration::hours(2));
+    ends_early.recurrence = Some("every 1h".parse().unwrap());
+    ends_early.recurrence_end = Some(now() + Duration::hours(1));
+    let cases = [
+        (
+            dm(ALICE, "  ", Duration::hours(1)),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            dm(
+                ALICE,
+                &"x".repeat(MAX_MESSAGE_CHARS + 1),
+                Duration::hours(1),
+            ),
+            "A reminder can be at most 1000 characters long.",
+        ),
+        (
+            too_many,
+            "A reminder can mention at most 25 users and roles.",
+        ),
+        (
+            dm(ALICE, "x", Duration::zero()),
+            "That time is in the past.",
+        ),
+        (
+            dm(ALICE, "x", Duration::days(5 * 366)),
+            "That is more than 5 years away. Pick an earlier time.",
+        ),
+        (
+            ends_early,
+            "The repeat has to end after the first reminder.",
+        ),
+    ];
+    for (new, message) in cases {
+        let err = create(&conn, &new, 25, now()).unwrap_err();
+        assert_eq!(err.user_message().as_deref(), Some(message));
+    }
+    // 1000 characters, multi-byte ones included, is still fine.
+    create_ok(
+        &conn,
+        &dm(ALICE, &"é".repeat(MAX_MESSAGE_CHARS), Duration::hours(1)),
+    );
+    assert_eq!(list(&conn, ALICE, false).unwrap().len(), 1);
+}
+
+#[test]
+fn the_cap_counts_only_the_members_active_reminders() {
+    let (_dir, conn) = guild_db();
+    let first = create(&conn, &dm(ALICE, "one", Duration::hours(1)), 2, now()).unwrap();
+    create(&conn, &dm(ALICE, "two", Duration::hours(1)), 2, now()).unwrap();
+    let err = create(&conn, &dm(ALICE, "three", Duration::hours(1)), 2, now()).unwrap_err();
+    assert!(matches!(err, ReminderError::CapReached { cap: 2 }));
+    assert_eq!(
+        err.user_message().as_deref(),
+        Some("You already have 2 active reminders. Cancel one before adding another.")
+    );
+    create(&conn, &dm(BOB, "bob's", Duration::hours(1)), 2, now()).unwrap();
+    cancel(&conn, first.id, ALICE, false, now()).unwrap();
+    create(&conn, &dm(ALICE, "three", Duration::hours(1)), 2, now()).unwrap();
+}
+
+#[test]
+fn members_list_their_own_and_moderators_list_all_by_due_time() {
+    let (_dir, conn) = guild_db();
+    let late = create_ok(&conn, &dm(ALICE, "later", Duration::hours(3)));
+    let bobs = create_ok(&conn, &dm(BOB, "bob", Duration::hours(2)));
+    let soon = create_ok(&conn, &dm(ALICE, "soon", Duration::hours(1)));
+    let cancelled = create_ok(&conn, &dm(ALICE, "gone", Duration::hours(1)));
+    cancel(&conn, cancelled.id, ALICE, false, now()).unwrap();
+    let ids = |v: Vec<Reminder>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(list(&conn, ALICE, false).unwrap()), [soon.id, late.id]);
+    assert_eq!(
+        ids(list(&conn, ALICE, true).unwrap()),
+        [soon.id, bobs.id, late.id]
+    );
+}
+
+#[test]
+fn only_the_creator_or_a_moderator_can_cancel() {
+    let (_dir, conn) = guild_db();
+    let mine = create_ok(&conn, &dm(ALICE, "mine", Duration::hours(1)));
+    let err = cancel(&conn, mine.id, BOB, false, now()).unwrap_err();
+    assert_eq!(
+        err.user_message(),
+        Some(format!(
+            "Only the member who set reminder #{}, or a moderator, can cancel it.",
+            mine.id
+        ))
+    );
+    assert_eq!(get(&conn, mine.id).unwrap().unwrap().status, Status::Active);
+    let cancelled = cancel(&conn, mine.id, BOB, true, now() + Duration::minutes(1)).unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    assert_eq!(cancelled.updated_at, now() + Duration::minutes(1));
+    let again = cancel(&conn, mine.id, ALICE, false, now()).unwrap_err();
+    assert!(matches!(again, ReminderError::NotActive(id) if id == mine.id));
+    let missing = cancel(&conn, 4242, ALICE, true, now()).unwrap_err();
+    assert_eq!(
+        missing.user_message().as_deref(),
+        Some("There is no reminder #4242 here.")
+    );
+    let own = create_ok(&conn, &dm(ALICE, "own", Duration::hours(1)));
+    assert_eq!(
+        cancel(&conn, own.id, ALICE, false, now()).unwrap().status,
+        Status::Cancelled
+    );
+}
+
+#[test]
+fn choices_match_number_or_text_and_fit_discords_limit() {
+    let (_dir, conn) = guild_db();
+    let tea = create_ok(&conn, &dm(ALICE, "Put the kettle on", Duration::hours(1)));
+    let long = create_ok(&conn, &dm(ALICE, &"word ".repeat(60), Duration::hours(2)));
+    create_ok(&conn, &dm(BOB, "kettle for bob", Duration::hours(1)));
+    let kettle = choices(&conn, ALICE, "KETTLE", 25).unwrap();
+    assert_eq!(
+        kettle,
+        [Choice {
+            id: tea.id,
+            label: format!("#{} · 2027-01-10 14:00 · Put the kettle on", tea.id),
+        }]
+    );
+    let by_number = choices(&conn, ALICE, &format!("#{}", long.id), 25).unwrap();
+    assert_eq!(by_number.len(), 1);
+    assert_eq!(by_number[0].label.chars().count(), 100);
+    assert!(by_number[0].label.ends_with('…'));
+    assert_eq!(choices(&conn, ALICE, "", 1).unwrap().len(), 1);
+}
+
+#[test]
+fn failures_are_not_shown_to_members() {
+    assert_eq!(
+        ReminderError::from(rusqlite::Error::InvalidQuery).user_message(),
+        None
+    );
+    let corrupt = ReminderError::Corrupt {
+        id: 1,
+        column: "status",
+        value: "lost".into(),
+    };
+    assert_eq!(corrupt.user_message(), None);
+}
+
+#[test]
+fn an_unreadable_row_is_reported_not_guessed() {
+    let (_dir, conn) = guild_db();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    conn.execute("UPDATE reminders SET recurrence = 'fortnightly-ish'", [])
+        .unwrap();
+    assert!(matches!(
+        get(&conn, r.id),
+        Err(ReminderError::Corrupt {
+            column: "recurrence",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn active_due_times_lists_every_active_reminder() {
+    let (_dir, conn) = guild_db();
+    let a = create_ok(&conn, &dm(ALICE, "a", Duration::hours(1)));
+    let b = create_ok(&conn, &dm(BOB, "b", Duration::hours(2)));
+    cancel(&conn, a.id, ALICE, false, now()).unwrap();
+    assert_eq!(active_due_times(&conn).unwrap(), [(b.id, b.due_at)]);
+}
+
+// --- delivery bookkeeping ---
+
+fn policy() -> DeliveryPolicy {
+    DeliveryPolicy::default()
+}
+
+fn claim_at(conn: &Connection, id: u64, at: DateTime<Utc>) -> Claim {
+    delivery::claim(conn, GUILD, id, at, &policy()).unwrap()
+}
+
+fn sent(claim: Claim) -> Delivery {
+    match claim {
+        Claim::Send(delivery) => delivery,
+        Claim::Settled { next } => panic!("expected a send, got settled until {next:?}"),
+    }
+}
+
+#[test]
+fn nothing_is_claimed_before_its_due_time() {
+    let (_dir, conn) = guild_db();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    assert_eq!(
+        claim_at(&conn, r.id, r.due_at - Duration::seconds(1)),
+        Claim::Settled {
+            next: Some(r.due_at)
+        }
+    );
+    assert!(delivery_row(&conn, r.id).is_empty());
+}
+
+#[test]
+fn a_delivered_one_off_is_sent_and_never_delivered_again() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "stretch", Duration::hours(1)));
+    let delivery = sent(claim_at(&conn, r.id, r.due_at));
+    assert_eq!(
+        delivery,
+        Delivery {
+            guild: GUILD,
+            reminder: r.id,
+            target: DeliveryTarget::Dm { user: ALICE },
+            message: "stretch".into(),
+            due_at: r.due_at,
+            late: false,
+            attempt: 1,
+        }
+    );
+    let next = delivery::finish(&conn, r.id, r.due_at, Ok(()), r.due_at, &policy()).unwrap();
+    assert_eq!(next, None);
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
+    assert_eq!(
+        delivery_row(&conn, r.id),
+        [(r.due_at.timestamp(), "delivered".into(), 1, false)]
+    );
+    // Finishing again, claiming again, or an edit putting it back: never a second send.
+    assert_eq!(
+        delivery::finish(&conn, r.id, r.due_at, Ok(()), r.due_at, &policy()).unwrap(),
+        None
+    );
+    assert_eq!(
+        claim_at(&conn, r.id, r.due_at),
+        Claim::Settled { next: None }
+    );
+    conn.execute("UPDATE reminders SET status = 'active'", [])
+        .unwrap();
+    assert_eq!(
+        claim_at(&conn, r.id, r.due_at),
+        Claim::Settled { next: None }
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
+}
+
+#[test]
+fn a_claim_left_by_a_crash_is_claimed_again() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
+    let again = sent(claim_at(&conn, r.id, r.due_at + Duration::minutes(5)));
+    assert_eq!((again.attempt, again.late), (2, true));
+    assert_eq!(
+        delivery_row(&conn, r.id),
+        [(r.due_at.timestamp(), "claimed".into(), 2, true)]
+    );
+}
+
+#[test]
+fn a_dm_to_a_member_who_has_not_opted_in_fails_without_a_send() {
+    let (_dir, conn) = guild_db();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    // Opting in after creating is enough: the check is made at delivery time.
+    let other = create_ok(&conn, &dm(BOB, "y", Duration::hours(1)));
+    set_dm_opt_in(&conn, BOB, true, now()).unwrap();
+    assert_eq!(
+        claim_at(&conn, r.id, r.due_at),
+        Claim::Settled { next: None }
+    );
+    let failed = get(&conn, r.id).unwrap().unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some(delivery::NOT_OPTED_IN));
+    assert_eq!(delivery_row(&conn, r.id)[0].1, "failed");
+    sent(claim_at(&conn, other.id, other.due_at));
+}
+
+#[test]
+fn channel_posts_need_no_opt_in_and_carry_their_mentions() {
+    let (_dir, conn) = guild_db();
+    let mut new = dm(ALICE, "standup", Duration::hours(1));
+    new.target = Target::Channel {
+        channel: CHANNEL,
+        users: vec![BOB],
+        roles: vec![ROLE],
+    };
+    let r = create_ok(&conn, &new);
+    let delivery = sent(claim_at(&conn, r.id, r.due_at + Duration::minutes(2)));
+    assert_eq!(
+        delivery.target,
+        DeliveryTarget::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![ROLE],
+        }
+    );
+    assert!(delivery.late);
+}
+
+#[test]
+fn transient_failures_back_off_then_give_up() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    let mut at = r.due_at;
+    let mut waits = Vec::new();
+    for attempt in 1..=4 {
+        assert_eq!(sent(claim_at(&conn, r.id, at)).attempt, attempt);
+        let outcome = Err(DeliveryError::Transient("rate limited".into()));
+        let retry = delivery::finish(&conn, r.id, r.due_at, outcome, at, &policy())
+            .unwrap()
+            .unwrap();
+        waits.push((retry - at).num_seconds());
+        at = retry;
+    }
+    assert_eq!(waits, [30, 60, 120, 240]);
+    let pending = get(&conn, r.id).unwrap().unwrap();
+    assert_eq!((pending.status, pending.attempts), (Status::Active, 4));
+    assert_eq!(pending.last_error.as_deref(), Some("rate limited"));
+    sent(claim_at(&conn, r.id, at));
+    let outcome = Err(DeliveryError::Transient("rate limited".into()));
+    assert_eq!(
+        delivery::finish(&conn, r.id, r.due_at, outcome, at, &policy()).unwrap(),
+        None
+    );
+    let failed = get(&conn, r.id).unwrap().unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("gave up after 5 attempts: rate limited")
+    );
+    assert_eq!(delivery_row(&conn, r.id)[0].1, "failed");
+}
+
+#[test]
+fn a_retry_after_a_transient_failure_can_succeed() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    sent(claim_at(&conn, r.id, r.due_at));
+    let outcome = Err(DeliveryError::Transient("timeout".into()));
+    let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
+    assert_eq!(
+        delivery::finish(&conn, r.id, r.due_at, Ok(()), retry, &policy()).unwrap(),
+        None
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
+}
+
+#[test]
+fn a_permanent_failure_fails_at_once_with_its_reason() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let mut new = dm(ALICE, "x", Duration::hours(1));
+    new.recurrence = Some("every 1d".parse().unwrap());
+    let r = create_ok(&conn, &new);
+    sent(claim_at(&conn, r.id, r.due_at));
+    let outcome = Err(DeliveryError::Permanent("DMs closed".into()));
+    assert_eq!(
+        delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy()).unwrap(),
+        None
+    );
+    let failed = get(&conn, r.id).unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (Status::Failed, Some("DMs closed"))
+    );
+    assert_eq!(
+        claim_at(&conn, r.id, r.due_at + Duration::days(1)),
+        Claim::Settled { next: None }
+    );
+}
+
+#[test]
+fn a_recurring_reminder_moves_on_until_its_end() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let mut new = dm(ALICE, "water", Duration::hours(1));
+    new.recurrence = Some("every 2h".parse().unwrap());
+    new.recurrence_end = Some(new.due_at + Duration::hours(4));
+    let r = create_ok(&conn, &new);
+    let mut due = r.due_at;
+    let mut dues = Vec::new();
+    loop {
+        dues.push(due);
+        sent(claim_at(&conn, r.id, due));
+        match delivery::finish(&conn, r.id, due, Ok(()), due, &policy()).unwrap() {
+            Some(next) => due = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        dues,
+        [
+            r.due_at,
+            r.due_at + Duration::hours(2),
+            r.due_at + Duration::hours(4)
+        ]
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
+    assert_eq!(delivery_row(&conn, r.id).len(), 3);
+}
+
+#[test]
+fn a_cancel_during_a_send_keeps_the_reminder_cancelled() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let mut new = dm(ALICE, "x", Duration::hours(1));
+    new.recurrence = Some("every 1h".parse().unwrap());
+    let r = create_ok(&conn, &new);
+    sent(claim_at(&conn, r.id, r.due_at));
+    cancel(&conn, r.id, ALICE, false, r.due_at).unwrap();
+    assert_eq!(
+        delivery::finish(&conn, r.id, r.due_at, Ok(()), r.due_at, &policy()).unwrap(),
+        None
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Cancelled);
+}

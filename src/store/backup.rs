@@ -1,0 +1,161 @@
+//! Whole-database copies through SQLite's online backup API, the store side of the operator
+//! jobs `backup`, `restore` and `migrate-legacy --dry-run`. A copy is taken in one backup step,
+//! so it is one consistent snapshot of the database however busy the bot is, and it never
+//! reads the file behind SQLite's back: a plain file copy of a live WAL database can miss
+//! committed pages or catch half-written ones.
+//!
+//! Not here: which guilds to copy, where backup sets live and how they are verified and
+//! pruned (`ops/backup.rs`, `ops/restore.rs`).
+
+use std::{
+    collections::BTreeMap,
+    fs::{File, OpenOptions},
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use rusqlite::{
+    backup::{Backup, StepResult},
+    Connection,
+};
+
+use super::{
+    paths::{self, GuildId},
+    GuildDatabaseManager, Migrations, StoreError,
+};
+
+/// How long a copy waits for a lock held by another connection (the bot writing, say) before
+/// giving up. Longer than the store's busy timeout: an operator job may wait, a member not.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Copies all of `from` into `to` in a single backup step (a single read transaction on
+/// `from`), retrying while either side is locked by another connection.
+pub fn copy_into(from: &Connection, to: &mut Connection) -> Result<(), StoreError> {
+    let backup = Backup::new(from, to)?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            _ if Instant::now() >= deadline => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some(format!("database stayed locked for {LOCK_WAIT:?}")),
+                )
+                .into())
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Copies `from` into a new file `to` (mode 0600; it must not exist yet), in rollback-journal
+/// mode so that the copy is one self-contained file, and fsyncs it.
+pub fn copy_to_new_file(from: &Connection, to: &Path) -> Result<(), StoreError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(StoreError::io(to))?;
+    let mut copy = Connection::open(to)?;
+    copy_into(from, &mut copy)?;
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    copy.close().map_err(|(_, e)| e)?;
+    File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(StoreError::io(to))
+}
+
+/// `PRAGMA integrity_check`: `"ok"`, or the problems it found, one per line.
+pub fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
+    let mut statement = conn.prepare("PRAGMA integrity_check")?;
+    let lines: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(lines.join("\n"))
+}
+
+/// Rows in every ordinary table (not SQLite's own, not the full-text index's shadow tables).
+pub fn row_counts(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut counts = BTreeMap::new();
+    for table in tables {
+        let quoted = table.replace('"', "\"\"");
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{quoted}\""), [], |r| {
+            r.get(0)
+        })?;
+        counts.insert(table, n as u64);
+    }
+    Ok(counts)
+}
+
+impl GuildDatabaseManager {
+    /// Copies `guild`'s database into the new file `to` (see [`copy_to_new_file`]) from a
+    /// read-only connection of its own: the copy neither migrates nor otherwise writes the
+    /// guild's file, and takes no slot in the pool cache.
+    pub async fn backup_guild(&self, guild: u64, to: PathBuf) -> Result<(), StoreError> {
+        self.inspect_guild(guild, move |conn| copy_to_new_file(conn, &to))
+            .await?
+    }
+
+    /// Replaces the content of `guild`'s database by that of `prepared` (a verified database
+    /// at this binary's schema version, typically in memory), through a connection to the live
+    /// file: another process that holds it open sees the restored data at its next query. The
+    /// content it replaces is first copied to `quotes.db.pre-restore-<stamp>` in the guild's
+    /// directory, whose path is returned. A guild without a database gets one.
+    pub async fn restore_guild(
+        &self,
+        guild: u64,
+        prepared: Connection,
+    ) -> Result<PathBuf, StoreError> {
+        let db = self.paths().guild_db(GuildId::new(guild)?);
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let kept = paths::with_suffix(&db, &format!(".pre-restore-{stamp}"));
+        let kept_in_lease = kept.clone();
+        self.with_guild(guild, move |live| {
+            copy_to_new_file(live, &kept_in_lease)?;
+            copy_into(&prepared, live)
+        })
+        .await??;
+        if let Some(dir) = kept.parent() {
+            tokio::task::spawn_blocking({
+                let dir = dir.to_path_buf();
+                move || paths::fsync_dir(&dir)
+            })
+            .await??;
+        }
+        Ok(kept)
+    }
+
+    /// A private in-memory copy of `guild`'s database at the latest schema, or a fresh empty
+    /// one when the guild has none, for rehearsing changes (`migrate-legacy --dry-run`)
+    /// without writing under the data directory.
+    pub async fn guild_in_memory(&self, guild: u64) -> Result<Connection, StoreError> {
+        fn ready(mut memory: Connection) -> Result<Connection, StoreError> {
+            memory.pragma_update(None, "foreign_keys", true)?;
+            Migrations::embedded().apply(&mut memory)?;
+            Ok(memory)
+        }
+        let copied = self
+            .inspect_guild(guild, |conn| {
+                let mut memory = Connection::open_in_memory()?;
+                copy_into(conn, &mut memory)?;
+                ready(memory)
+            })
+            .await;
+        match copied {
+            Ok(copy) => copy,
+            Err(StoreError::UnknownGuild(_)) => {
+                tokio::task::spawn_blocking(|| ready(Connection::open_in_memory()?)).await?
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,715 @@
+//! `migrate-legacy` against a legacy database the tests build, one test per rule of
+//! shared/legacy-format.md: guild ids, the default guild, per-guild tags from global ones,
+//! orphans, recomputed ratings, time formats, opt-ins, idempotence, `--guild`, `--dry-run`,
+//! the report, and the source left byte-for-byte unchanged.
+
+mod ops_support;
+
+use std::{collections::BTreeMap, path::Path};
+
+use guildkeep::{
+    ops::legacy::{migrate_legacy, GuildCounts, ImportOptions, ImportReport},
+    store::GuildDatabaseManager,
+};
+use ops_support::{legacy_db, listing, sha256, store};
+use rusqlite::{params, Connection};
+
+const A: u64 = 111_111_111_111_111_111;
+const B: u64 = 222_222_222_222_222_222;
+/// 2030-01-01 10:00:00 UTC.
+const DUE: i64 = 1_893_492_000;
+
+/// id, guildId, text, author, addedBy, category.
+type QuoteRow<'a> = (
+    i64,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+);
+/// id, guildId, subject, when, content, link, status, method, channelId.
+type ReminderRow<'a> = (
+    i64,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// One legacy database exercising every rule; the comments say what each row is for.
+fn fixture(path: &Path) {
+    let db = legacy_db(path);
+    let (a, b) = (A.to_string(), B.to_string());
+    let quotes: &[QuoteRow] = &[
+        (1, Some(&a), "a one", Some("Ann"), Some("1001"), "General"),
+        (2, Some(&a), "a two", None, None, "Funny"), // category = a legacy tag's name
+        (3, Some(&b), "b one", Some("Bo"), Some("1002"), "general"),
+        (4, None, "no guild", None, None, "General"),
+        (5, Some(""), "empty guild", None, None, "Deep Thoughts"), // category-only tag
+        (6, Some("abc"), "invalid guild", None, None, "General"),
+        (7, Some("0"), "guild zero", None, None, "General"),
+        (8, Some("-5"), "negative guild", None, None, "General"),
+        (9, Some(&b), "", None, None, "General"), // empty text
+    ];
+    for (id, guild, text, author, added_by, category) in quotes {
+        db.execute(
+            "INSERT INTO quotes (id, guildId, text, author, addedBy, addedAt, category, \
+             averageRating, ratingCount) VALUES (?1, ?2, ?3, ?4, ?5, '2024-01-02 03:04:05', ?6, 4.9, 9)",
+            params![id, guild, text, author, added_by, category],
+        )
+        .unwrap();
+    }
+    db.execute_batch(
+        "INSERT INTO tags (id, name, description, createdAt) VALUES
+             (1, 'Funny ', 'laughs', '2024-01-01T00:00:00Z'),
+             (2, 'FUNNY', 'other spelling', NULL),
+             (3, 'Wisdom', NULL, NULL),
+             (4, 'unused', NULL, NULL);
+         INSERT INTO quote_tags (quoteId, tagId) VALUES
+             (1, 1), (1, 2),   -- two spellings of one tag on one quote
+             (1, 3), (3, 3),   -- one global tag used by two guilds
+             (2, 2),           -- same as quote 2's category
+             (99, 1),          -- orphan: no quote 99
+             (3, 99),          -- orphan: no tag 99
+             (6, 1);           -- quote in an invalid guild
+         INSERT INTO quote_ratings (id, quoteId, userId, rating, createdAt) VALUES
+             (1, 1, '2001', 5, '2024-02-01 00:00:00'),
+             (2, 1, '2002', 3, NULL),
+             (3, 1, 'x', 4, NULL),      -- invalid user
+             (4, 2, '2003', 9, NULL),   -- out of range
+             (5, 99, '2004', 5, NULL);  -- orphan",
+    )
+    .unwrap();
+    let reminders: &[ReminderRow] = &[
+        (
+            1,
+            Some(&a),
+            "iso z",
+            "2030-01-01T10:00:00Z",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+        (
+            2,
+            Some(&a),
+            "offset",
+            "2030-01-01T12:00:00+02:00",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+        (
+            3,
+            Some(&a),
+            "sql form",
+            "2030-01-01 10:00:00",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+        (
+            4,
+            Some(&a),
+            "millis",
+            "1893492000000",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+        (
+            5,
+            Some(&a),
+            "words",
+            "tomorrow",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+        (
+            6,
+            Some(&a),
+            "posted",
+            "2030-01-01T10:00:00Z",
+            Some("body"),
+            Some("https://x.example"),
+            "sent",
+            "server",
+            Some("3001"),
+        ),
+        (
+            7,
+            Some(&a),
+            "nowhere",
+            "2030-01-01T10:00:00Z",
+            None,
+            None,
+            "active",
+            "server",
+            None,
+        ),
+        (
+            8,
+            Some(&a),
+            "called off",
+            "2030-01-01T10:00:00Z",
+            None,
+            None,
+            "cancelled",
+            "dm",
+            None,
+        ),
+        (
+            9,
+            None,
+            "no guild",
+            "2030-01-01T10:00:00Z",
+            None,
+            None,
+            "active",
+            "dm",
+            None,
+        ),
+    ];
+    for (id, guild, subject, when, content, link, status, method, channel) in reminders {
+        db.execute(
+            "INSERT INTO reminders (id, guildId, subject, when_datetime, content, link, status, \
+             notification_method, channelId, createdBy, createdAt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '1001', '2024-03-01 00:00:00')",
+            params![id, guild, subject, when, content, link, status, method, channel],
+        )
+        .unwrap();
+    }
+    db.execute_batch(&format!(
+        "INSERT INTO reminder_assignments (id, reminderId, assigneeType, assigneeId) VALUES
+             (1, 6, 'user', '1003'), (2, 6, 'role', '4001'),
+             (3, 6, 'team', '1'),        -- invalid type
+             (4, 6, 'user', 'bad'),      -- invalid id
+             (5, 99, 'user', '1');       -- orphan
+         INSERT INTO user_communications (user_id, guild_id, opted_in, preferences) VALUES
+             ('1001', NULL, 1, '{{\"tz\":\"UTC\"}}'),  -- global; 1001 appears in A only
+             ('1002', NULL, 1, NULL),                  -- global; 1002 appears in B only
+             ('2001', NULL, 1, NULL),                  -- global, overridden in A
+             ('2001', '{a}', 0, NULL),
+             ('5555', NULL, 1, NULL),                  -- global; appears nowhere
+             ('1003', '{b}', 1, 'not json'),
+             ('bad', '{a}', 1, NULL),
+             ('1004', 'xyz', 1, NULL);"
+    ))
+    .unwrap();
+}
+
+fn options(source: &Path) -> ImportOptions {
+    ImportOptions {
+        source: source.to_path_buf(),
+        ..ImportOptions::default()
+    }
+}
+
+async fn run(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
+    let report = migrate_legacy(store, options).await.expect("import runs");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    report
+}
+
+async fn query<T: Send + 'static>(
+    store: &GuildDatabaseManager,
+    guild: u64,
+    f: impl FnOnce(&Connection) -> T + Send + 'static,
+) -> T {
+    store
+        .with_existing_guild(guild, move |c| f(c))
+        .await
+        .unwrap()
+}
+
+fn expected_a() -> GuildCounts {
+    GuildCounts {
+        quotes: 2,
+        tags: 2,
+        quote_tags: 3,
+        ratings: 2,
+        reminders: 8,
+        assignees: 2,
+        optins: 2,
+    }
+}
+
+fn expected_b() -> GuildCounts {
+    GuildCounts {
+        quotes: 1,
+        tags: 1,
+        quote_tags: 1,
+        ratings: 0,
+        reminders: 0,
+        assignees: 0,
+        optins: 2,
+    }
+}
+
+fn expected_skipped() -> BTreeMap<String, u64> {
+    [
+        ("quotes.no_guild", 2),
+        ("quotes.invalid_guild_id", 3),
+        ("quotes.empty_text", 1),
+        ("quote_tags.duplicate_after_tag_merge", 1),
+        ("quote_tags.orphan_quote", 1),
+        ("quote_tags.orphan_tag", 1),
+        ("quote_tags.invalid_guild_id", 1),
+        ("quote_ratings.invalid_user_id", 1),
+        ("quote_ratings.rating_not_1_to_5", 1),
+        ("quote_ratings.orphan_quote", 1),
+        ("reminders.unparseable_time_kept_cancelled", 1),
+        (
+            "reminders.server_reminder_without_channel_kept_cancelled",
+            1,
+        ),
+        ("reminders.no_guild", 1),
+        ("reminder_assignments.invalid_assignee_type", 1),
+        ("reminder_assignments.invalid_assignee_id", 1),
+        ("reminder_assignments.orphan_reminder", 1),
+        (
+            "user_communications.global_choice_of_user_in_no_imported_guild",
+            1,
+        ),
+        ("user_communications.preferences_not_json_dropped", 1),
+        ("user_communications.invalid_user_id", 1),
+        ("user_communications.invalid_guild_id", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+#[tokio::test]
+async fn report_counts_every_imported_and_skipped_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    let report_file = dir.path().join("report.json");
+    let report = run(
+        &store,
+        ImportOptions {
+            report: Some(report_file.clone()),
+            ..options(&source)
+        },
+    )
+    .await;
+    assert_eq!(
+        report.guilds,
+        BTreeMap::from([(A, expected_a()), (B, expected_b())])
+    );
+    assert_eq!(report.skipped, expected_skipped());
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(json["dry_run"], false);
+    assert_eq!(
+        json["guilds"][A.to_string()],
+        serde_json::json!({"quotes": 2, "tags": 2, "quote_tags": 3, "ratings": 2,
+                           "reminders": 8, "assignees": 2, "optins": 2})
+    );
+    assert_eq!(json["skipped"]["quotes.no_guild"], 2);
+    assert_eq!(
+        json.as_object().unwrap().len(),
+        3,
+        "exactly dry_run, guilds, skipped"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&report_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn invalid_guild_ids_never_become_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let data = dir.path().join("data");
+    let store = store(&data);
+    run(&store, options(&source)).await;
+    assert_eq!(store.guilds_on_disk().await.unwrap(), vec![A, B]);
+    let names: Vec<String> = std::fs::read_dir(data.join("guilds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[tokio::test]
+async fn tags_are_per_guild_merged_by_trimmed_lower_case_name_and_categories_become_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    run(
+        &store,
+        ImportOptions {
+            default_guild: Some(A),
+            ..options(&source)
+        },
+    )
+    .await;
+    let tags = |c: &Connection| -> Vec<(String, Option<String>, Option<i64>)> {
+        c.prepare("SELECT name, description, legacy_id FROM tags ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        query(&store, A, tags).await,
+        vec![
+            ("deep thoughts".into(), None, None),
+            ("funny".into(), Some("laughs".into()), Some(1)),
+            ("wisdom".into(), None, Some(3)),
+        ]
+    );
+    assert_eq!(
+        query(&store, B, tags).await,
+        vec![("wisdom".into(), None, Some(3))]
+    );
+    let links = |c: &Connection| -> Vec<(i64, String)> {
+        c.prepare(
+            "SELECT q.legacy_id, t.name FROM quote_tags qt JOIN quotes q ON q.id = qt.quote_id \
+             JOIN tags t ON t.id = qt.tag_id ORDER BY 1, 2",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    assert_eq!(
+        query(&store, A, links).await,
+        vec![
+            (1, "funny".into()),
+            (1, "wisdom".into()),
+            (2, "funny".into()),
+            (5, "deep thoughts".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn ratings_are_recomputed_not_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    run(&store, options(&source)).await;
+    let ratings = query(&store, A, |c| {
+        c.prepare("SELECT legacy_id, rating_avg, rating_count FROM quotes ORDER BY legacy_id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, f64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(ratings, vec![(1, 4.0, 2), (2, 0.0, 0)]);
+    let stored = query(&store, A, |c| {
+        c.query_row(
+            "SELECT count(*), min(created_at) FROM quote_ratings",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!(stored, (2, 1_704_164_645)); // rating 2 had no time: its quote's, 2024-01-02 03:04:05
+}
+
+#[tokio::test]
+async fn every_time_format_is_read_and_an_unreadable_one_is_kept_as_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    run(&store, options(&source)).await;
+    type Row = (
+        i64,
+        String,
+        Option<i64>,
+        String,
+        i64,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = query(&store, A, |c| {
+        c.prepare(
+            "SELECT legacy_id, target_kind, channel_id, message, due_at, status, last_error \
+             FROM reminders ORDER BY legacy_id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    })
+    .await;
+    for row in &rows[..4] {
+        assert_eq!(
+            (row.4, row.5.as_str(), row.1.as_str()),
+            (DUE, "active", "dm"),
+            "{row:?}"
+        );
+    }
+    let words = &rows[4];
+    assert_eq!(words.5, "cancelled");
+    assert_eq!(words.4, 1_709_251_200, "creation time stands in"); // 2024-03-01
+    assert!(
+        words.6.as_deref().unwrap().contains("\"tomorrow\""),
+        "{words:?}"
+    );
+    let posted = &rows[5];
+    assert_eq!(
+        (
+            posted.1.as_str(),
+            posted.2,
+            posted.3.as_str(),
+            posted.5.as_str()
+        ),
+        (
+            "channel",
+            Some(3001),
+            "posted\nbody\nhttps://x.example",
+            "sent"
+        )
+    );
+    let nowhere = &rows[6];
+    assert_eq!(
+        (nowhere.1.as_str(), nowhere.2, nowhere.5.as_str()),
+        ("dm", None, "cancelled")
+    );
+    assert!(nowhere
+        .6
+        .as_deref()
+        .unwrap()
+        .contains("without a valid channel"));
+    assert_eq!(rows[7].5, "cancelled");
+    assert_eq!(rows[7].6, None);
+    let assignees = query(&store, A, |c| {
+        c.prepare("SELECT assignee_kind, assignee_id FROM reminder_assignees ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(
+        assignees,
+        vec![("role".into(), 4001), ("user".into(), 1003)]
+    );
+}
+
+#[tokio::test]
+async fn global_opt_ins_apply_where_the_user_appears_and_per_guild_ones_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    run(&store, options(&source)).await;
+    let optins = |c: &Connection| -> Vec<(i64, bool, Option<String>)> {
+        c.prepare("SELECT user_id, dm_opt_in, preferences FROM optins ORDER BY user_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        query(&store, A, optins).await,
+        vec![
+            (1001, true, Some("{\"tz\":\"UTC\"}".into())),
+            (2001, false, None)
+        ]
+    );
+    assert_eq!(
+        query(&store, B, optins).await,
+        vec![(1002, true, None), (1003, true, None)]
+    );
+}
+
+#[tokio::test]
+async fn default_guild_takes_rows_without_a_guild_and_guild_limits_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    let report = run(
+        &store,
+        ImportOptions {
+            guilds: vec![B],
+            default_guild: Some(B),
+            ..options(&source)
+        },
+    )
+    .await;
+    assert_eq!(report.guilds.keys().copied().collect::<Vec<_>>(), vec![B]);
+    assert_eq!(store.guilds_on_disk().await.unwrap(), vec![B]);
+    let b = report.guilds[&B];
+    assert_eq!(
+        (b.quotes, b.reminders, b.tags),
+        (3, 1, 2),
+        "quotes 4 and 5, reminder 9 joined B"
+    );
+    assert_eq!(report.skipped["quotes.guild_not_selected"], 2);
+    assert_eq!(report.skipped["reminders.guild_not_selected"], 8);
+    assert!(!report.skipped.contains_key("quotes.no_guild"));
+}
+
+#[tokio::test]
+async fn a_second_run_imports_nothing_and_the_source_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let before = sha256(&source);
+    let source_dir = listing(dir.path().join("legacy.db").parent().unwrap());
+    let store = store(&dir.path().join("data"));
+    run(&store, options(&source)).await;
+    let again = run(&store, options(&source)).await;
+    for counts in again.guilds.values() {
+        assert_eq!(*counts, GuildCounts::default());
+    }
+    assert_eq!(sha256(&source), before);
+    let after: Vec<_> = listing(dir.path())
+        .into_iter()
+        .filter(|(p, ..)| !p.starts_with(dir.path().join("data")))
+        .collect();
+    let before: Vec<_> = source_dir
+        .into_iter()
+        .filter(|(p, ..)| !p.starts_with(dir.path().join("data")))
+        .collect();
+    assert_eq!(after, before, "no -wal, -shm or -journal beside the source");
+}
+
+#[tokio::test]
+async fn existing_guild_data_is_kept_and_imported_rows_are_added_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    store
+        .with_guild(A, |c| {
+            c.execute_batch(
+                "INSERT INTO quotes (text, added_by, created_at, updated_at) VALUES ('mine', 7, 1, 1);
+                 INSERT INTO tags (name, created_at) VALUES ('wisdom', 1);
+                 INSERT INTO optins (user_id, dm_opt_in, created_at, updated_at) VALUES (1001, 0, 1, 1);",
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let report = run(&store, options(&source)).await;
+    assert_eq!(report.guilds[&A].tags, 1, "wisdom already existed");
+    assert_eq!(report.guilds[&A].optins, 1, "1001's own choice wins");
+    let (quotes, own, opted): (i64, String, bool) = query(&store, A, |c| {
+        c.query_row(
+            "SELECT (SELECT count(*) FROM quotes), (SELECT text FROM quotes WHERE legacy_id IS NULL), \
+             (SELECT dm_opt_in FROM optins WHERE user_id = 1001)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!((quotes, own.as_str(), opted), (3, "mine", false));
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_reports_what_the_import_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let data = dir.path().join("data");
+    let store = store(&data);
+    let before = listing(&data);
+    let rehearsal = run(
+        &store,
+        ImportOptions {
+            dry_run: true,
+            ..options(&source)
+        },
+    )
+    .await;
+    assert_eq!(
+        listing(&data),
+        before,
+        "nothing created under the data directory"
+    );
+    assert!(rehearsal.dry_run);
+    let real = run(&store, options(&source)).await;
+    assert_eq!(
+        (rehearsal.guilds, rehearsal.skipped),
+        (real.guilds, real.skipped)
+    );
+    // Rehearsing again after the import predicts that it would add nothing.
+    let again = run(
+        &store,
+        ImportOptions {
+            dry_run: true,
+            ..options(&source)
+        },
+    )
+    .await;
+    assert!(again.guilds.values().all(|c| *c == GuildCounts::default()));
+}
+
+#[tokio::test]
+async fn a_source_with_unfinished_writes_or_bad_options_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    fixture(&source);
+    let store = store(&dir.path().join("data"));
+    let zero = migrate_legacy(
+        &store,
+        ImportOptions {
+            default_guild: Some(0),
+            ..options(&source)
+        },
+    )
+    .await;
+    assert!(zero.is_err());
+    std::fs::write(dir.path().join("legacy.db-wal"), b"pending").unwrap();
+    let error = migrate_legacy(&store, options(&source)).await.unwrap_err();
+    assert!(format!("{error:#}").contains("-wal"), "{error:#}");
+    assert!(store.guilds_on_disk().await.unwrap().is_empty());
+}
