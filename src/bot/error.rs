@@ -47,6 +47,18 @@ impl MemberFixable for crate::privacy::PrivacyError {
     }
 }
 
+impl MemberFixable for crate::reminders::ReminderError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+impl MemberFixable for crate::optins::OptInError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
 /// The bot's view of a domain error: a [`UserError`] when the member can fix it, otherwise
 /// the error itself (internal). Use as `.map_err(bot::domain)?`.
 pub fn domain<E: MemberFixable>(error: E) -> Error {

@@ -8,6 +8,7 @@
 //! - `commands/<group>.rs`: one file per slash group; `commands::all()` lists them.
 //! - `events.rs` -> `events/<event>.rs`: guild joins and removals.
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
+//! - `delivery.rs`: sends due reminders through Discord for the scheduler.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
 //!
 //! Not here: SQL or rules (domain modules), paths or pools (`store/`).
@@ -15,6 +16,7 @@
 mod buttons;
 mod commands;
 mod deletions;
+mod delivery;
 mod error;
 mod events;
 mod gate;
@@ -31,6 +33,7 @@ pub use types::{Context, Data, Error};
 
 use crate::{
     config::Config,
+    reminders::{Clock, Scheduler, SchedulerConfig, SystemClock},
     store::{GuildDatabaseManager, PendingDeletions},
 };
 
@@ -38,7 +41,7 @@ use crate::{
 pub const INTENTS: serenity::GatewayIntents = serenity::GatewayIntents::GUILDS;
 
 /// How long running commands may take to finish after a shutdown request.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs the bot until `shutdown` completes, then shuts down cleanly.
 pub async fn run(
@@ -48,11 +51,12 @@ pub async fn run(
     Builder::new(config).build().await?.run(shutdown).await
 }
 
-/// The bot's settings beyond [`Config`]; tests shorten the timers.
+/// The bot's settings beyond [`Config`]; tests shorten the timers and move the clock.
 pub struct Builder {
     config: Config,
     write_cooldown: Duration,
     button_timeout: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl Builder {
@@ -61,6 +65,7 @@ impl Builder {
             config,
             write_cooldown: Duration::from_secs(3),
             button_timeout: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -76,6 +81,12 @@ impl Builder {
         self
     }
 
+    /// The clock the reminder scheduler reads (default: the system clock).
+    pub fn scheduler_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Checks the token, opens the store and builds the client; does not connect yet.
     pub async fn build(self) -> anyhow::Result<Bot> {
         let token = checked_token(self.config.discord_token.as_deref())?.to_owned();
@@ -83,56 +94,87 @@ impl Builder {
             .context("opening the data directory")?;
         let pending = PendingDeletions::open(&self.config.store.data_dir)
             .context("reading pending guild deletions")?;
-        let data = Data {
+        let base = Base {
             config: Arc::new(self.config),
             store,
             pending: Arc::new(pending),
             button_timeout: self.button_timeout,
+            clock: self.clock,
         };
         let mut http = serenity::HttpBuilder::new(&token);
-        if let Some(base) = &data.config.api_base {
-            http = http.proxy(base.as_str()).ratelimiter_disabled(true);
+        if let Some(api) = &base.config.api_base {
+            http = http.proxy(api.as_str()).ratelimiter_disabled(true);
         }
         let gate = Arc::new(gate::Gate::default());
+        let started = Arc::new(Started::default());
         let framework = gate::Gated {
-            inner: framework(data.clone(), self.write_cooldown),
+            inner: framework(base.clone(), self.write_cooldown, started.clone()),
             gate: gate.clone(),
         };
         let client = serenity::ClientBuilder::new_with_http(http.build(), INTENTS)
             .framework(framework)
             .await
             .context("building the Discord client")?;
-        Ok(Bot { client, data, gate })
+        Ok(Bot {
+            client,
+            base,
+            gate,
+            started,
+        })
     }
+}
+
+/// What exists before the bot connects; [`Data`] adds the scheduler on the first READY.
+#[derive(Clone)]
+struct Base {
+    config: Arc<Config>,
+    store: GuildDatabaseManager,
+    pending: Arc<PendingDeletions>,
+    button_timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// Set up on the first READY (the scheduler delivers through the connected client's HTTP
+/// handle): the data commands see, and the background tasks to stop at shutdown.
+#[derive(Default)]
+struct Started {
+    running: std::sync::Mutex<Option<Running>>,
+    /// Why start-up failed, if it did; `Bot::run` returns it.
+    failed: std::sync::Mutex<Option<anyhow::Error>>,
+}
+
+struct Running {
+    data: Data,
+    deletions: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// A built bot, not yet connected.
 pub struct Bot {
     client: serenity::Client,
-    data: Data,
+    base: Base,
     gate: Arc<gate::Gate>,
+    started: Arc<Started>,
 }
 
 impl Bot {
     /// The store the bot uses (tests read and seed guild data through it).
     pub fn store(&self) -> &GuildDatabaseManager {
-        &self.data.store
+        &self.base.store
     }
 
     /// Guilds whose data is due to be deleted.
     pub fn pending_deletions(&self) -> Arc<PendingDeletions> {
-        self.data.pending.clone()
+        self.base.pending.clone()
     }
 
     /// Connects and serves until `shutdown` completes or the gateway fails for good. Then:
-    /// stop taking interactions, let running ones finish, disconnect, stop background tasks,
-    /// shut the store down.
+    /// stop taking interactions, let running ones finish, disconnect, stop the scheduler and
+    /// the deletion task, shut the store down.
     pub async fn run(
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let deletions = tokio::spawn(deletions::run(self.data.clone(), stopped));
         let shards = self.client.shard_manager.clone();
         let gate = self.gate.clone();
         let on_shutdown = tokio::spawn(async move {
@@ -146,7 +188,7 @@ impl Bot {
             }
             shards.shutdown_all().await;
         });
-        let config = &self.data.config;
+        let config = &self.base.config;
         let result = match (config.shard_count, &config.store.shards) {
             (Some(count), Some(owned)) => {
                 let range = u32::try_from(owned.owned.start)?..u32::try_from(owned.owned.end)?;
@@ -158,14 +200,70 @@ impl Bot {
             (None, _) => self.client.start_autosharded().await,
         };
         on_shutdown.abort();
-        let _ = stop.send(true);
-        if let Err(e) = deletions.await {
-            tracing::warn!(error = %e, "the deletion task ended abnormally");
+        let running = lock(&self.started.running).take();
+        if let Some(running) = running {
+            running.data.scheduler.shutdown().await;
+            let _ = running.stop.send(true);
+            if let Err(e) = running.deletions.await {
+                tracing::warn!(error = %e, "the deletion task ended abnormally");
+            }
         }
-        self.data.store.shutdown().await;
+        self.base.store.shutdown().await;
         tracing::info!("stopped");
+        if let Some(failed) = lock(&self.started.failed).take() {
+            return Err(failed);
+        }
         result.context("Discord gateway")
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts the scheduler and the deletion task, then registers the commands.
+async fn start(
+    ctx: &serenity::Context,
+    commands: &[poise::Command<Data, Error>],
+    base: Base,
+    started: &Started,
+) -> anyhow::Result<Data> {
+    let deliver = Arc::new(delivery::DiscordDelivery::new(ctx.http.clone()));
+    let scheduler = Scheduler::start(
+        base.store.clone(),
+        deliver,
+        base.clock.clone(),
+        SchedulerConfig::default(),
+    )
+    .await
+    .context("starting the reminder scheduler")?;
+    let data = Data {
+        config: base.config,
+        store: base.store,
+        pending: base.pending,
+        scheduler: Arc::new(scheduler),
+        button_timeout: base.button_timeout,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
+    *lock(&started.running) = Some(Running {
+        data: data.clone(),
+        deletions,
+        stop,
+    });
+    let registered = match data.config.dev_guild {
+        Some(guild) => {
+            poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(guild)).await
+        }
+        None => poise::builtins::register_globally(ctx, commands).await,
+    };
+    // Commands registered by an earlier run keep working; serving beats stopping here.
+    if let Err(e) = registered {
+        tracing::error!(error = %e, "registering slash commands failed");
+    }
+    Ok(data)
 }
 
 /// The token, or one line saying what to set.
@@ -180,7 +278,11 @@ fn checked_token(token: Option<&str>) -> anyhow::Result<&str> {
 }
 
 /// poise's framework: the command list, checks, the error handler and event dispatch.
-fn framework(data: Data, write_cooldown: Duration) -> poise::Framework<Data, Error> {
+fn framework(
+    base: Base,
+    write_cooldown: Duration,
+    started: Arc<Started>,
+) -> poise::Framework<Data, Error> {
     let mut commands = commands::all();
     commands::set_write_cooldown(&mut commands, write_cooldown);
     let options = poise::FrameworkOptions {
@@ -197,23 +299,16 @@ fn framework(data: Data, write_cooldown: Duration) -> poise::Framework<Data, Err
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
                 tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected");
-                let commands = &framework.options().commands;
-                let registered = match data.config.dev_guild {
-                    Some(guild) => {
-                        poise::builtins::register_in_guild(
-                            ctx,
-                            commands,
-                            serenity::GuildId::new(guild),
-                        )
-                        .await
+                match start(ctx, &framework.options().commands, base, &started).await {
+                    Ok(data) => Ok(data),
+                    Err(e) => {
+                        // Without its data no event can be handled: stop, and let run() say why.
+                        tracing::error!(error = %format!("{e:#}"), "start-up failed");
+                        *lock(&started.failed) = Some(e);
+                        framework.shard_manager().shutdown_all().await;
+                        Err(anyhow::anyhow!("start-up failed"))
                     }
-                    None => poise::builtins::register_globally(ctx, commands).await,
-                };
-                // Commands registered by an earlier run still work; serving beats stopping here.
-                if let Err(e) = registered {
-                    tracing::error!(error = %e, "registering slash commands failed");
                 }
-                Ok(data)
             })
         })
         .build()

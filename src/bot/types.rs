@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::Config,
+    reminders::Scheduler,
     store::{GuildDatabaseManager, PendingDeletions},
 };
 
@@ -15,6 +16,8 @@ pub struct Data {
     pub store: GuildDatabaseManager,
     /// Guilds whose data goes once the grace period after the bot's removal ends.
     pub pending: Arc<PendingDeletions>,
+    /// The process-wide reminder scheduler; told of every reminder change.
+    pub scheduler: Arc<Scheduler>,
     /// How long confirmation and paging buttons stay live.
     pub button_timeout: Duration,
 }

@@ -65,7 +65,7 @@ async fn delete_asks_first_and_deletes_on_confirmation() {
 #[tokio::test]
 async fn delete_confirmation_expires() {
     let bot = TestBot::start_with(|s| {
-        s.builder = |b| b.button_timeout(std::time::Duration::from_millis(200));
+        s.builder = |b| quick(b).button_timeout(std::time::Duration::from_millis(200));
     })
     .await;
     bot.store.with_guild(GUILD, |_| ()).await.unwrap();
@@ -82,4 +82,26 @@ async fn delete_confirmation_expires() {
     assert_eq!(edit.body["components"], json!([]));
     assert!(bot.guild_dir(GUILD).exists());
     bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_command_finish() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).button_timeout(std::time::Duration::from_millis(300));
+    })
+    .await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    let sent = bot
+        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
+        .await;
+    let token = sent.path.split('/').nth(3).unwrap().to_owned();
+    let mut bot = bot;
+    bot.stop().await;
+    assert!(
+        bot.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.contains(&token)),
+        "the confirmation was closed before the bot stopped"
+    );
 }

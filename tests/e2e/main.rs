@@ -7,5 +7,6 @@ mod admin;
 mod events;
 mod privacy;
 mod quotes;
+mod reminders;
 mod startup;
 mod support;

@@ -144,10 +144,7 @@ async fn search_finds_by_words() {
 #[tokio::test]
 async fn list_pages_with_buttons_only_the_invoker_can_press() {
     let bot = TestBot::start_with(|s| {
-        s.builder = |b| {
-            b.write_cooldown(std::time::Duration::ZERO)
-                .button_timeout(std::time::Duration::from_millis(1500))
-        };
+        s.builder = |b| quick(b).button_timeout(std::time::Duration::from_millis(1500));
     })
     .await;
     for n in 1..=12 {
@@ -306,5 +303,31 @@ async fn autocomplete_offers_quote_numbers_and_tags() {
         .contains("autocomplete me"));
     let tags = bot.autocomplete(BOB, "quote random", "tag", "me", 3).await;
     assert_eq!(tags[0]["value"], "memes");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn write_commands_have_a_per_member_cooldown() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).write_cooldown(std::time::Duration::from_secs(60));
+    })
+    .await;
+    let first = bot
+        .slash(ALICE, "quote add", json!([option("text", "one")]))
+        .await;
+    assert!(!is_ephemeral(&first));
+    let second = bot
+        .slash(ALICE, "quote add", json!([option("text", "two")]))
+        .await;
+    assert!(is_ephemeral(&second));
+    assert!(content(&second).starts_with("Slow down"), "{second}");
+    let other_member = bot
+        .slash(BOB, "quote add", json!([option("text", "three")]))
+        .await;
+    assert!(!is_ephemeral(&other_member), "the cooldown is per member");
+    let read = bot
+        .slash(ALICE, "quote get", json!([option("id", 1)]))
+        .await;
+    assert!(!is_ephemeral(&read), "reading has no cooldown");
     bot.shutdown().await;
 }

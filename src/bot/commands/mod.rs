@@ -1,8 +1,10 @@
 //! The command list: one module per slash group, registered in [`all`].
 
 mod admin;
+mod optin;
 mod privacy;
 mod quote;
+mod remind;
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
     vec![
         quote::quote(),
         quote::save_as_quote(),
+        remind::remind(),
+        optin::optin(),
         privacy::privacy(),
         admin::admin(),
     ]

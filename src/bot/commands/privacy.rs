@@ -8,6 +8,7 @@ use poise::serenity_prelude as serenity;
 use crate::{
     bot::{self, buttons, reply, Context, Error},
     privacy::{self, ForgetActor, ForgetMode},
+    reminders,
 };
 
 /// Your data in this server: export it or have it erased.
@@ -78,14 +79,20 @@ pub async fn forget(
     let Some(press) = buttons::confirm(ctx, prompt, "Erase my data").await? else {
         return Ok(());
     };
-    let counts = ctx
+    // The member's active reminders go with them; the scheduler is told which.
+    let (counts, reminders) = ctx
         .data()
         .store
-        .with_guild(guild, move |c| {
-            privacy::forget_user(c, user, mode, ForgetActor::Member, Utc::now())
+        .with_guild(guild, move |c| -> Result<_, Error> {
+            let theirs = reminders::list(c, user, false).map_err(bot::domain)?;
+            let counts = privacy::forget_user(c, user, mode, ForgetActor::Member, Utc::now())
+                .map_err(bot::domain)?;
+            Ok((counts, theirs))
         })
-        .await?
-        .map_err(bot::domain)?;
+        .await??;
+    for reminder in reminders {
+        ctx.data().scheduler.remove(guild, reminder.id);
+    }
     tracing::info!(guild, ?counts, "a member had their data erased");
     let text = format!(
         "Done. Removed {} rating(s) and {} reminder(s); {} quote(s) kept without your name, \

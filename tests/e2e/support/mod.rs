@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use guildkeep::{
     bot::Builder,
     config::Config,
+    reminders::Clock,
     store::{GuildDatabaseManager, PendingDeletions, StoreConfig},
 };
 use serde_json::Value;
@@ -40,6 +41,18 @@ pub struct TestBot {
 pub struct Setup {
     pub config: Config,
     pub builder: fn(Builder) -> Builder,
+    /// Runs on [`GUILD`]'s database before the bot starts (as if written by an earlier run).
+    pub seed: Option<fn(&rusqlite::Connection)>,
+}
+
+/// A scheduler clock running `ahead` of the wall clock: reminders set "in 2m" through the
+/// commands (which read the real time) are already due for the scheduler.
+pub struct Ahead(pub chrono::TimeDelta);
+
+impl Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
 }
 
 impl TestBot {
@@ -59,12 +72,18 @@ impl TestBot {
                 api_base: Some(fake.api_base.clone()),
                 ..Config::default()
             },
-            builder: |b| {
-                b.write_cooldown(Duration::ZERO)
-                    .button_timeout(Duration::from_secs(5))
-            },
+            builder: quick,
+            seed: None,
         };
         adjust(&mut setup);
+        if let Some(seed) = setup.seed {
+            let seeder = GuildDatabaseManager::new(StoreConfig::new(dir.path())).expect("store");
+            seeder
+                .with_guild(GUILD, move |c| seed(c))
+                .await
+                .expect("seeded");
+            seeder.shutdown().await;
+        }
         let bot = (setup.builder)(Builder::new(setup.config))
             .build()
             .await
@@ -182,6 +201,12 @@ impl TestBot {
 
     /// Stops the bot the way SIGTERM does and waits for it to finish.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Like [`shutdown`](Self::shutdown), keeping the fake and the data directory for a look
+    /// afterwards.
+    pub async fn stop(&mut self) {
         let _ = self.stop.take().expect("running").send(());
         let task = self.task.take().expect("running");
         tokio::time::timeout(WAIT, task)
@@ -198,6 +223,13 @@ impl Drop for TestBot {
             task.abort();
         }
     }
+}
+
+/// The builder settings of every test bot: no cooldowns, buttons live for 5 s.
+pub fn quick(builder: Builder) -> Builder {
+    builder
+        .write_cooldown(Duration::ZERO)
+        .button_timeout(Duration::from_secs(5))
 }
 
 /// Custom ids of every button in a response body.
