@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
+    bot,
     config::Config,
     ops::{backup, gdpr, inspect, legacy, restore},
     privacy::ForgetMode,
@@ -35,6 +36,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the bot (needs DISCORD_TOKEN, from the environment or .env) until SIGINT/SIGTERM.
+    Run,
     /// Guilds on disk, total bytes, the largest guilds and schema versions.
     Stats,
     /// Integrity and foreign-key check of every guild (or those named); non-zero exit naming
@@ -141,6 +144,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.store.data_dir = dir;
     }
+    if let Command::Run = cli.command {
+        return bot::run(config, shutdown_signal()).await;
+    }
     let store = GuildDatabaseManager::new(config.store.clone())
         .with_context(|| format!("data directory {}", config.store.data_dir.display()))?;
     let result = dispatch(&store, cli.command).await;
@@ -150,6 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn dispatch(store: &GuildDatabaseManager, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run => unreachable!("`run` builds its own store"),
         Command::Stats => print_stats(store).await,
         Command::Check { guilds } => check(store, &guilds).await,
         Command::Schema {
@@ -254,6 +261,25 @@ async fn gdpr_command(store: &GuildDatabaseManager, action: GdprAction) -> anyho
             fail_on("export-user", &report.failures)
         }
     }
+}
+
+/// Completes on SIGINT or SIGTERM: the bot then stops taking interactions, finishes the
+/// running ones and shuts the store down.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
 }
 
 /// Names every guild a job failed for, after the job has reported the rest.

@@ -1,6 +1,7 @@
 //! guildkeep: a Discord bot that keeps every guild's data in its own SQLite file.
 //!
 //! Layout:
+//! - [`bot`]: the Discord bot (serenity + poise): commands, events, delivery.
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`cli`]: the command line of the `guildkeep` binary.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
@@ -10,6 +11,7 @@
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
+pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod ops;

@@ -198,3 +198,12 @@ async fn export_user_prints_json_keyed_by_guild_and_backup_then_restore_round_tr
         .unwrap();
     assert_eq!(count, 1, "the deleted quote is back");
 }
+
+#[test]
+fn run_without_a_token_fails_with_one_line_saying_what_to_set() {
+    let tmp = TempDir::new().unwrap();
+    let (ok, _, stderr) = guildkeep(tmp.path(), &["run"]);
+    assert!(!ok);
+    assert!(stderr.contains("DISCORD_TOKEN"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

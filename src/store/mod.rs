@@ -6,6 +6,7 @@
 //!   quarantine of files that are not SQLite).
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
 //! - `migrate.rs`: the numbered migrations of `schema/`.
+//! - `pending_deletions.rs`: guilds whose data is due to be deleted, persisted across restarts.
 //! - `backup.rs`: online-backup copies of a guild's database (backup, restore, rehearsal).
 
 pub mod backup;
@@ -14,9 +15,11 @@ mod manager;
 pub mod migrate;
 mod open;
 pub mod paths;
+pub mod pending_deletions;
 
 pub use error::StoreError;
 pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
 pub use migrate::{Migration, Migrations};
 pub use open::Synchronous;
 pub use paths::GuildId;
+pub use pending_deletions::PendingDeletions;

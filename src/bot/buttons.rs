@@ -1,0 +1,170 @@
+//! Buttons that belong to one invocation: a confirmation for destructive commands and a pager
+//! for lists. Their custom ids start with the interaction id, only the invoker may press them,
+//! and they stop working (and are removed) after `Data::button_timeout`.
+//!
+//! Not here: what is confirmed or paged (commands).
+
+use poise::{serenity_prelude as serenity, CreateReply};
+
+use super::{reply, Context, Error};
+
+/// The buttons of a confirmation, as they appear on the message.
+fn confirm_row(ctx: Context<'_>, confirm_label: &str) -> serenity::CreateActionRow {
+    serenity::CreateActionRow::Buttons(vec![
+        serenity::CreateButton::new(format!("{}:confirm", ctx.id()))
+            .label(confirm_label)
+            .style(serenity::ButtonStyle::Danger),
+        serenity::CreateButton::new(format!("{}:cancel", ctx.id()))
+            .label("Cancel")
+            .style(serenity::ButtonStyle::Secondary),
+    ])
+}
+
+/// Asks the invoker to confirm (ephemerally) with `prompt`. Returns the press of the confirm
+/// button, to be answered by the caller with the outcome; `None` when the invoker cancelled or
+/// let the buttons expire (both already answered here).
+pub async fn confirm(
+    ctx: Context<'_>,
+    prompt: serenity::CreateEmbed,
+    confirm_label: &str,
+) -> Result<Option<serenity::ComponentInteraction>, Error> {
+    let handle = ctx
+        .send(
+            reply::quiet_reply()
+                .embed(prompt)
+                .components(vec![confirm_row(ctx, confirm_label)])
+                .ephemeral(true),
+        )
+        .await?;
+    let prefix = format!("{}:", ctx.id());
+    let press = serenity::ComponentInteractionCollector::new(ctx)
+        .author_id(ctx.author().id)
+        .filter(move |press| press.data.custom_id.starts_with(&prefix))
+        .timeout(ctx.data().button_timeout)
+        .await;
+    match press {
+        Some(press) if press.data.custom_id.ends_with(":confirm") => Ok(Some(press)),
+        Some(press) => {
+            update(ctx, &press, "Cancelled. Nothing was changed.").await?;
+            Ok(None)
+        }
+        None => {
+            handle
+                .edit(
+                    ctx,
+                    CreateReply::default()
+                        .content("This confirmation expired. Nothing was changed.")
+                        .components(vec![]),
+                )
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Answers a button press by replacing the message's text and removing its buttons.
+pub async fn update(
+    ctx: Context<'_>,
+    press: &serenity::ComponentInteraction,
+    text: impl Into<String>,
+) -> Result<(), Error> {
+    let message = serenity::CreateInteractionResponseMessage::new()
+        .content(text)
+        .embeds(vec![])
+        .components(vec![])
+        .allowed_mentions(reply::no_pings());
+    press
+        .create_response(
+            ctx,
+            serenity::CreateInteractionResponse::UpdateMessage(message),
+        )
+        .await?;
+    Ok(())
+}
+
+/// One page of a list: its embed and where the Previous/Next buttons lead (`None`: disabled).
+pub struct Page<C> {
+    pub embed: serenity::CreateEmbed,
+    pub previous: Option<C>,
+    pub next: Option<C>,
+}
+
+/// Shows page after page, starting at `first`: `render(cursor)` builds a page. Previous/Next
+/// move between pages; presses by anyone but the invoker get a short ephemeral refusal; after
+/// the timeout the buttons are removed.
+pub async fn pages<C, F, Fut>(ctx: Context<'_>, first: C, mut render: F) -> Result<(), Error>
+where
+    C: Copy + Send,
+    F: FnMut(C) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<C>, Error>>,
+{
+    let (prev_id, next_id) = (format!("{}:prev", ctx.id()), format!("{}:next", ctx.id()));
+    let row = |page: &Page<C>| {
+        serenity::CreateActionRow::Buttons(vec![
+            serenity::CreateButton::new(&prev_id)
+                .label("Previous")
+                .style(serenity::ButtonStyle::Secondary)
+                .disabled(page.previous.is_none()),
+            serenity::CreateButton::new(&next_id)
+                .label("Next")
+                .style(serenity::ButtonStyle::Secondary)
+                .disabled(page.next.is_none()),
+        ])
+    };
+    let mut page = render(first).await?;
+    if page.previous.is_none() && page.next.is_none() {
+        return reply::embed(ctx, page.embed).await;
+    }
+    let handle = ctx
+        .send(
+            reply::quiet_reply()
+                .embed(page.embed.clone())
+                .components(vec![row(&page)]),
+        )
+        .await?;
+    let prefix = format!("{}:", ctx.id());
+    loop {
+        let prefix = prefix.clone();
+        let press = serenity::ComponentInteractionCollector::new(ctx)
+            .filter(move |press| press.data.custom_id.starts_with(&prefix))
+            .timeout(ctx.data().button_timeout)
+            .await;
+        let Some(press) = press else { break };
+        if press.user.id != ctx.author().id {
+            let refusal = serenity::CreateInteractionResponseMessage::new()
+                .content("Only the member who ran this command can turn its pages.")
+                .ephemeral(true)
+                .allowed_mentions(reply::no_pings());
+            press
+                .create_response(ctx, serenity::CreateInteractionResponse::Message(refusal))
+                .await?;
+            continue;
+        }
+        let target = if press.data.custom_id == next_id {
+            page.next
+        } else {
+            page.previous
+        };
+        if let Some(target) = target {
+            page = render(target).await?;
+        }
+        let message = serenity::CreateInteractionResponseMessage::new()
+            .embed(page.embed.clone())
+            .components(vec![row(&page)])
+            .allowed_mentions(reply::no_pings());
+        press
+            .create_response(
+                ctx,
+                serenity::CreateInteractionResponse::UpdateMessage(message),
+            )
+            .await?;
+    }
+    // Editing replaces the embeds too, so the last page shown is sent again.
+    handle
+        .edit(
+            ctx,
+            CreateReply::default().embed(page.embed).components(vec![]),
+        )
+        .await?;
+    Ok(())
+}

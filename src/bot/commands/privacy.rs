@@ -1,0 +1,107 @@
+//! `/privacy export|forget`: a member's own data in this server. The export arrives as an
+//! ephemeral JSON attachment; forgetting asks for confirmation first. What is exported and
+//! erased is decided in `crate::privacy`.
+
+use chrono::Utc;
+use poise::serenity_prelude as serenity;
+
+use crate::{
+    bot::{self, buttons, reply, Context, Error},
+    privacy::{self, ForgetActor, ForgetMode},
+    reminders,
+};
+
+/// Your data in this server: export it or have it erased.
+#[poise::command(slash_command, guild_only, subcommands("export", "forget"))]
+pub async fn privacy(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Get everything the bot stores about you in this server, as a JSON file only you see.
+#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let user = ctx.author().id.get();
+    let export = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| privacy::export_user(c, user))
+        .await?
+        .map_err(bot::domain)?;
+    if export.is_empty() {
+        return reply::ephemeral(ctx, "The bot stores nothing about you in this server.").await;
+    }
+    let json = serde_json::to_vec_pretty(&export)?;
+    let file = serenity::CreateAttachment::bytes(json, format!("guildkeep-{guild}-{user}.json"));
+    ctx.send(
+        reply::quiet_reply()
+            .content("Everything the bot stores about you in this server:")
+            .attachment(file)
+            .ephemeral(true),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum SavedQuotes {
+    #[name = "keep them without my name"]
+    Keep,
+    #[name = "delete them"]
+    Delete,
+}
+
+/// Erase your ratings, reminders and settings here, and your name from quotes (asks first).
+#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+pub async fn forget(
+    ctx: Context<'_>,
+    #[description = "Quotes you saved (default: keep them without your name)"] saved_quotes: Option<
+        SavedQuotes,
+    >,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let user = ctx.author().id.get();
+    let mode = match saved_quotes.unwrap_or(SavedQuotes::Keep) {
+        SavedQuotes::Keep => ForgetMode::Anonymise,
+        SavedQuotes::Delete => ForgetMode::Delete,
+    };
+    let quotes_line = match mode {
+        ForgetMode::Anonymise => "Quotes you saved stay, without your name.",
+        ForgetMode::Delete => "Quotes you saved are deleted, with their ratings and tags.",
+    };
+    let prompt = serenity::CreateEmbed::new()
+        .title("Erase your data in this server?")
+        .description(format!(
+            "Your ratings, your reminders, your opt-in settings and your place on others' \
+             reminders are deleted; quotes that name you no longer do. {quotes_line} \
+             This cannot be undone."
+        ));
+    let Some(press) = buttons::confirm(ctx, prompt, "Erase my data").await? else {
+        return Ok(());
+    };
+    // The member's active reminders go with them; the scheduler is told which.
+    let (counts, reminders) = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| -> Result<_, Error> {
+            let theirs = reminders::list(c, user, false).map_err(bot::domain)?;
+            let counts = privacy::forget_user(c, user, mode, ForgetActor::Member, Utc::now())
+                .map_err(bot::domain)?;
+            Ok((counts, theirs))
+        })
+        .await??;
+    for reminder in reminders {
+        ctx.data().scheduler.remove(guild, reminder.id);
+    }
+    tracing::info!(guild, ?counts, "a member had their data erased");
+    let text = format!(
+        "Done. Removed {} rating(s) and {} reminder(s); {} quote(s) kept without your name, \
+         {} deleted, {} no longer name you.",
+        counts.ratings_deleted,
+        counts.reminders_deleted,
+        counts.quotes_anonymised,
+        counts.quotes_deleted,
+        counts.quotes_unnamed,
+    );
+    buttons::update(ctx, &press, text).await
+}

@@ -1,0 +1,315 @@
+//! `/remind me|channel|list|cancel|timezone`. Times are read in the member's time zone by
+//! `crate::reminders::parse_when`; every change is passed on to the scheduler. Confirmations
+//! echo the member's text and so ping nobody; only the delivered channel post pings, and only
+//! its targets (`bot/delivery.rs`).
+
+use chrono::{DateTime, Utc};
+use poise::serenity_prelude as serenity;
+
+use super::quote::log_autocomplete;
+use crate::{
+    bot::{self, reply, Context, Error, UserError},
+    optins,
+    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Target},
+};
+
+/// Reminders for yourself (by DM) or for others (posted here).
+#[poise::command(
+    slash_command,
+    guild_only,
+    subcommands("me", "channel", "list", "cancel", "timezone")
+)]
+pub async fn remind(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Remind yourself by DM (turn DMs on first with /optin dm on).
+#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+pub async fn me(
+    ctx: Context<'_>,
+    #[description = "When: \"in 2h\", \"tomorrow 9:00\", \"2026-12-24 18:00\""] when: String,
+    #[description = "What to remind you of"]
+    #[max_length = 1000]
+    what: String,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let user = ctx.author().id.get();
+    let repeat = parse_repeat(repeat.as_deref())?;
+    let cap = ctx.data().config.reminder_cap;
+    let created = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| -> Result<Option<Reminder>, ReminderError> {
+            if !optins::dm_opted_in(c, user)? {
+                return Ok(None);
+            }
+            let new = new_reminder(c, user, Target::Dm, &when, what, repeat)?;
+            reminders::create(c, &new, cap, Utc::now()).map(Some)
+        })
+        .await?
+        .map_err(bot::domain)?;
+    let reminder = created.ok_or_else(|| {
+        UserError("I can only DM you after you allow it: use /optin dm on first.".into())
+    })?;
+    ctx.data()
+        .scheduler
+        .upsert(guild, reminder.id, reminder.due_at);
+    reply::ephemeral(
+        ctx,
+        format!(
+            "Reminder #{} set: I'll DM you {}.\n> {}",
+            reminder.id,
+            when_text(reminder.due_at),
+            reminder.message
+        ),
+    )
+    .await
+}
+
+/// Post a reminder in this channel that pings the users and roles you name.
+#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+pub async fn channel(
+    ctx: Context<'_>,
+    #[description = "When: \"in 2h\", \"tomorrow 9:00\", \"2026-12-24 18:00\""] when: String,
+    #[description = "What to remind them of"]
+    #[max_length = 1000]
+    what: String,
+    #[description = "Who to ping: @mentions of members and roles"] who: String,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let user = ctx.author().id.get();
+    let (users, roles) = parse_mentions(&who)?;
+    let repeat = parse_repeat(repeat.as_deref())?;
+    let target = Target::Channel {
+        channel: ctx.channel_id().get(),
+        users,
+        roles,
+    };
+    let cap = ctx.data().config.reminder_cap;
+    let reminder = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| {
+            let new = new_reminder(c, user, target, &when, what, repeat)?;
+            reminders::create(c, &new, cap, Utc::now())
+        })
+        .await?
+        .map_err(bot::domain)?;
+    ctx.data()
+        .scheduler
+        .upsert(guild, reminder.id, reminder.due_at);
+    reply::quiet(
+        ctx,
+        format!(
+            "Reminder #{} set for {}, for {}.\n> {}",
+            reminder.id,
+            when_text(reminder.due_at),
+            who.trim(),
+            reminder.message
+        ),
+    )
+    .await
+}
+
+/// Your active reminders (a moderator sees everyone's).
+#[poise::command(slash_command, guild_only)]
+pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let found = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| reminders::list(c, user, moderator))
+        .await?
+        .map_err(bot::domain)?;
+    if found.is_empty() {
+        return reply::ephemeral(
+            ctx,
+            "No active reminders. Set one with /remind me or /remind channel.",
+        )
+        .await;
+    }
+    let lines: Vec<String> = found
+        .iter()
+        .take(25)
+        .map(|r| {
+            let target = match &r.target {
+                Target::Dm => "DM".to_owned(),
+                Target::Channel { channel, .. } => format!("<#{channel}>"),
+            };
+            let repeat = r
+                .recurrence
+                .map(|rule| format!(" ({rule})"))
+                .unwrap_or_default();
+            format!(
+                "**#{}** {} · {target}{repeat} — {}",
+                r.id,
+                when_text(r.due_at),
+                reply::shorten(&r.message, 80)
+            )
+        })
+        .collect();
+    let embed = serenity::CreateEmbed::new()
+        .title(format!("Active reminders ({})", found.len()))
+        .description(lines.join("\n"));
+    ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
+        .await?;
+    Ok(())
+}
+
+/// Cancel one of your reminders (a moderator may cancel anyone's).
+#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+pub async fn cancel(
+    ctx: Context<'_>,
+    #[description = "Reminder number"]
+    #[autocomplete = "complete_reminder"]
+    id: u64,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let cancelled = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| {
+            reminders::cancel(c, id, user, moderator, Utc::now())
+        })
+        .await?
+        .map_err(bot::domain)?;
+    ctx.data().scheduler.remove(guild, cancelled.id);
+    reply::ephemeral(ctx, format!("Cancelled reminder #{}.", cancelled.id)).await
+}
+
+/// Set the time zone your reminder times are read in.
+#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+pub async fn timezone(
+    ctx: Context<'_>,
+    #[description = "A zone name such as Europe/Berlin (empty: back to UTC)"]
+    #[autocomplete = "complete_zone"]
+    zone: Option<String>,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let user = ctx.author().id.get();
+    let set = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| {
+            optins::set_time_zone(c, user, zone.as_deref(), Utc::now())
+        })
+        .await?
+        .map_err(bot::domain)?;
+    reply::ephemeral(ctx, format!("Your time zone here is now {}.", set.name())).await
+}
+
+/// The member's zone (for reading `when`) and the validated reminder.
+fn new_reminder(
+    conn: &rusqlite::Connection,
+    creator: u64,
+    target: Target,
+    when: &str,
+    message: String,
+    recurrence: Option<Recurrence>,
+) -> Result<NewReminder, ReminderError> {
+    let time_zone = optins::time_zone(conn, creator)?;
+    let due_at = reminders::parse_when(when, time_zone, Utc::now())?;
+    Ok(NewReminder {
+        creator,
+        target,
+        message,
+        due_at,
+        time_zone,
+        recurrence,
+        recurrence_end: None,
+    })
+}
+
+fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
+    repeat
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.parse::<Recurrence>())
+        .transpose()
+        .map_err(|e| UserError(e.to_string()).into())
+}
+
+/// `<@1> <@!2> <@&3>` -> users [1, 2], roles [3]. Anything else is refused, so a typo is not
+/// silently dropped.
+fn parse_mentions(who: &str) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    let (mut users, mut roles) = (vec![], vec![]);
+    let spaced = who.replace('>', "> ");
+    for word in spaced.split_whitespace() {
+        let inner = word
+            .strip_prefix("<@")
+            .and_then(|w| w.strip_suffix('>'))
+            .ok_or_else(|| {
+                UserError(format!(
+                    "\"{word}\" is not a mention. Mention members and roles with @."
+                ))
+            })?;
+        let (list, digits) = match inner.strip_prefix('&') {
+            Some(role) => (&mut roles, role),
+            None => (&mut users, inner.trim_start_matches('!')),
+        };
+        let id = digits
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| UserError(format!("\"{word}\" is not a mention.")))?;
+        if !list.contains(&id) {
+            list.push(id);
+        }
+    }
+    if users.is_empty() && roles.is_empty() {
+        return Err(UserError("Mention at least one member or role to remind.".into()).into());
+    }
+    Ok((users, roles))
+}
+
+/// A time as Discord shows it to each reader in their own zone.
+fn when_text(at: DateTime<Utc>) -> String {
+    format!("<t:{0}:F> (<t:{0}:R>)", at.timestamp())
+}
+
+async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
+    let Some(guild) = ctx.guild_id().map(serenity::GuildId::get) else {
+        return serenity::CreateAutocompleteResponse::new();
+    };
+    let (user, typed) = (ctx.author().id.get(), typed.to_owned());
+    let found = ctx
+        .data()
+        .store
+        .with_guild(guild, move |c| reminders::choices(c, user, &typed, 25))
+        .await;
+    let choices = match found {
+        Ok(Ok(choices)) => choices
+            .into_iter()
+            .map(|c| serenity::AutocompleteChoice::new(c.label, c.id))
+            .collect(),
+        Ok(Err(e)) => log_autocomplete(&e),
+        Err(e) => log_autocomplete(&e),
+    };
+    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+async fn complete_zone(_ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
+    let choices = optins::zone_suggestions(typed, 25)
+        .into_iter()
+        .map(|zone| serenity::AutocompleteChoice::new(zone, zone))
+        .collect();
+    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_mentions;
+
+    #[test]
+    fn mentions_of_users_and_roles() {
+        let (users, roles) = parse_mentions("<@1> <@!2><@&3> <@1>").unwrap();
+        assert_eq!((users, roles), (vec![1, 2], vec![3]));
+        assert!(parse_mentions("@everyone").is_err());
+        assert!(parse_mentions("  ").is_err());
+        assert!(parse_mentions("<@0>").is_err());
+    }
+}

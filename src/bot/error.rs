@@ -1,0 +1,176 @@
+//! What a member may read versus what goes to the log, and the one `on_error` of the
+//! framework.
+//!
+//! A [`UserError`] is written for the member and shown verbatim, ephemerally. Domain errors
+//! that a member can fix (`user_message()` is `Some`) become one through [`domain`]. Anything
+//! else is internal: it is logged with the command, guild, user and error chain under a short
+//! reference id, and the member sees a generic message carrying the same id.
+//!
+//! Not here: the wording of ordinary replies (`bot/reply.rs`).
+
+use poise::FrameworkError;
+
+use super::{reply, Context, Data, Error};
+use crate::store::StoreError;
+
+/// A message written for the member, shown verbatim and ephemerally. Never wrap internal text
+/// in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+/// Turns "absent" into a message for the member: `found.or_user("No such quote.")?`.
+pub trait OrUserError<T> {
+    fn or_user(self, message: impl Into<String>) -> Result<T, UserError>;
+}
+
+impl<T> OrUserError<T> for Option<T> {
+    fn or_user(self, message: impl Into<String>) -> Result<T, UserError> {
+        self.ok_or_else(|| UserError(message.into()))
+    }
+}
+
+/// A domain error that knows which of its cases a member can fix.
+pub trait MemberFixable: std::error::Error + Send + Sync + 'static {
+    fn user_message(&self) -> Option<String>;
+}
+
+impl MemberFixable for crate::quotes::QuoteError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+impl MemberFixable for crate::privacy::PrivacyError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+impl MemberFixable for crate::reminders::ReminderError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+impl MemberFixable for crate::optins::OptInError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
+/// The bot's view of a domain error: a [`UserError`] when the member can fix it, otherwise
+/// the error itself (internal). Use as `.map_err(bot::domain)?`.
+pub fn domain<E: MemberFixable>(error: E) -> Error {
+    match error.user_message() {
+        Some(message) => UserError(message).into(),
+        None => error.into(),
+    }
+}
+
+/// Store conditions a member can understand (and usually just retry).
+fn store_message(error: &StoreError) -> Option<&'static str> {
+    Some(match error {
+        StoreError::BeingDeleted(_) => {
+            "This server's data is being deleted right now. Try again in a moment."
+        }
+        StoreError::AtCapacity { .. } => "The bot is very busy right now. Try again in a moment.",
+        StoreError::ShuttingDown => "The bot is restarting. Try again in a minute.",
+        StoreError::NotOurShard { .. } => {
+            "This server is served by another instance of the bot; try again shortly."
+        }
+        _ => return None,
+    })
+}
+
+/// The framework's only error handler.
+pub async fn on_error(error: FrameworkError<'_, Data, Error>) {
+    use FrameworkError as Fw;
+    let (ctx, shown) = match error {
+        Fw::Command { ctx, error, .. } => (ctx, shown_for(ctx, &error)),
+        Fw::CommandCheckFailed {
+            ctx, error: None, ..
+        } => (ctx, "You can't use this here.".into()),
+        Fw::CommandCheckFailed {
+            ctx,
+            error: Some(error),
+            ..
+        } => (ctx, shown_for(ctx, &error)),
+        Fw::MissingUserPermissions {
+            ctx,
+            missing_permissions,
+            ..
+        } => {
+            let needed = missing_permissions
+                .map(|p| format!(" You need: {p}."))
+                .unwrap_or_default();
+            tracing::info!(
+                command = %ctx.command().qualified_name,
+                guild = ?ctx.guild_id(),
+                user = %ctx.author().id,
+                "refused: missing permissions"
+            );
+            (
+                ctx,
+                format!("You don't have permission to use this.{needed}"),
+            )
+        }
+        Fw::MissingBotPermissions {
+            ctx,
+            missing_permissions,
+            ..
+        } => (
+            ctx,
+            format!("I need these permissions here first: {missing_permissions}."),
+        ),
+        Fw::CooldownHit {
+            ctx,
+            remaining_cooldown,
+            ..
+        } => (
+            ctx,
+            format!(
+                "Slow down a little: try again in {} s.",
+                remaining_cooldown.as_secs().max(1)
+            ),
+        ),
+        Fw::GuildOnly { ctx, .. } => (ctx, "This command only works in a server.".into()),
+        Fw::ArgumentParse { ctx, input, .. } => {
+            let what = input.map(|i| format!(" (`{i}`)")).unwrap_or_default();
+            (ctx, format!("I couldn't read one of the options{what}."))
+        }
+        Fw::EventHandler { error, event, .. } => {
+            tracing::error!(event = event.snake_case_name(), error = %format!("{error:#}"), "event handler failed");
+            return;
+        }
+        other => {
+            if let Err(e) = poise::builtins::on_error(other).await {
+                tracing::warn!(error = %e, "could not report an error");
+            }
+            return;
+        }
+    };
+    reply::log_failure(reply::ephemeral(ctx, shown).await);
+}
+
+/// What the member sees for `error`: its own text if it is meant for them, otherwise a
+/// generic line with a reference id that is also logged.
+fn shown_for(ctx: Context<'_>, error: &Error) -> String {
+    if let Some(user) = error.downcast_ref::<UserError>() {
+        return user.to_string();
+    }
+    if let Some(message) = error.downcast_ref::<StoreError>().and_then(store_message) {
+        tracing::info!(command = %ctx.command().qualified_name, error = %error, "store refused");
+        return message.into();
+    }
+    let reference = format!("{:06x}", rand::random::<u32>() & 0x00ff_ffff);
+    tracing::error!(
+        reference = %reference,
+        command = %ctx.command().qualified_name,
+        guild = ?ctx.guild_id().map(|g| g.get()),
+        user = %ctx.author().id,
+        error = %format!("{error:#}"),
+        "command failed"
+    );
+    format!("Something went wrong on our side. If it keeps happening, tell the bot's operator: reference `{reference}`.")
+}

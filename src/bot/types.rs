@@ -1,0 +1,28 @@
+//! The poise types every handler uses: [`Data`] (what a command can reach), [`Error`] and
+//! [`Context`]. Not here: building them (`bot/mod.rs`) or error handling (`bot/error.rs`).
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    config::Config,
+    reminders::Scheduler,
+    store::{GuildDatabaseManager, PendingDeletions},
+};
+
+/// Shared by every command and event. Cheap to clone: each field is a handle.
+#[derive(Clone)]
+pub struct Data {
+    pub config: Arc<Config>,
+    pub store: GuildDatabaseManager,
+    /// Guilds whose data goes once the grace period after the bot's removal ends.
+    pub pending: Arc<PendingDeletions>,
+    /// The process-wide reminder scheduler; told of every reminder change.
+    pub scheduler: Arc<Scheduler>,
+    /// How long confirmation and paging buttons stay live.
+    pub button_timeout: Duration,
+}
+
+/// Errors in `bot/` are anyhow errors; members only ever see [`super::UserError`]s.
+pub type Error = anyhow::Error;
+
+pub type Context<'a> = poise::Context<'a, Data, Error>;

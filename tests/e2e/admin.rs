@@ -1,0 +1,107 @@
+//! `/admin data delete|stats` as admins and non-admins see them.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn stats_shows_the_guilds_data_ephemerally() {
+    let bot = TestBot::start().await;
+    let body = bot
+        .slash_with(
+            ADMIN,
+            MEMBER_PERMISSIONS | MANAGE_GUILD,
+            "admin data stats",
+            json!([]),
+        )
+        .await
+        .body;
+    assert!(is_ephemeral(&body), "{body}");
+    assert_eq!(body["data"]["embeds"][0]["title"], "This server's data");
+    assert_no_pings(&body);
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_non_admin_is_refused_even_when_the_command_is_sent() {
+    let bot = TestBot::start().await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    let body = bot.slash(ALICE, "admin data delete", json!([])).await;
+    assert!(is_ephemeral(&body), "{body}");
+    let text = body["data"]["content"].as_str().unwrap();
+    assert!(text.contains("permission"), "{text}");
+    assert!(buttons(&body).is_empty(), "no confirmation offered: {body}");
+    assert!(bot.guild_dir(GUILD).exists());
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_asks_first_and_deletes_on_confirmation() {
+    let bot = TestBot::start().await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    let body = bot
+        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
+        .await
+        .body;
+    assert!(is_ephemeral(&body), "{body}");
+    let ids = buttons(&body);
+    assert_eq!(ids.len(), 2, "{body}");
+    assert!(
+        bot.guild_dir(GUILD).exists(),
+        "nothing deleted before confirming"
+    );
+    let confirm = ids.iter().find(|id| id.ends_with(":confirm")).unwrap();
+    let answer = bot.press(ADMIN, confirm).await;
+    assert_eq!(answer["type"], 7, "updates the message: {answer}");
+    assert_eq!(answer["data"]["components"], json!([]));
+    assert!(answer["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Deleted"));
+    assert!(!bot.guild_dir(GUILD).exists());
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_confirmation_expires() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).button_timeout(std::time::Duration::from_millis(200));
+    })
+    .await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    let sent = bot
+        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
+        .await;
+    let token = sent.path.split('/').nth(3).unwrap().to_owned();
+    let edit = bot.webhook("PATCH", &token).await;
+    assert!(
+        edit.body["content"].as_str().unwrap().contains("expired"),
+        "{:?}",
+        edit.body
+    );
+    assert_eq!(edit.body["components"], json!([]));
+    assert!(bot.guild_dir(GUILD).exists());
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_command_finish() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).button_timeout(std::time::Duration::from_millis(300));
+    })
+    .await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    let sent = bot
+        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
+        .await;
+    let token = sent.path.split('/').nth(3).unwrap().to_owned();
+    let mut bot = bot;
+    bot.stop().await;
+    assert!(
+        bot.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.contains(&token)),
+        "the confirmation was closed before the bot stopped"
+    );
+}

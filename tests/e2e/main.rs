@@ -1,0 +1,12 @@
+//! End to end: the real bot against an in-process fake Discord (see `support/`). One test
+//! target, one module per command group or concern.
+
+#![recursion_limit = "256"]
+
+mod admin;
+mod events;
+mod privacy;
+mod quotes;
+mod reminders;
+mod startup;
+mod support;

@@ -1,0 +1,300 @@
+//! `/remind`, `/optin dm` and the scheduler's deliveries through the fake Discord.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use guildkeep::{
+    optins,
+    reminders::{self, NewReminder, Target},
+};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn content(body: &Value) -> &str {
+    body["data"]["content"].as_str().unwrap_or_default()
+}
+
+/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
+async fn bot_ahead() -> TestBot {
+    TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn optin_dm_on_off_and_status() {
+    let bot = TestBot::start().await;
+    let status = bot.slash(ALICE, "optin dm status", json!([])).await;
+    assert!(is_ephemeral(&status));
+    assert!(content(&status).contains("**off**"), "{status}");
+    let on = bot.slash(ALICE, "optin dm on", json!([])).await;
+    assert!(is_ephemeral(&on));
+    let status = bot.slash(ALICE, "optin dm status", json!([])).await;
+    assert!(content(&status).contains("**on**"), "{status}");
+    let off = bot.slash(ALICE, "optin dm off", json!([])).await;
+    assert!(is_ephemeral(&off));
+    let stored = bot
+        .store
+        .with_guild(GUILD, |c| optins::dm_opted_in(c, ALICE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored);
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn remind_me_needs_an_opt_in_and_then_arrives_by_dm() {
+    let bot = bot_ahead().await;
+    let refused = bot
+        .slash(
+            ALICE,
+            "remind me",
+            json!([option("when", "in 2m"), option("what", "stretch")]),
+        )
+        .await;
+    assert!(is_ephemeral(&refused));
+    assert!(content(&refused).contains("/optin dm on"), "{refused}");
+
+    bot.slash(ALICE, "optin dm on", json!([])).await;
+    let set = bot
+        .slash(
+            ALICE,
+            "remind me",
+            json!([option("when", "in 2m"), option("what", "stretch @everyone")]),
+        )
+        .await;
+    assert!(is_ephemeral(&set));
+    assert!(content(&set).starts_with("Reminder #1 set"), "{set}");
+    assert_no_pings(&set);
+
+    let dm = bot
+        .fake
+        .wait_for("the DM channel", |r| r.path == "/users/@me/channels")
+        .await;
+    assert_eq!(dm.body["recipient_id"], ALICE.to_string());
+    let sent = bot
+        .fake
+        .wait_for("the DM", |r| {
+            r.method == "POST" && r.path.ends_with("/messages")
+        })
+        .await;
+    assert_eq!(sent.path, format!("/channels/{}/messages", ALICE + 7));
+    assert!(sent.body["content"]
+        .as_str()
+        .unwrap()
+        .contains("stretch @everyone"));
+    assert_eq!(sent.body["allowed_mentions"]["parse"], json!([]));
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn remind_channel_confirms_quietly_and_posts_pinging_exactly_its_targets() {
+    let bot = bot_ahead().await;
+    let who = format!("<@{BOB}> <@&{ROLE}>");
+    let set = bot
+        .slash(
+            ALICE,
+            "remind channel",
+            json!([
+                option("when", "in 2m"),
+                option("what", "standup @everyone"),
+                option("who", who)
+            ]),
+        )
+        .await;
+    assert!(!is_ephemeral(&set));
+    assert!(content(&set).contains("standup @everyone"), "{set}");
+    assert_no_pings(&set);
+
+    let post = bot
+        .fake
+        .wait_for("the channel post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    let mentions = &post.body["allowed_mentions"];
+    assert_eq!(mentions["parse"], json!([]), "no @everyone: {mentions}");
+    assert_eq!(mentions["users"], json!([BOB.to_string()]));
+    assert_eq!(mentions["roles"], json!([ROLE.to_string()]));
+    let text = post.body["content"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("<@{BOB}>")) && text.contains("standup"),
+        "{text}"
+    );
+    bot.shutdown().await;
+}
+
+/// Written "by an earlier run": a channel reminder that came due an hour ago.
+fn overdue_reminder(conn: &rusqlite::Connection) {
+    let then = Utc::now() - TimeDelta::hours(2);
+    let new = NewReminder {
+        creator: ALICE,
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![ROLE],
+        },
+        message: "water the plants".into(),
+        due_at: then + TimeDelta::hours(1),
+        time_zone: chrono_tz::Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    };
+    reminders::create(conn, &new, 25, then).expect("reminder stored");
+}
+
+#[tokio::test]
+async fn a_reminder_that_came_due_while_down_is_posted_late_with_the_right_mentions() {
+    let bot = TestBot::start_with(|s| s.seed = Some(overdue_reminder)).await;
+    let post = bot
+        .fake
+        .wait_for("the late post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    let mentions = &post.body["allowed_mentions"];
+    assert_eq!(mentions["parse"], json!([]));
+    assert_eq!(mentions["users"], json!([BOB.to_string()]));
+    assert_eq!(mentions["roles"], json!([ROLE.to_string()]));
+    let text = post.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("water the plants") && text.contains("late"),
+        "{text}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn list_cancel_and_their_autocomplete() {
+    let bot = TestBot::start().await;
+    let who = format!("<@{BOB}>");
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 3h"),
+            option("what", "lunch"),
+            option("who", who)
+        ]),
+    )
+    .await;
+
+    let list = bot.slash(ALICE, "remind list", json!([])).await;
+    assert!(is_ephemeral(&list));
+    let lines = list["data"]["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        lines.contains("**#1**") && lines.contains("lunch"),
+        "{lines}"
+    );
+
+    let choices = bot
+        .autocomplete(ALICE, "remind cancel", "id", "lu", 4)
+        .await;
+    assert_eq!(choices[0]["value"], 1);
+    assert!(
+        bot.autocomplete(BOB, "remind cancel", "id", "", 4)
+            .await
+            .is_empty(),
+        "not Bob's"
+    );
+
+    let refused = bot
+        .slash(BOB, "remind cancel", json!([option("id", 1)]))
+        .await;
+    assert!(
+        is_ephemeral(&refused) && content(&refused).contains("Only the member"),
+        "{refused}"
+    );
+    let cancelled = bot
+        .slash(ALICE, "remind cancel", json!([option("id", 1)]))
+        .await;
+    assert_eq!(content(&cancelled), "Cancelled reminder #1.");
+    let empty = bot.slash(ALICE, "remind list", json!([])).await;
+    assert!(
+        content(&empty).starts_with("No active reminders"),
+        "{empty}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn timezone_is_validated_and_autocompleted() {
+    let bot = TestBot::start().await;
+    let zones = bot
+        .autocomplete(ALICE, "remind timezone", "zone", "berl", 3)
+        .await;
+    assert_eq!(zones[0]["value"], "Europe/Berlin");
+    let set = bot
+        .slash(
+            ALICE,
+            "remind timezone",
+            json!([option("zone", "europe/berlin")]),
+        )
+        .await;
+    assert!(is_ephemeral(&set));
+    assert_eq!(content(&set), "Your time zone here is now Europe/Berlin.");
+    let bad = bot
+        .slash(
+            ALICE,
+            "remind timezone",
+            json!([option("zone", "Mars/Olympus")]),
+        )
+        .await;
+    assert!(
+        is_ephemeral(&bad) && content(&bad).contains("Mars/Olympus"),
+        "{bad}"
+    );
+    let who = format!("<@{BOB}>");
+    let unreadable = bot
+        .slash(
+            ALICE,
+            "remind channel",
+            json!([
+                option("when", "someday"),
+                option("what", "x"),
+                option("who", who)
+            ]),
+        )
+        .await;
+    assert!(
+        is_ephemeral(&unreadable) && content(&unreadable).contains("someday"),
+        "{unreadable}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn closed_dms_fail_the_reminder_for_good() {
+    let mut bot = bot_ahead().await;
+    bot.slash(ALICE, "optin dm on", json!([])).await;
+    bot.fake
+        .fail(&format!("/channels/{}/messages", ALICE + 7), 403);
+    bot.slash(
+        ALICE,
+        "remind me",
+        json!([option("when", "in 2m"), option("what", "stretch")]),
+    )
+    .await;
+    bot.fake
+        .wait_for("the refused DM", |r| {
+            r.path.ends_with(&format!("{}/messages", ALICE + 7))
+        })
+        .await;
+    bot.stop().await; // the scheduler records the outcome of sends in progress first
+    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
+        bot.dir.path(),
+    ))
+    .unwrap();
+    let reminder = store
+        .with_guild(GUILD, |c| reminders::get(c, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(reminder.status, reminders::Status::Failed);
+    assert!(reminder.last_error.unwrap().contains("403"));
+    store.shutdown().await;
+}
