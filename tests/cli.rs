@@ -8,6 +8,8 @@ use tempfile::TempDir;
 
 fn guildkeep(data: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_guildkeep"))
+        // Not the repository: a developer's .env there must not reach these runs.
+        .current_dir(data)
         .arg("--data-dir")
         .arg(data)
         .args(args)

@@ -47,17 +47,7 @@ pub async fn add(
         tags: split_tags(tags.as_deref()),
         ..NewQuote::default()
     };
-    let saved = ctx
-        .data()
-        .store
-        .with_guild(guild, move |c| quotes::add(c, &new, Utc::now()))
-        .await?
-        .map_err(bot::domain)?;
-    reply::embed(
-        ctx,
-        embed(&saved).title(format!("Saved quote #{}", saved.id)),
-    )
-    .await
+    save(ctx, guild, new).await
 }
 
 /// Save this message as a quote.
@@ -84,6 +74,11 @@ pub async fn save_as_quote(ctx: Context<'_>, message: serenity::Message) -> Resu
         }),
         tags: vec![],
     };
+    save(ctx, guild, new).await
+}
+
+/// Saves `new` in `guild` and shows it: the end of both ways to add a quote.
+async fn save(ctx: Context<'_>, guild: u64, new: NewQuote) -> Result<(), Error> {
     let saved = ctx
         .data()
         .store
