@@ -114,18 +114,23 @@ pub fn write_guild(
         }
     }
 
-    let mut quote_ids = legacy_ids(&tx, "quotes")?;
-    let imported_before: HashSet<i64> = quote_ids.keys().copied().collect();
+    let imported_before: HashSet<i64> = legacy_ids(&tx, "quotes")?.into_keys().collect();
     {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO quotes (text, author_name, added_by, rating_avg, rating_count, \
-             created_at, updated_at, legacy_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        // Quotes go in through a staging table and one INSERT ... SELECT: each statement
+        // that writes to `quotes` opens a savepoint, at which the full-text index flushes its
+        // pending terms to disk. Row by row that is one tiny index segment (and later merges)
+        // per quote; one statement is one flush per guild.
+        tx.execute_batch(
+            "CREATE TEMP TABLE import_quotes (text, author_name, added_by, rating_avg, \
+             rating_count, created_at, legacy_id)",
         )?;
+        let mut stage = tx
+            .prepare_cached("INSERT INTO temp.import_quotes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
         for quote in &plan.quotes {
-            if quote_ids.contains_key(&quote.legacy_id) {
+            if imported_before.contains(&quote.legacy_id) {
                 continue;
             }
-            insert.execute(params![
+            stage.execute(params![
                 quote.text,
                 quote.author_name,
                 quote.added_by,
@@ -135,9 +140,16 @@ pub fn write_guild(
                 quote.legacy_id
             ])?;
             counts.quotes += 1;
-            quote_ids.insert(quote.legacy_id, tx.last_insert_rowid());
         }
+        tx.execute_batch(
+            "INSERT INTO quotes (text, author_name, added_by, rating_avg, rating_count, \
+             created_at, updated_at, legacy_id) \
+             SELECT text, author_name, added_by, rating_avg, rating_count, created_at, \
+             created_at, legacy_id FROM temp.import_quotes ORDER BY rowid; \
+             DROP TABLE temp.import_quotes;",
+        )?;
     }
+    let quote_ids = legacy_ids(&tx, "quotes")?;
 
     {
         let mut insert = tx.prepare_cached(
