@@ -2,7 +2,7 @@
 //! line and hands it to [`guildkeep::cli::run`]; any failure becomes one line on stderr and a
 //! non-zero exit. Nothing else lives here.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use guildkeep::cli::{self, Cli};
@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal; journald and cron logs get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GUILDKEEP_LOG")
                 .unwrap_or_else(|_| "info".into()),
