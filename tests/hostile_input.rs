@@ -1,14 +1,18 @@
 //! Hostile input at the domain level, against a real guild database file: random strings
 //! through quote and tag normalisation and FTS search never reach the member as an SQL or
-//! FTS error and keep the documented invariants; and a table of bad arguments for every
-//! quote command with the message (`user_message()`) the member gets for each.
+//! FTS error and keep the documented invariants; random strings through the reminder time
+//! parser in random zones never panic and give either a time inside the allowed window or a
+//! message for the member; and a table of bad arguments for every quote command with the
+//! message (`user_message()`) the member gets for each.
 //!
 //! Property cases run 128 times each in CI; `PROPTEST_CASES` raises that. Not here: what the
 //! bot does with the messages (tests/e2e), store failures (`damaged.rs`, `exhaustion.rs`).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::{Tz, TZ_VARIANTS};
 use guildkeep::{
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
+    reminders::parse::parse_when,
     store::Migrations,
 };
 use proptest::{
@@ -435,4 +439,134 @@ fn every_bad_argument_to_a_quote_command_gets_its_message() {
         "mine",
         "nothing changed"
     );
+}
+
+/// Any zone this build knows.
+fn any_zone() -> impl Strategy<Value = Tz> {
+    select(TZ_VARIANTS.to_vec())
+}
+
+/// A `now` anywhere from 2000 to 2100, so DST rules of many eras are crossed.
+fn any_now() -> impl Strategy<Value = DateTime<Utc>> {
+    (946_684_800i64..4_102_444_800).prop_map(|s| Utc.timestamp_opt(s, 0).unwrap())
+}
+
+/// What a member might type for "when", weighted toward the parser's edges: huge counts,
+/// impossible clocks and dates, dates at chrono's limits, offsets, zone names real and not.
+fn hostile_when() -> impl Strategy<Value = String> {
+    let pieces = select(vec![
+        "in ",
+        "in",
+        " ",
+        "a ",
+        "an ",
+        "and ",
+        ", ",
+        "2h",
+        "30m",
+        "90 minutes",
+        "1 day",
+        "w",
+        "mins",
+        "99999999999999999999m",
+        "9223372036854775807 weeks",
+        "153722867280912930 minutes",
+        "today ",
+        "tomorrow ",
+        "friday ",
+        "fri ",
+        "at ",
+        "9am",
+        "12am",
+        "12pm",
+        "13pm",
+        "0pm",
+        "18:00",
+        "25:00",
+        "23:59:60",
+        "9:30pm",
+        "1:2:3:4",
+        "2026-12-24",
+        "2026-02-30",
+        "0000-01-01",
+        "9999-12-31",
+        "262142-12-31",
+        "2026-12-24t18:00",
+        "T",
+        "t",
+        "Z",
+        "+01:00",
+        "-23:59",
+        "+99:99",
+        "Europe/Berlin",
+        "europe/berlin",
+        "Nowhere/Land",
+        "utc",
+        "UTC",
+        "/",
+        "-",
+        ":",
+    ]);
+    prop_oneof![
+        vec(pieces, 0..8).prop_map(|p| p.concat()),
+        hostile_text(),
+        "[0-9 :tTzZ+-]{0,24}",
+    ]
+}
+
+#[test]
+fn any_when_parses_to_a_time_inside_the_window_or_a_message_for_the_member() {
+    runner()
+        .run(
+            &(hostile_when(), any_zone(), any_now()),
+            |(input, zone, now)| {
+                match parse_when(&input, zone, now) {
+                    Ok(due) => {
+                        prop_assert!(due > now, "{input:?} in {zone} gave {due}, not after {now}");
+                        let limit = now.checked_add_months(Months::new(60)).unwrap();
+                        prop_assert!(due <= limit, "{input:?} in {zone} gave {due}, too far");
+                    }
+                    Err(e) => {
+                        let message = e.user_message();
+                        prop_assert!(
+                            message.as_deref().is_some_and(|m| !m.trim().is_empty()),
+                            "{input:?} in {zone}: {e:?}"
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn well_formed_relative_times_and_future_dates_parse() {
+    // Up to about 1.9 years in minutes, and a date 2 to 1400 days ahead in the member's zone.
+    let input = (
+        1i64..1_000_000,
+        2u64..1400,
+        0u32..24,
+        0u32..60,
+        any_zone(),
+        any_now(),
+    );
+    runner()
+        .run(&input, |(minutes, days, hour, minute, zone, now)| {
+            prop_assert_eq!(
+                parse_when(&format!("in {minutes}m"), zone, now),
+                Ok(now + Duration::minutes(minutes))
+            );
+            let date: NaiveDate = now.with_timezone(&zone).date_naive() + chrono::Days::new(days);
+            let local = date.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap());
+            let typed = local.format("%Y-%m-%d %H:%M").to_string();
+            let due = parse_when(&typed, zone, now);
+            prop_assert!(due.is_ok(), "{typed:?} in {zone} at {now}: {due:?}");
+            // Outside a DST gap the member gets exactly the wall time they typed.
+            if let Some(expected) = zone.from_local_datetime(&local).earliest() {
+                prop_assert_eq!(due.unwrap(), expected.with_timezone(&Utc));
+            }
+            Ok(())
+        })
+        .unwrap();
 }
