@@ -2,8 +2,8 @@
 //! through quote and tag normalisation and FTS search never reach the member as an SQL or
 //! FTS error and keep the documented invariants; random strings through the reminder time
 //! parser in random zones never panic and give either a time inside the allowed window or a
-//! message for the member; and a table of bad arguments for every quote command with the
-//! message (`user_message()`) the member gets for each.
+//! message for the member; and tables of bad arguments for every quote command and for the
+//! reminder and opt-in calls, with the message (`user_message()`) the member gets for each.
 //!
 //! Property cases run 128 times each in CI; `PROPTEST_CASES` raises that. Not here: what the
 //! bot does with the messages (tests/e2e), store failures (`damaged.rs`, `exhaustion.rs`).
@@ -11,8 +11,11 @@
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::{Tz, TZ_VARIANTS};
 use guildkeep::{
+    optins,
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
-    reminders::parse::parse_when,
+    reminders::{
+        self, parse::parse_when, NewReminder, Recurrence, ReminderError, Target, MAX_ASSIGNEES,
+    },
     store::Migrations,
 };
 use proptest::{
@@ -569,4 +572,183 @@ fn well_formed_relative_times_and_future_dates_parse() {
             Ok(())
         })
         .unwrap();
+}
+
+/// The bad arguments a member can give to reminder and opt-in commands, and the exact message
+/// the member reads for each.
+#[test]
+fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
+    let (_dir, conn) = guild_db();
+    const CAP: usize = 3;
+    let reminder = |message: &str| NewReminder {
+        creator: ALICE,
+        target: Target::Dm,
+        message: message.into(),
+        due_at: now() + Duration::hours(1),
+        time_zone: Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    };
+    let mine = reminders::create(&conn, &reminder("mine"), CAP, now())
+        .unwrap()
+        .id;
+    let done = reminders::create(&conn, &reminder("done"), CAP, now())
+        .unwrap()
+        .id;
+    reminders::cancel(&conn, done, ALICE, false, now()).unwrap();
+    let not_yours =
+        format!("Only the member who set reminder #{mine}, or a moderator, can cancel it.");
+    let not_active = format!("Reminder #{done} has already finished or been cancelled.");
+    let c = &conn;
+    type Call<'a> = Box<dyn Fn() -> Result<(), ReminderError> + 'a>;
+    let create = |new: NewReminder| -> Call {
+        Box::new(move || reminders::create(c, &new, CAP, now()).map(drop))
+    };
+    let cases: Vec<(&str, Call, &str)> =
+        vec![
+        (
+            "/remind message:\"\"",
+            create(reminder("")),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind message:<spaces>",
+            create(reminder(" \n\t ")),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind message:<1001 chars>",
+            create(reminder(&"a".repeat(1001))),
+            "A reminder can be at most 1000 characters long.",
+        ),
+        (
+            "/remind when:<now>",
+            create(NewReminder {
+                due_at: now(),
+                ..reminder("x")
+            }),
+            "That time is in the past.",
+        ),
+        (
+            "/remind when:<61 months ahead>",
+            create(NewReminder {
+                due_at: now().checked_add_months(Months::new(61)).unwrap(),
+                ..reminder("x")
+            }),
+            "That is more than 5 years away. Pick an earlier time.",
+        ),
+        (
+            "/remind when:\"yesterday\"",
+            Box::new(|| parse_when("yesterday", Tz::UTC, now()).map(drop).map_err(Into::into)),
+            "I can't read \"yesterday\" as a time. Try \"in 2h30m\", \"tomorrow 9:00\", \
+             \"friday 18:00\" or \"2026-12-24 18:00\".",
+        ),
+        (
+            "/remind when:\"tomorrow 9:00 Mars/Olympus\"",
+            Box::new(|| {
+                parse_when("tomorrow 9:00 Mars/Olympus", Tz::UTC, now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"Mars/Olympus\". Use a name like Europe/Berlin or \
+             America/New_York.",
+        ),
+        (
+            "/remind repeat:\"every 1m\"",
+            Box::new(|| "every 1m".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "A reminder can repeat at most every 5 minutes.",
+        ),
+        (
+            "/remind repeat:\"sometimes\"",
+            Box::new(|| "sometimes".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "I can't read \"sometimes\" as a repeat. Try \"every 2h\", \"every 3 days\", \
+             \"weekly\" or \"daily at 09:00\".",
+        ),
+        (
+            "/remind repeat:\"daily at 25:00\"",
+            Box::new(|| "daily at 25:00".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "\"25:00\" is not a time of day.",
+        ),
+        (
+            "/remind repeat_until:<before the first>",
+            create(NewReminder {
+                recurrence: Some("every 2h".parse().unwrap()),
+                recurrence_end: Some(now() + Duration::minutes(30)),
+                ..reminder("x")
+            }),
+            "The repeat has to end after the first reminder.",
+        ),
+        (
+            "/remind for:<26 users and roles>",
+            create(NewReminder {
+                target: Target::Channel {
+                    channel: 7,
+                    users: (1..=13).collect(),
+                    roles: (100..=112).collect(),
+                },
+                ..reminder("x")
+            }),
+            "A reminder can mention at most 25 users and roles.",
+        ),
+        (
+            "/remind (cap reached)",
+            Box::new(|| {
+                // `mine` is active; fill up to the cap, then one more is refused.
+                for _ in 1..CAP {
+                    reminders::create(c, &reminder("filler"), CAP, now())?;
+                }
+                reminders::create(c, &reminder("one too many"), CAP, now()).map(drop)
+            }),
+            "You already have 3 active reminders. Cancel one before adding another.",
+        ),
+        (
+            "/reminder cancel id:999",
+            Box::new(|| reminders::cancel(c, 999, ALICE, true, now()).map(drop)),
+            "There is no reminder #999 here.",
+        ),
+        (
+            "/reminder cancel by another member",
+            Box::new(|| reminders::cancel(c, mine, BOB, false, now()).map(drop)),
+            &not_yours,
+        ),
+        (
+            "/reminder cancel (already cancelled)",
+            Box::new(|| reminders::cancel(c, done, ALICE, false, now()).map(drop)),
+            &not_active,
+        ),
+        (
+            "/timezone set zone:\"Mars/Olympus\"",
+            Box::new(|| {
+                optins::set_time_zone(c, ALICE, Some("Mars/Olympus"), now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"Mars/Olympus\". Use a name like Europe/Berlin or \
+             America/New_York.",
+        ),
+        (
+            "/timezone set zone:\"\"",
+            Box::new(|| {
+                optins::set_time_zone(c, ALICE, Some("  "), now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"\". Use a name like Europe/Berlin or America/New_York.",
+        ),
+    ];
+    assert_eq!(
+        MAX_ASSIGNEES, 25,
+        "the table's 26 mentions are one too many"
+    );
+    for (command, call, message) in cases {
+        let err = call().expect_err(command);
+        assert_eq!(err.user_message().as_deref(), Some(message), "{command}");
+    }
+    let mine = reminders::get(&conn, mine).unwrap().unwrap();
+    assert_eq!(
+        (mine.message.as_str(), mine.status),
+        ("mine", reminders::Status::Active),
+        "nothing changed"
+    );
+    assert_eq!(optins::time_zone(&conn, ALICE).unwrap(), Tz::UTC);
 }
