@@ -2,15 +2,20 @@
 //! through quote and tag normalisation and FTS search never reach the member as an SQL or
 //! FTS error and keep the documented invariants; random strings through the reminder time
 //! parser in random zones never panic and give either a time inside the allowed window or a
-//! message for the member; and tables of bad arguments for every quote command and for the
+//! message for the member; a legacy database full of odd guild ids, texts and times imports
+//! or is refused with a reason, never panics, and leaves only sound guild files under
+//! canonical names; and tables of bad arguments for every quote command and for the
 //! reminder and opt-in calls, with the message (`user_message()`) the member gets for each.
 //!
 //! Property cases run 128 times each in CI; `PROPTEST_CASES` raises that. Not here: what the
 //! bot does with the messages (tests/e2e), store failures (`damaged.rs`, `exhaustion.rs`).
 
+mod ops_support;
+
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::{Tz, TZ_VARIANTS};
 use guildkeep::{
+    ops::legacy::{migrate_legacy, ImportOptions},
     optins,
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
     reminders::{
@@ -751,4 +756,211 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
         "nothing changed"
     );
     assert_eq!(optins::time_zone(&conn, ALICE).unwrap(), Tz::UTC);
+}
+
+/// Guild and user ids as the legacy bot stored them, as TEXT: valid, zero, signed, padded,
+/// too big for i64 or u64, not numbers, empty, NULL.
+fn legacy_id() -> impl Strategy<Value = Option<String>> {
+    let odd = select(vec![
+        "",
+        "0",
+        "00",
+        "abc",
+        "-5",
+        "+7",
+        " 123",
+        "123 ",
+        "0123",
+        "1e5",
+        "1.0",
+        "111111111111111111",
+        "222222222222222222",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999999",
+    ]);
+    proptest::option::weighted(0.9, prop_oneof![odd.prop_map(String::from), "[0-9]{1,20}"])
+}
+
+/// `when_datetime` / `addedAt` values: every documented form, near misses and noise.
+fn legacy_time() -> impl Strategy<Value = String> {
+    let forms = select(vec![
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T12:00:00+02:00",
+        "2030-01-01 10:00:00",
+        "2030-01-01T10:00:00.123Z",
+        "1893492000000",
+        "1893492000",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "2030-02-30 10:00:00",
+        "2030-01-01 25:00:00",
+        "262143-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "",
+        "tomorrow",
+    ]);
+    prop_oneof![
+        forms.prop_map(String::from),
+        "[0-9 :TZ.+-]{0,30}",
+        any::<String>()
+    ]
+}
+
+/// One legacy row of each kind, all columns drawn from the strategies above.
+#[derive(Debug, Clone)]
+struct LegacyRows {
+    quotes: Vec<(
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+    )>,
+    reminders: Vec<(
+        Option<String>,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )>,
+    opt_ins: Vec<(Option<String>, Option<String>, i64, Option<String>)>,
+}
+
+fn legacy_rows() -> impl Strategy<Value = LegacyRows> {
+    let status = select(vec![
+        "active",
+        "sent",
+        "cancelled",
+        "completed",
+        "",
+        "ACTIVE",
+    ]);
+    let method = select(vec!["dm", "channel", "both", "", "pigeon"]);
+    let quote = (
+        legacy_id(),
+        hostile_text(),
+        proptest::option::of(hostile_text()),
+        legacy_id(),
+        legacy_time(),
+        hostile_text(),
+    );
+    let reminder = (
+        legacy_id(),
+        hostile_text(),
+        legacy_time(),
+        status.prop_map(String::from),
+        method.prop_map(String::from),
+        legacy_id(),
+        legacy_id(),
+    );
+    let preferences = proptest::option::of(prop_oneof![
+        Just("{\"a\":1}".to_owned()),
+        Just("not json".to_owned()),
+        hostile_text()
+    ]);
+    let opt_in = (legacy_id(), legacy_id(), -1i64..3, preferences);
+    (vec(quote, 0..12), vec(reminder, 0..12), vec(opt_in, 0..6)).prop_map(
+        |(quotes, reminders, opt_ins)| LegacyRows {
+            quotes,
+            reminders,
+            opt_ins,
+        },
+    )
+}
+
+fn write_legacy(path: &std::path::Path, rows: &LegacyRows) {
+    let db = ops_support::legacy_db(path);
+    for (guild, text, author, added_by, added_at, category) in &rows.quotes {
+        db.execute(
+            "INSERT INTO quotes (guildId, text, author, addedBy, addedAt, category)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![guild, text, author, added_by, added_at, category],
+        )
+        .unwrap();
+    }
+    for (guild, subject, when, status, method, channel, created_by) in &rows.reminders {
+        db.execute(
+            "INSERT INTO reminders (guildId, subject, when_datetime, status,
+                                    notification_method, channelId, createdBy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![guild, subject, when, status, method, channel, created_by],
+        )
+        .unwrap();
+    }
+    for (user, guild, opted_in, preferences) in &rows.opt_ins {
+        // user_id is NOT NULL and (user_id, guild_id) UNIQUE in the legacy schema.
+        db.execute(
+            "INSERT OR IGNORE INTO user_communications (user_id, guild_id, opted_in, preferences)
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![user.as_deref().unwrap_or(""), guild, opted_in, preferences],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn any_legacy_database_imports_into_sound_guild_files_under_canonical_names() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each case builds two databases and a store, so fewer cases than the pure properties.
+    let mut runner = TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(16, |n| n.div_ceil(8)),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&legacy_rows(), |rows| {
+            let dir = TempDir::new().unwrap();
+            let source = dir.path().join("legacy.db");
+            write_legacy(&source, &rows);
+            let data = dir.path().join("data");
+            let store = {
+                let _inside = runtime.enter();
+                ops_support::store(&data)
+            };
+            let options = ImportOptions {
+                source,
+                ..ImportOptions::default()
+            };
+            let result = runtime.block_on(migrate_legacy(&store, options));
+            runtime.block_on(store.shutdown());
+            match result {
+                Ok(report) => {
+                    prop_assert!(report.failures.is_empty(), "{:?}", report.failures)
+                }
+                Err(e) => prop_assert!(!e.to_string().trim().is_empty()),
+            }
+            let guilds = data.join("guilds");
+            let Ok(entries) = std::fs::read_dir(&guilds) else {
+                return Ok(());
+            };
+            for entry in entries {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let canonical = name
+                    .parse::<u64>()
+                    .is_ok_and(|id| id != 0 && id.to_string() == name);
+                prop_assert!(canonical, "guild directory {name:?}");
+                let conn = Connection::open(guilds.join(&name).join("quotes.db")).unwrap();
+                let check: String = conn
+                    .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                    .unwrap();
+                prop_assert_eq!(check, "ok", "guild {}", name);
+            }
+            Ok(())
+        })
+        .unwrap();
 }
