@@ -812,27 +812,34 @@ fn legacy_time() -> impl Strategy<Value = String> {
     ]
 }
 
-/// One legacy row of each kind, all columns drawn from the strategies above.
+/// guildId, text, author, addedBy, addedAt, category.
+type LegacyQuote = (
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+/// guildId, subject, when_datetime, status, notification_method, channelId, createdBy.
+type LegacyReminder = (
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+/// user_id, guild_id, opted_in, preferences.
+type LegacyOptIn = (Option<String>, Option<String>, i64, Option<String>);
+
+/// Legacy rows of each kind, all columns drawn from the strategies above.
 #[derive(Debug, Clone)]
 struct LegacyRows {
-    quotes: Vec<(
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-    )>,
-    reminders: Vec<(
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    )>,
-    opt_ins: Vec<(Option<String>, Option<String>, i64, Option<String>)>,
+    quotes: Vec<LegacyQuote>,
+    reminders: Vec<LegacyReminder>,
+    opt_ins: Vec<LegacyOptIn>,
 }
 
 fn legacy_rows() -> impl Strategy<Value = LegacyRows> {
