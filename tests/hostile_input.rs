@@ -1,14 +1,26 @@
 //! Hostile input at the domain level, against a real guild database file: random strings
 //! through quote and tag normalisation and FTS search never reach the member as an SQL or
-//! FTS error and keep the documented invariants; and a table of bad arguments for every
-//! quote command with the message (`user_message()`) the member gets for each.
+//! FTS error and keep the documented invariants; random strings through the reminder time
+//! parser in random zones never panic and give either a time inside the allowed window or a
+//! message for the member; a legacy database full of odd guild ids, texts and times imports
+//! or is refused with a reason, never panics, and leaves only sound guild files under
+//! canonical names; and tables of bad arguments for every quote command and for the
+//! reminder and opt-in calls, with the message (`user_message()`) the member gets for each.
 //!
 //! Property cases run 128 times each in CI; `PROPTEST_CASES` raises that. Not here: what the
 //! bot does with the messages (tests/e2e), store failures (`damaged.rs`, `exhaustion.rs`).
 
-use chrono::{DateTime, TimeZone, Utc};
+mod ops_support;
+
+use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::{Tz, TZ_VARIANTS};
 use guildkeep::{
+    ops::legacy::{migrate_legacy, ImportOptions},
+    optins,
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
+    reminders::{
+        self, parse::parse_when, NewReminder, Recurrence, ReminderError, Target, MAX_ASSIGNEES,
+    },
     store::Migrations,
 };
 use proptest::{
@@ -435,4 +447,527 @@ fn every_bad_argument_to_a_quote_command_gets_its_message() {
         "mine",
         "nothing changed"
     );
+}
+
+/// Any zone this build knows.
+fn any_zone() -> impl Strategy<Value = Tz> {
+    select(TZ_VARIANTS.to_vec())
+}
+
+/// A `now` anywhere from 2000 to 2100, so DST rules of many eras are crossed.
+fn any_now() -> impl Strategy<Value = DateTime<Utc>> {
+    (946_684_800i64..4_102_444_800).prop_map(|s| Utc.timestamp_opt(s, 0).unwrap())
+}
+
+/// What a member might type for "when", weighted toward the parser's edges: huge counts,
+/// impossible clocks and dates, dates at chrono's limits, offsets, zone names real and not.
+fn hostile_when() -> impl Strategy<Value = String> {
+    let pieces = select(vec![
+        "in ",
+        "in",
+        " ",
+        "a ",
+        "an ",
+        "and ",
+        ", ",
+        "2h",
+        "30m",
+        "90 minutes",
+        "1 day",
+        "w",
+        "mins",
+        "99999999999999999999m",
+        "9223372036854775807 weeks",
+        "153722867280912930 minutes",
+        "today ",
+        "tomorrow ",
+        "friday ",
+        "fri ",
+        "at ",
+        "9am",
+        "12am",
+        "12pm",
+        "13pm",
+        "0pm",
+        "18:00",
+        "25:00",
+        "23:59:60",
+        "9:30pm",
+        "1:2:3:4",
+        "2026-12-24",
+        "2026-02-30",
+        "0000-01-01",
+        "9999-12-31",
+        "262142-12-31",
+        "2026-12-24t18:00",
+        "T",
+        "t",
+        "Z",
+        "+01:00",
+        "-23:59",
+        "+99:99",
+        "Europe/Berlin",
+        "europe/berlin",
+        "Nowhere/Land",
+        "utc",
+        "UTC",
+        "/",
+        "-",
+        ":",
+    ]);
+    prop_oneof![
+        vec(pieces, 0..8).prop_map(|p| p.concat()),
+        hostile_text(),
+        "[0-9 :tTzZ+-]{0,24}",
+    ]
+}
+
+#[test]
+fn any_when_parses_to_a_time_inside_the_window_or_a_message_for_the_member() {
+    runner()
+        .run(
+            &(hostile_when(), any_zone(), any_now()),
+            |(input, zone, now)| {
+                match parse_when(&input, zone, now) {
+                    Ok(due) => {
+                        prop_assert!(due > now, "{input:?} in {zone} gave {due}, not after {now}");
+                        let limit = now.checked_add_months(Months::new(60)).unwrap();
+                        prop_assert!(due <= limit, "{input:?} in {zone} gave {due}, too far");
+                    }
+                    Err(e) => {
+                        let message = e.user_message();
+                        prop_assert!(
+                            message.as_deref().is_some_and(|m| !m.trim().is_empty()),
+                            "{input:?} in {zone}: {e:?}"
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn well_formed_relative_times_and_future_dates_parse() {
+    // Up to about 1.9 years in minutes, and a date 2 to 1400 days ahead in the member's zone.
+    let input = (
+        1i64..1_000_000,
+        2u64..1400,
+        0u32..24,
+        0u32..60,
+        any_zone(),
+        any_now(),
+    );
+    runner()
+        .run(&input, |(minutes, days, hour, minute, zone, now)| {
+            prop_assert_eq!(
+                parse_when(&format!("in {minutes}m"), zone, now),
+                Ok(now + Duration::minutes(minutes))
+            );
+            let date: NaiveDate = now.with_timezone(&zone).date_naive() + chrono::Days::new(days);
+            let local = date.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap());
+            let typed = local.format("%Y-%m-%d %H:%M").to_string();
+            let due = parse_when(&typed, zone, now);
+            prop_assert!(due.is_ok(), "{typed:?} in {zone} at {now}: {due:?}");
+            // Outside a DST gap the member gets exactly the wall time they typed.
+            if let Some(expected) = zone.from_local_datetime(&local).earliest() {
+                prop_assert_eq!(due.unwrap(), expected.with_timezone(&Utc));
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The bad arguments a member can give to reminder and opt-in commands, and the exact message
+/// the member reads for each.
+#[test]
+fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
+    let (_dir, conn) = guild_db();
+    const CAP: usize = 3;
+    let reminder = |message: &str| NewReminder {
+        creator: ALICE,
+        target: Target::Dm,
+        message: message.into(),
+        due_at: now() + Duration::hours(1),
+        time_zone: Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    };
+    let mine = reminders::create(&conn, &reminder("mine"), CAP, now())
+        .unwrap()
+        .id;
+    let done = reminders::create(&conn, &reminder("done"), CAP, now())
+        .unwrap()
+        .id;
+    reminders::cancel(&conn, done, ALICE, false, now()).unwrap();
+    let not_yours =
+        format!("Only the member who set reminder #{mine}, or a moderator, can cancel it.");
+    let not_active = format!("Reminder #{done} has already finished or been cancelled.");
+    let c = &conn;
+    type Call<'a> = Box<dyn Fn() -> Result<(), ReminderError> + 'a>;
+    let create = |new: NewReminder| -> Call {
+        Box::new(move || reminders::create(c, &new, CAP, now()).map(drop))
+    };
+    let cases: Vec<(&str, Call, &str)> =
+        vec![
+        (
+            "/remind message:\"\"",
+            create(reminder("")),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind message:<spaces>",
+            create(reminder(" \n\t ")),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind message:<1001 chars>",
+            create(reminder(&"a".repeat(1001))),
+            "A reminder can be at most 1000 characters long.",
+        ),
+        (
+            "/remind when:<now>",
+            create(NewReminder {
+                due_at: now(),
+                ..reminder("x")
+            }),
+            "That time is in the past.",
+        ),
+        (
+            "/remind when:<61 months ahead>",
+            create(NewReminder {
+                due_at: now().checked_add_months(Months::new(61)).unwrap(),
+                ..reminder("x")
+            }),
+            "That is more than 5 years away. Pick an earlier time.",
+        ),
+        (
+            "/remind when:\"yesterday\"",
+            Box::new(|| parse_when("yesterday", Tz::UTC, now()).map(drop).map_err(Into::into)),
+            "I can't read \"yesterday\" as a time. Try \"in 2h30m\", \"tomorrow 9:00\", \
+             \"friday 18:00\" or \"2026-12-24 18:00\".",
+        ),
+        (
+            "/remind when:\"tomorrow 9:00 Mars/Olympus\"",
+            Box::new(|| {
+                parse_when("tomorrow 9:00 Mars/Olympus", Tz::UTC, now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"Mars/Olympus\". Use a name like Europe/Berlin or \
+             America/New_York.",
+        ),
+        (
+            "/remind repeat:\"every 1m\"",
+            Box::new(|| "every 1m".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "A reminder can repeat at most every 5 minutes.",
+        ),
+        (
+            "/remind repeat:\"sometimes\"",
+            Box::new(|| "sometimes".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "I can't read \"sometimes\" as a repeat. Try \"every 2h\", \"every 3 days\", \
+             \"weekly\" or \"daily at 09:00\".",
+        ),
+        (
+            "/remind repeat:\"daily at 25:00\"",
+            Box::new(|| "daily at 25:00".parse::<Recurrence>().map(drop).map_err(Into::into)),
+            "\"25:00\" is not a time of day.",
+        ),
+        (
+            "/remind repeat_until:<before the first>",
+            create(NewReminder {
+                recurrence: Some("every 2h".parse().unwrap()),
+                recurrence_end: Some(now() + Duration::minutes(30)),
+                ..reminder("x")
+            }),
+            "The repeat has to end after the first reminder.",
+        ),
+        (
+            "/remind for:<26 users and roles>",
+            create(NewReminder {
+                target: Target::Channel {
+                    channel: 7,
+                    users: (1..=13).collect(),
+                    roles: (100..=112).collect(),
+                },
+                ..reminder("x")
+            }),
+            "A reminder can mention at most 25 users and roles.",
+        ),
+        (
+            "/remind (cap reached)",
+            Box::new(|| {
+                // `mine` is active; fill up to the cap, then one more is refused.
+                for _ in 1..CAP {
+                    reminders::create(c, &reminder("filler"), CAP, now())?;
+                }
+                reminders::create(c, &reminder("one too many"), CAP, now()).map(drop)
+            }),
+            "You already have 3 active reminders. Cancel one before adding another.",
+        ),
+        (
+            "/reminder cancel id:999",
+            Box::new(|| reminders::cancel(c, 999, ALICE, true, now()).map(drop)),
+            "There is no reminder #999 here.",
+        ),
+        (
+            "/reminder cancel by another member",
+            Box::new(|| reminders::cancel(c, mine, BOB, false, now()).map(drop)),
+            &not_yours,
+        ),
+        (
+            "/reminder cancel (already cancelled)",
+            Box::new(|| reminders::cancel(c, done, ALICE, false, now()).map(drop)),
+            &not_active,
+        ),
+        (
+            "/timezone set zone:\"Mars/Olympus\"",
+            Box::new(|| {
+                optins::set_time_zone(c, ALICE, Some("Mars/Olympus"), now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"Mars/Olympus\". Use a name like Europe/Berlin or \
+             America/New_York.",
+        ),
+        (
+            "/timezone set zone:\"\"",
+            Box::new(|| {
+                optins::set_time_zone(c, ALICE, Some("  "), now())
+                    .map(drop)
+                    .map_err(Into::into)
+            }),
+            "I don't know the time zone \"\". Use a name like Europe/Berlin or America/New_York.",
+        ),
+    ];
+    assert_eq!(
+        MAX_ASSIGNEES, 25,
+        "the table's 26 mentions are one too many"
+    );
+    for (command, call, message) in cases {
+        let err = call().expect_err(command);
+        assert_eq!(err.user_message().as_deref(), Some(message), "{command}");
+    }
+    let mine = reminders::get(&conn, mine).unwrap().unwrap();
+    assert_eq!(
+        (mine.message.as_str(), mine.status),
+        ("mine", reminders::Status::Active),
+        "nothing changed"
+    );
+    assert_eq!(optins::time_zone(&conn, ALICE).unwrap(), Tz::UTC);
+}
+
+/// Guild and user ids as the legacy bot stored them, as TEXT: valid, zero, signed, padded,
+/// too big for i64 or u64, not numbers, empty, NULL.
+fn legacy_id() -> impl Strategy<Value = Option<String>> {
+    let odd = select(vec![
+        "",
+        "0",
+        "00",
+        "abc",
+        "-5",
+        "+7",
+        " 123",
+        "123 ",
+        "0123",
+        "1e5",
+        "1.0",
+        "111111111111111111",
+        "222222222222222222",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999999",
+    ]);
+    proptest::option::weighted(0.9, prop_oneof![odd.prop_map(String::from), "[0-9]{1,20}"])
+}
+
+/// `when_datetime` / `addedAt` values: every documented form, near misses and noise.
+fn legacy_time() -> impl Strategy<Value = String> {
+    let forms = select(vec![
+        "2030-01-01T10:00:00Z",
+        "2030-01-01T12:00:00+02:00",
+        "2030-01-01 10:00:00",
+        "2030-01-01T10:00:00.123Z",
+        "1893492000000",
+        "1893492000",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "2030-02-30 10:00:00",
+        "2030-01-01 25:00:00",
+        "262143-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "",
+        "tomorrow",
+    ]);
+    prop_oneof![
+        forms.prop_map(String::from),
+        "[0-9 :TZ.+-]{0,30}",
+        any::<String>()
+    ]
+}
+
+/// guildId, text, author, addedBy, addedAt, category.
+type LegacyQuote = (
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+/// guildId, subject, when_datetime, status, notification_method, channelId, createdBy.
+type LegacyReminder = (
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+/// user_id, guild_id, opted_in, preferences.
+type LegacyOptIn = (Option<String>, Option<String>, i64, Option<String>);
+
+/// Legacy rows of each kind, all columns drawn from the strategies above.
+#[derive(Debug, Clone)]
+struct LegacyRows {
+    quotes: Vec<LegacyQuote>,
+    reminders: Vec<LegacyReminder>,
+    opt_ins: Vec<LegacyOptIn>,
+}
+
+fn legacy_rows() -> impl Strategy<Value = LegacyRows> {
+    let status = select(vec![
+        "active",
+        "sent",
+        "cancelled",
+        "completed",
+        "",
+        "ACTIVE",
+    ]);
+    let method = select(vec!["dm", "channel", "both", "", "pigeon"]);
+    let quote = (
+        legacy_id(),
+        hostile_text(),
+        proptest::option::of(hostile_text()),
+        legacy_id(),
+        legacy_time(),
+        hostile_text(),
+    );
+    let reminder = (
+        legacy_id(),
+        hostile_text(),
+        legacy_time(),
+        status.prop_map(String::from),
+        method.prop_map(String::from),
+        legacy_id(),
+        legacy_id(),
+    );
+    let preferences = proptest::option::of(prop_oneof![
+        Just("{\"a\":1}".to_owned()),
+        Just("not json".to_owned()),
+        hostile_text()
+    ]);
+    let opt_in = (legacy_id(), legacy_id(), -1i64..3, preferences);
+    (vec(quote, 0..12), vec(reminder, 0..12), vec(opt_in, 0..6)).prop_map(
+        |(quotes, reminders, opt_ins)| LegacyRows {
+            quotes,
+            reminders,
+            opt_ins,
+        },
+    )
+}
+
+fn write_legacy(path: &std::path::Path, rows: &LegacyRows) {
+    let db = ops_support::legacy_db(path);
+    for (guild, text, author, added_by, added_at, category) in &rows.quotes {
+        db.execute(
+            "INSERT INTO quotes (guildId, text, author, addedBy, addedAt, category)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![guild, text, author, added_by, added_at, category],
+        )
+        .unwrap();
+    }
+    for (guild, subject, when, status, method, channel, created_by) in &rows.reminders {
+        db.execute(
+            "INSERT INTO reminders (guildId, subject, when_datetime, status,
+                                    notification_method, channelId, createdBy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![guild, subject, when, status, method, channel, created_by],
+        )
+        .unwrap();
+    }
+    for (user, guild, opted_in, preferences) in &rows.opt_ins {
+        // user_id is NOT NULL and (user_id, guild_id) UNIQUE in the legacy schema.
+        db.execute(
+            "INSERT OR IGNORE INTO user_communications (user_id, guild_id, opted_in, preferences)
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![user.as_deref().unwrap_or(""), guild, opted_in, preferences],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn any_legacy_database_imports_into_sound_guild_files_under_canonical_names() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each case builds two databases and a store, so fewer cases than the pure properties.
+    let mut runner = TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(16, |n| n.div_ceil(8)),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&legacy_rows(), |rows| {
+            let dir = TempDir::new().unwrap();
+            let source = dir.path().join("legacy.db");
+            write_legacy(&source, &rows);
+            let data = dir.path().join("data");
+            let store = {
+                let _inside = runtime.enter();
+                ops_support::store(&data)
+            };
+            let options = ImportOptions {
+                source,
+                ..ImportOptions::default()
+            };
+            let result = runtime.block_on(migrate_legacy(&store, options));
+            runtime.block_on(store.shutdown());
+            match result {
+                Ok(report) => {
+                    prop_assert!(report.failures.is_empty(), "{:?}", report.failures)
+                }
+                Err(e) => prop_assert!(!e.to_string().trim().is_empty()),
+            }
+            let guilds = data.join("guilds");
+            let Ok(entries) = std::fs::read_dir(&guilds) else {
+                return Ok(());
+            };
+            for entry in entries {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let canonical = name
+                    .parse::<u64>()
+                    .is_ok_and(|id| id != 0 && id.to_string() == name);
+                prop_assert!(canonical, "guild directory {name:?}");
+                let conn = Connection::open(guilds.join(&name).join("quotes.db")).unwrap();
+                let check: String = conn
+                    .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                    .unwrap();
+                prop_assert_eq!(check, "ok", "guild {}", name);
+            }
+            Ok(())
+        })
+        .unwrap();
 }

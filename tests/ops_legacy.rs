@@ -713,3 +713,50 @@ async fn a_source_with_unfinished_writes_or_bad_options_is_refused() {
     assert!(format!("{error:#}").contains("-wal"), "{error:#}");
     assert!(store.guilds_on_disk().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn nul_characters_in_legacy_texts_are_dropped_instead_of_failing_the_guild() {
+    // SQLite's length() stops at a NUL, so a NUL left in would trip the target's CHECKs and
+    // roll the whole guild back.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    let db = legacy_db(&source);
+    db.execute(
+        "INSERT INTO quotes (guildId, text, author, category) VALUES (?1, ?2, ?3, ?4)",
+        params![A.to_string(), "\0a\0b", "\0", "\0Fun"],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO reminders (guildId, subject, when_datetime) VALUES (?1, ?2, ?3)",
+        params![A.to_string(), "\0", "2030-01-01T10:00:00Z"],
+    )
+    .unwrap();
+    drop(db);
+    let store = store(&dir.path().join("data"));
+    run(&store, options(&source)).await;
+    let (text, author, tag, message) = query(&store, A, |c| {
+        c.query_row(
+            "SELECT q.text, q.author_name, t.name, r.message FROM quotes q, tags t, reminders r",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!(
+        (
+            text.as_str(),
+            author.as_str(),
+            tag.as_str(),
+            message.as_str()
+        ),
+        ("ab", "Anonymous", "fun", "(legacy reminder without text)")
+    );
+}

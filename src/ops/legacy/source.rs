@@ -459,10 +459,10 @@ fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// A tag name as the target stores it: trimmed and lower case; `None` when that is empty or
-/// longer than the schema allows.
+/// A tag name as the target stores it: without NULs (SQLite's length() stops at one), trimmed
+/// and lower case; `None` when that is empty or longer than the schema allows.
 fn normalise_tag(name: &str) -> Option<String> {
-    let name = name.trim().to_lowercase();
+    let name = name.replace('\0', "").trim().to_lowercase();
     (!name.is_empty() && name.chars().count() <= TAG_NAME_MAX).then_some(name)
 }
 
@@ -675,7 +675,8 @@ impl Group {
         let mut categories = Vec::new();
         for quote in self.quotes {
             users.extend(snowflake(&quote.added_by));
-            let text = quote.text.unwrap_or_default();
+            // SQLite's length() stops at a NUL, so the target's CHECKs would refuse the guild.
+            let text = quote.text.unwrap_or_default().replace('\0', "");
             let length = text.chars().count();
             if length == 0 || text.trim().is_empty() {
                 skipped.add("quotes", "empty_text", 1);
@@ -687,6 +688,8 @@ impl Group {
             }
             let author = quote
                 .author
+                .as_deref()
+                .map(|a| a.replace('\0', ""))
                 .as_deref()
                 .map(str::trim)
                 .filter(|a| !a.is_empty())
@@ -838,8 +841,15 @@ impl Group {
 /// Maps one legacy reminder. It is never dropped: what cannot be delivered as written is kept
 /// as cancelled, with the reason (and the raw text) in `last_error`, and counted.
 fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> PlannedReminder {
-    let mut message = row.subject.unwrap_or_default().trim().to_owned();
+    // SQLite's length() stops at a NUL, so the target's CHECK would refuse the guild.
+    let mut message = row
+        .subject
+        .unwrap_or_default()
+        .replace('\0', "")
+        .trim()
+        .to_owned();
     for extra in [row.content, row.link].into_iter().flatten() {
+        let extra = extra.replace('\0', "");
         let extra = extra.trim();
         if !extra.is_empty() {
             if !message.is_empty() {
