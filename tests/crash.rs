@@ -4,13 +4,15 @@
 //! writers over more guilds than `max_open_guilds`, creates fresh guilds every round, now and
 //! then deletes one (and later uses it again, so it is recreated), and prints one line per
 //! event after it happened: `ack <guild> <key>` once a write has committed, `creating`,
-//! `deleting` and `deleted <guild>`. The parent reads those lines and SIGKILLs the child at a
-//! seeded random moment: after some number of writes, right as a new guild is being created,
-//! or right as a guild is being deleted. It then restarts the child (which first finishes a
+//! `deleting` and `deleted <guild>`, and `backing-up <n>` as its backup loop starts set n.
+//! The parent reads those lines and SIGKILLs the child at a seeded random moment: after some
+//! number of writes, right as a new guild is being created, right as a guild is being
+//! deleted, or in the middle of an online backup. It then restarts the child (which first finishes a
 //! deletion that was cut short, as a caller retrying an unacknowledged deletion would) and,
 //! after the last round, a child that stops cleanly. Finally every guild file must pass
 //! `integrity_check`, every acknowledged write must be there, and no row acknowledged before
-//! a guild's deletion may be back.
+//! a guild's deletion may be back. Every complete backup set (one with its manifest) must
+//! hold only copies that pass `integrity_check`; a set cut short has no manifest.
 //!
 //! `GUILDKEEP_CRASH_ROUNDS` (default 5) and `GUILDKEEP_CRASH_SEED` size and steer it;
 //! `scripts/crash-test` runs a large setting. Not here: damaged files (`damaged.rs`).
@@ -23,7 +25,10 @@ use std::{
     sync::Arc,
 };
 
-use guildkeep::store::{GuildDatabaseManager, StoreConfig};
+use guildkeep::{
+    ops::backup::{backup, BackupOptions},
+    store::{GuildDatabaseManager, StoreConfig},
+};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -93,6 +98,24 @@ fn child(dir: PathBuf) {
                 .chain((1..=3).map(|i| round * 1000 + i))
                 .collect(),
         );
+        if !finish {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for set in 1.. {
+                    say(&format!("backing-up {set}"));
+                    // A guild deleted while the set is made is named as failed in the set's
+                    // manifest; that is the job working, not the test failing.
+                    let options = BackupOptions {
+                        guilds: Vec::new(),
+                        out: None,
+                        keep: Some(3),
+                    };
+                    if let Err(e) = backup(&store, options).await {
+                        say(&format!("backup-failed {set} {e}"));
+                    }
+                }
+            });
+        }
         // Writers share it; a deletion takes it alone, so no write to the guild is in flight
         // across its deletion and every acknowledged row is clearly before or after it.
         let gate = Arc::new(tokio::sync::RwLock::new(()));
@@ -149,6 +172,8 @@ enum Moment {
     AfterWrites(usize),
     CreatingGuild,
     DeletingGuild,
+    /// When the child starts its nth backup set of the round.
+    BackingUp(u64),
 }
 
 /// What the child has acknowledged so far.
@@ -186,6 +211,7 @@ impl Acknowledged {
                 self.deletions += 1;
                 Some("deleted")
             }
+            "backing-up" => Some("backing-up"),
             _ => None,
         }
     }
@@ -199,10 +225,11 @@ fn parent() {
     let mut acked = Acknowledged::default();
     let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
     for round in 1..=rounds + 1 {
-        let moment = (round <= rounds).then(|| match rng.random_range(0..3) {
+        let moment = (round <= rounds).then(|| match rng.random_range(0..4) {
             0 => Moment::AfterWrites(rng.random_range(5..MAX_ACKS_PER_ROUND / 2)),
             1 => Moment::CreatingGuild,
-            _ => Moment::DeletingGuild,
+            2 => Moment::DeletingGuild,
+            _ => Moment::BackingUp(rng.random_range(2..6)),
         });
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
@@ -234,6 +261,12 @@ fn parent() {
                 (Some(Moment::AfterWrites(n)), Some("ack")) if acks >= n => Some("after writes"),
                 (Some(Moment::CreatingGuild), Some("creating")) => Some("creating a guild"),
                 (Some(Moment::DeletingGuild), Some("deleting")) => Some("deleting a guild"),
+                // `backing-up <n>` carries the set number where other lines carry a guild.
+                (Some(Moment::BackingUp(n)), Some("backing-up"))
+                    if line.ends_with(&format!(" {n}")) =>
+                {
+                    Some("during a backup")
+                }
                 (Some(_), Some("ack")) if acks >= MAX_ACKS_PER_ROUND => Some("after writes"),
                 _ => None,
             };
@@ -253,9 +286,11 @@ fn parent() {
     }
 
     let (checked, lost, resurrected) = verify(tmp.path(), &acked);
+    let (sets, copies) = verify_backups(tmp.path());
     println!(
         "crash test: seed {seed}, {rounds} rounds killed {kills:?}, {} deletions, \
-         {checked} acknowledged writes checked, lost {}, deleted rows back {}",
+         {checked} acknowledged writes checked, lost {}, deleted rows back {}, \
+         {sets} complete backup sets with {copies} copies passing integrity_check",
         acked.deletions,
         lost.len(),
         resurrected.len()
@@ -315,4 +350,31 @@ fn verify(dir: &Path, acked: &Acknowledged) -> (usize, Vec<String>, Vec<String>)
         );
     }
     (checked, lost, back)
+}
+
+/// Every complete backup set (its manifest written last) holds only copies that pass
+/// `integrity_check`; returns (complete sets, copies checked).
+fn verify_backups(dir: &Path) -> (usize, usize) {
+    let Ok(sets) = std::fs::read_dir(dir.join("backups")) else {
+        return (0, 0);
+    };
+    let (mut complete, mut copies) = (0, 0);
+    for set in sets {
+        let set = set.unwrap().path();
+        let Ok(manifest) = std::fs::read(set.join("manifest.json")) else {
+            continue; // cut short: no manifest, so no operator would take it for a backup
+        };
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        for (guild, copy) in manifest["guilds"].as_object().unwrap() {
+            let file = set.join(copy["file"].as_str().unwrap());
+            let conn = Connection::open(&file).unwrap();
+            let check: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "backup {} guild {guild}", set.display());
+            copies += 1;
+        }
+        complete += 1;
+    }
+    (complete, copies)
 }
