@@ -1,6 +1,8 @@
 //! Concurrency torture: many tasks use, evict (a cap of two over six guilds), idle-close
-//! (paused time, a one-second idle timeout), delete, recreate and finally shut down one
-//! store in a seeded random interleaving, and a simple model checks what each guild holds.
+//! (paused time, a one-second idle timeout), delete, recreate, back up and finally shut down
+//! one store in a seeded random interleaving, and a simple model checks what each guild holds.
+//! A backup copy is a snapshot taken somewhere inside the backup's interval, so each
+//! successful copy is checked exactly like a read over that interval.
 //!
 //! The model needs no locks: every operation records when it started and ended on one
 //! logical clock, and the checks only use what those intervals settle. A write that ended
@@ -22,7 +24,10 @@ use std::{
     time::Duration,
 };
 
-use guildkeep::store::{GuildDatabaseManager, StoreConfig, StoreError};
+use guildkeep::{
+    ops::backup::{backup, BackupOptions},
+    store::{GuildDatabaseManager, StoreConfig, StoreError},
+};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -74,6 +79,8 @@ struct History {
     ops: usize,
     evictions: u64,
     idle_closes: u64,
+    /// Backup copies made and checked as reads.
+    backups: usize,
 }
 
 impl History {
@@ -209,6 +216,42 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>) {
             83..93 => {
                 // Paused time: long enough, now and then, for the idle task to close pools.
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..3000))).await;
+            }
+            93..96 => {
+                let options = BackupOptions {
+                    guilds: vec![guild],
+                    out: None,
+                    keep: Some(2),
+                };
+                // Failures (no database yet, being deleted, shutting down) are the job's
+                // report to an operator; the model checks what a successful copy holds.
+                let copy = match backup(&run.store, options).await {
+                    Ok(report) => report
+                        .manifest
+                        .guilds
+                        .get(&guild)
+                        .map(|copy| report.set.join(&copy.file)),
+                    Err(_) => None,
+                };
+                let span = Span {
+                    start,
+                    end: run.tick(),
+                };
+                if let Some(file) = copy {
+                    let rows = tokio::task::spawn_blocking(move || {
+                        texts(&Connection::open(file).unwrap())
+                    })
+                    .await
+                    .unwrap();
+                    run.record(|h| {
+                        h.reads.push(Read {
+                            guild,
+                            span,
+                            rows: Some(rows),
+                        })
+                    });
+                    run.record(|h| h.backups += 1);
+                }
             }
             _ => {
                 for _ in 0..rng.random_range(1..20) {
@@ -352,7 +395,7 @@ fn random_interleavings_of_use_eviction_idle_close_deletion_and_shutdown_match_t
         (_, Ok(n)) => (1..=n.parse().expect("GUILDKEEP_TORTURE_SEEDS is a number")).collect(),
         _ => (1..=4).collect(),
     };
-    let (mut ops, mut deletions, mut evictions, mut idle_closes) = (0, 0, 0, 0);
+    let (mut ops, mut deletions, mut evictions, mut idle_closes, mut backups) = (0, 0, 0, 0, 0);
     for &seed in &seeds {
         let history = std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|panic| {
             eprintln!("torture failed at seed {seed}; rerun with GUILDKEEP_TORTURE_SEED={seed}");
@@ -362,13 +405,14 @@ fn random_interleavings_of_use_eviction_idle_close_deletion_and_shutdown_match_t
         deletions += history.deletions.len();
         evictions += history.evictions;
         idle_closes += history.idle_closes;
+        backups += history.backups;
     }
     println!(
         "torture: seeds {seeds:?}, {ops} operations, {deletions} deletions, \
-         {evictions} evictions, {idle_closes} idle closes"
+         {evictions} evictions, {idle_closes} idle closes, {backups} backup copies checked"
     );
     assert!(
-        evictions > 0 && idle_closes > 0 && deletions > 0,
+        evictions > 0 && idle_closes > 0 && deletions > 0 && backups > 0,
         "the run exercised too little"
     );
 }

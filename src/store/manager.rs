@@ -144,6 +144,20 @@ struct State {
     shutting_down: bool,
 }
 
+impl State {
+    /// Whether any use of `guild` may start now: not while the store shuts down, and not
+    /// while the guild is being deleted.
+    fn admits(&self, guild: GuildId) -> Result<(), StoreError> {
+        if self.shutting_down {
+            return Err(StoreError::ShuttingDown);
+        }
+        if self.deleting.contains(&guild) {
+            return Err(StoreError::BeingDeleted(guild.get()));
+        }
+        Ok(())
+    }
+}
+
 enum Slot {
     /// Another use is opening the file; the value turns `Some` when it is done.
     Opening(watch::Receiver<Option<Opened>>),
@@ -275,6 +289,7 @@ impl GuildDatabaseManager {
         T: Send + 'static,
     {
         let guild = GuildId::new(guild)?;
+        self.lock().admits(guild)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = open::open_read_only(&inner.dir, guild, inner.config.busy_timeout)?;
@@ -518,12 +533,7 @@ impl GuildDatabaseManager {
 
     /// One decision of `acquire`, under the state lock.
     fn step(&self, state: &mut State, guild: GuildId) -> Result<Step, StoreError> {
-        if state.shutting_down {
-            return Err(StoreError::ShuttingDown);
-        }
-        if state.deleting.contains(&guild) {
-            return Err(StoreError::BeingDeleted(guild.get()));
-        }
+        state.admits(guild)?;
         if state.closing.contains(&guild) {
             return Ok(Step::Wait);
         }
