@@ -38,6 +38,14 @@ pub struct Cli {
 enum Command {
     /// Run the bot (needs DISCORD_TOKEN, from the environment or .env) until SIGINT/SIGTERM.
     Run,
+    #[command(flatten)]
+    Operator(OperatorCommand),
+}
+
+/// The commands that work on a data directory through a store of their own; the bot builds
+/// its store itself.
+#[derive(Subcommand)]
+enum OperatorCommand {
     /// Guilds on disk, total bytes, the largest guilds and schema versions.
     Stats,
     /// Integrity and foreign-key check of every guild (or those named); non-zero exit naming
@@ -144,28 +152,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.store.data_dir = dir;
     }
-    if let Command::Run = cli.command {
-        return bot::run(config, shutdown_signal()).await;
-    }
+    let command = match cli.command {
+        Command::Run => return bot::run(config, shutdown_signal()).await,
+        Command::Operator(command) => command,
+    };
     let store = GuildDatabaseManager::new(config.store.clone())
         .with_context(|| format!("data directory {}", config.store.data_dir.display()))?;
-    let result = dispatch(&store, cli.command).await;
+    let result = dispatch(&store, command).await;
     store.shutdown().await;
     result
 }
 
-async fn dispatch(store: &GuildDatabaseManager, command: Command) -> anyhow::Result<()> {
+async fn dispatch(store: &GuildDatabaseManager, command: OperatorCommand) -> anyhow::Result<()> {
     match command {
-        Command::Run => unreachable!("`run` builds its own store"),
-        Command::Stats => print_stats(store).await,
-        Command::Check { guilds } => check(store, &guilds).await,
-        Command::Schema {
+        OperatorCommand::Stats => print_stats(store).await,
+        OperatorCommand::Check { guilds } => check(store, &guilds).await,
+        OperatorCommand::Schema {
             action: SchemaAction::Status,
         } => schema_status(store).await,
-        Command::Schema {
+        OperatorCommand::Schema {
             action: SchemaAction::Upgrade,
         } => schema_upgrade(store).await,
-        Command::Backup { guilds, out, keep } => {
+        OperatorCommand::Backup { guilds, out, keep } => {
             let keep = keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
             let report = backup::backup(store, backup::BackupOptions { guilds, out, keep }).await?;
             println!(
@@ -178,7 +186,7 @@ async fn dispatch(store: &GuildDatabaseManager, command: Command) -> anyhow::Res
             }
             fail_on("backup", report.failures())
         }
-        Command::Restore { guild, from } => {
+        OperatorCommand::Restore { guild, from } => {
             let report = restore::restore(store, restore::RestoreOptions { guild, from }).await?;
             if let Some(version) = report.migrated_from {
                 println!("migrated the copy from schema v{version}");
@@ -190,8 +198,8 @@ async fn dispatch(store: &GuildDatabaseManager, command: Command) -> anyhow::Res
             );
             Ok(())
         }
-        Command::Gdpr { action } => gdpr_command(store, action).await,
-        Command::MigrateLegacy {
+        OperatorCommand::Gdpr { action } => gdpr_command(store, action).await,
+        OperatorCommand::MigrateLegacy {
             source,
             dry_run,
             guilds,
