@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::{
-    measure::{median, open_fds, rss_mib, Samples},
+    measure::{median, open_fds, process_cpu_secs, rss_mib, Samples},
     Case, Size,
 };
 
@@ -237,7 +237,7 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
         let draws = Arc::new(zipf_draws(guilds, ops, repeat as u64));
         let store = store(&dir, 256);
         let next = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), process_cpu_secs());
         let workers: Vec<_> = (0..TASKS)
             .map(|_| {
                 let (store, draws, next) = (store.clone(), draws.clone(), next.clone());
@@ -268,12 +268,17 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
             s.hits as f64 / (s.hits + s.misses) as f64
         };
         store.shutdown().await;
+        let ours_cpu = process_cpu_secs() - cpu_before;
 
         let next = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
+        // One writer at a time, as a careful shared-file application does: SQLite's own busy
+        // waiting sleeps and starves writers under this load, which would flatter ours.
+        let writer = Arc::new(std::sync::Mutex::new(()));
+        let (started, cpu_before) = (Instant::now(), process_cpu_secs());
         let workers: Vec<_> = (0..TASKS)
             .map(|_| {
                 let (draws, next, path) = (draws.clone(), next.clone(), shared_path.clone());
+                let writer = writer.clone();
                 std::thread::spawn(move || {
                     let conn = raw_open(&path);
                     let mut samples = Samples::default();
@@ -282,7 +287,7 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
                         let Some(&guild) = draws.get(i) else {
                             return samples;
                         };
-                        samples.time(|| shared_insert_and_read(&conn, guild));
+                        samples.time(|| shared_insert_and_read(&conn, &writer, guild));
                     }
                 })
             })
@@ -292,12 +297,19 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
             base_run.extend(worker.join().unwrap());
         }
         let base_secs = started.elapsed().as_secs_f64();
+        let base_cpu = process_cpu_secs() - cpu_before;
+        let cpu_ms_per_op = |cpu: f64| cpu * 1000.0 / ops as f64;
         ours.push((
             ops as f64 / ours_secs,
             ours_run.percentile_ms(99.0),
             hit_rate,
+            cpu_ms_per_op(ours_cpu),
         ));
-        baseline.push((ops as f64 / base_secs, base_run.percentile_ms(99.0)));
+        baseline.push((
+            ops as f64 / base_secs,
+            base_run.percentile_ms(99.0),
+            cpu_ms_per_op(base_cpu),
+        ));
     }
     std::fs::remove_dir_all(&dir).unwrap();
     let ours_tput = median(ours.iter().map(|o| o.0).collect());
@@ -309,11 +321,13 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
             "ops_per_s": ours_tput,
             "p99_ms": median(ours.iter().map(|o| o.1).collect()),
             "cache_hit_rate": median(ours.iter().map(|o| o.2).collect()),
+            "cpu_ms_per_op": median(ours.iter().map(|o| o.3).collect()),
             "guilds": guilds, "ops": ops, "tasks": TASKS,
         }),
         Some(json!({
             "ops_per_s": base_tput,
             "p99_ms": median(baseline.iter().map(|b| b.1).collect()),
+            "cpu_ms_per_op": median(baseline.iter().map(|b| b.2).collect()),
         })),
         Some(ratio),
         "throughput ≥ the shared file's (ratio ≥ 1)",
@@ -321,18 +335,18 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
     )
 }
 
-fn shared_insert_and_read(conn: &Connection, guild: u64) {
+fn shared_insert_and_read(conn: &Connection, writer: &std::sync::Mutex<()>, guild: u64) {
     // rusqlite binds signed integers only; guild ids fit.
     let guild = i64::try_from(guild).unwrap();
-    let tx = conn.unchecked_transaction().unwrap();
-    tx.prepare_cached(
+    let writing = writer.lock().unwrap();
+    conn.prepare_cached(
         "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
          VALUES (?1, 'benchmark quote text', 'someone', 42, 0, 0)",
     )
     .unwrap()
     .execute([guild])
     .unwrap();
-    tx.commit().unwrap();
+    drop(writing);
     conn.prepare_cached(
         "SELECT id, text FROM quotes WHERE guild_id = ?1 AND id >= \
          (SELECT abs(random()) % max(id) + 1 FROM quotes WHERE guild_id = ?1) ORDER BY id LIMIT 1",
