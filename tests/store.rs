@@ -186,6 +186,50 @@ async fn at_the_cap_pools_are_evicted_no_data_is_lost_and_file_descriptors_stay_
     );
 }
 
+/// Reopening an evicted guild creates no files: its `-wal` and `-shm` stay when it closes, with
+/// the WAL checkpointed into the database and emptied.
+#[tokio::test]
+async fn closed_guilds_keep_an_empty_wal_and_their_side_files_so_reopening_creates_none() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.max_open_guilds = 1;
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    let side =
+        |guild: u64, suffix: &str| format!("{}{suffix}", db_path(tmp.path(), guild).display());
+    let inodes = |guild: u64| {
+        ["-wal", "-shm"].map(|suffix| std::fs::metadata(side(guild, suffix)).unwrap().ino())
+    };
+    store
+        .with_guild(1, |c| insert_quote(c, "one"))
+        .await
+        .unwrap();
+    let before = inodes(1);
+    store
+        .with_guild(2, |c| insert_quote(c, "two"))
+        .await
+        .unwrap();
+    let texts = store.with_guild(1, |c| quote_texts(c)).await.unwrap();
+    assert_eq!(texts, ["one"]);
+    assert_eq!(
+        inodes(1),
+        before,
+        "reopening guild 1 replaced its side files"
+    );
+    store.shutdown().await;
+    for guild in [1, 2] {
+        let wal = std::fs::metadata(side(guild, "-wal")).unwrap().len();
+        assert_eq!(wal, 0, "guild {guild}'s closed WAL holds {wal} bytes");
+        assert!(Path::new(&side(guild, "-shm")).exists());
+    }
+    let conn = Connection::open(db_path(tmp.path(), 2)).unwrap();
+    assert_eq!(
+        quote_texts(&conn),
+        ["two"],
+        "the checkpoint reached the database"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leased_guild_is_not_closed_while_others_churn_through_the_cap() {
     let tmp = TempDir::new().unwrap();

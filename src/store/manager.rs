@@ -137,9 +137,9 @@ struct State {
     slots: LruCache<GuildId, Slot>,
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
-    /// Guilds whose evicted or idle pool is being closed in the background. Closing the last
-    /// connection checkpoints the WAL and then removes `-wal` by path, so the guild is neither
-    /// reopened nor deleted until that is done.
+    /// Guilds whose evicted or idle pool is being closed in the background. Until the close
+    /// (a WAL checkpoint) is done their files are still open: shutdown waits for it, and a
+    /// reopen or a deletion of the guild waits rather than running beside the checkpoint.
     closing: HashSet<GuildId>,
     shutting_down: bool,
 }

@@ -1,7 +1,7 @@
 //! The data directory layout and the only place a guild id becomes a path:
 //!
 //! ```text
-//! <data_dir>/guilds/<guild_id>/quotes.db      (+ -wal, -shm while open)
+//! <data_dir>/guilds/<guild_id>/quotes.db      (+ -wal, -shm: kept when closed, see open.rs)
 //! <data_dir>/backups/<UTC timestamp>/<guild_id>.db
 //! <data_dir>/quarantine/<guild_id>-<UTC timestamp>.db
 //! ```
