@@ -1,6 +1,6 @@
 //! The only owner of per-guild SQLite files. Maps a guild id (a u64, never a string) to
-//! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` r2d2 pools in LRU
-//! order, and runs every closure given to [`GuildDatabaseManager::with_guild`] on the
+//! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` r2d2 pools (closing
+//! first those `slots.rs` picks), and runs every closure given to [`GuildDatabaseManager::with_guild`] on the
 //! blocking pool, never on the async runtime's threads.
 //!
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
@@ -21,7 +21,6 @@ use std::{
     time::Duration,
 };
 
-use lru::LruCache;
 use rusqlite::Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::{
@@ -32,6 +31,7 @@ use tokio::{
 use super::{
     open::{self, ConnectionSettings, GuildConnections, Synchronous, Template},
     paths::{self, DataDir, GuildId, SIDE_FILES},
+    slots::Slots,
     Migrations, StoreError,
 };
 
@@ -134,7 +134,7 @@ struct Counters {
 
 struct State {
     /// Every slot counts against the cap, whether its open is still running or done.
-    slots: LruCache<GuildId, Slot>,
+    slots: Slots<GuildId, Slot>,
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
     /// Guilds whose evicted or idle pool is being closed in the background. Until the close
@@ -246,7 +246,7 @@ impl GuildDatabaseManager {
                     .build(),
             ),
             state: Mutex::new(State {
-                slots: LruCache::unbounded(),
+                slots: Slots::new(config.max_open_guilds),
                 deleting: HashSet::new(),
                 closing: HashSet::new(),
                 shutting_down: false,
@@ -374,13 +374,14 @@ impl GuildDatabaseManager {
                         Slot::Open(pool) => !pool.is_idle(),
                     });
                 (!busy).then(|| {
-                    let mut pools = Vec::new();
-                    while let Some((_, slot)) = state.slots.pop_lru() {
-                        if let Slot::Open(pool) = slot {
-                            pools.push(pool);
-                        }
-                    }
-                    pools
+                    state
+                        .slots
+                        .drain()
+                        .filter_map(|slot| match slot {
+                            Slot::Open(pool) => Some(pool),
+                            Slot::Opening(_) => None,
+                        })
+                        .collect()
                 })
             })
             .await;
@@ -546,10 +547,13 @@ impl GuildDatabaseManager {
             None => {}
         }
         if state.slots.len() >= self.inner.config.max_open_guilds {
-            let idle = state.slots.iter().rev().find_map(|(id, slot)| match slot {
-                Slot::Open(pool) if pool.is_idle() => Some(*id),
-                _ => None,
-            });
+            let idle = state
+                .slots
+                .eviction_order()
+                .find_map(|(id, slot)| match slot {
+                    Slot::Open(pool) if pool.is_idle() => Some(*id),
+                    _ => None,
+                });
             let Some(idle) = idle else {
                 return Ok(Step::Wait);
             };

@@ -2,6 +2,7 @@
 //! Everything else reaches a guild's data through [`GuildDatabaseManager::with_guild`].
 //!
 //! - `manager.rs`: the pool cache, leases, eviction, deletion, stats and shutdown.
+//! - `slots.rs`: which open guild to close first (a segmented LRU).
 //! - `open.rs`: opening one guild's file (create from the template, PRAGMAs, migrations,
 //!   quarantine of files that are not SQLite).
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
@@ -16,6 +17,7 @@ pub mod migrate;
 mod open;
 pub mod paths;
 pub mod pending_deletions;
+mod slots;
 
 pub use error::StoreError;
 pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
