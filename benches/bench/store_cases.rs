@@ -123,6 +123,15 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
     }
     setup.shutdown().await;
     drop(setup);
+    // The baseline opens copies: a raw connection deletes the side files on close, which the
+    // store keeps, and would otherwise make ours recreate them.
+    let raw_dir = scratch.join("reopen_raw");
+    std::fs::create_dir_all(&raw_dir).unwrap();
+    let raw_path = |guild: u64| raw_dir.join(format!("{guild}.db"));
+    for guild in 1..=n as u64 {
+        let db = dir.join("guilds").join(guild.to_string()).join("quotes.db");
+        std::fs::copy(db, raw_path(guild)).unwrap();
+    }
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     for _ in 0..size.repeats() {
         // A cap far below the number of guilds: every use in the cycle reopens.
@@ -143,7 +152,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         assert!(store.stats().opens >= n as u64, "every use reopened");
         store.shutdown().await;
         for guild in 1..=n as u64 {
-            let path = dir.join("guilds").join(guild.to_string()).join("quotes.db");
+            let path = raw_path(guild);
             base_run.time(|| {
                 let conn = raw_open(&path);
                 conn.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
@@ -155,6 +164,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         baseline.push(base_run);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&raw_dir).unwrap();
     let (ours, baseline, ratio) = compare(ours, baseline);
     Case::new(
         "reopen",
