@@ -51,6 +51,11 @@ pub fn rss_mib() -> f64 {
     status_kib("VmRSS:") / 1024.0
 }
 
+/// The highest resident set size of this process since it started, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    status_kib("VmHWM:") / 1024.0
+}
+
 fn status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
