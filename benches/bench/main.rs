@@ -4,9 +4,11 @@
 //!
 //! `--quick` runs every case at reduced size; `--only CASE` runs one case.
 //! Cases live in their own files by the part they measure: `store_cases.rs`,
-//! `scheduler_case.rs`, ...
+//! `scheduler_case.rs`, `ops_cases.rs`.
 
 mod measure;
+mod ops_cases;
+mod ops_data;
 mod scheduler_case;
 mod store_cases;
 
@@ -74,7 +76,16 @@ impl Case {
     }
 }
 
-const CASES: &[&str] = &["new_guild", "reopen", "hot", "zipf", "growth", "scheduler"];
+const CASES: &[&str] = &[
+    "new_guild",
+    "reopen",
+    "hot",
+    "zipf",
+    "growth",
+    "scheduler",
+    "import",
+    "backup",
+];
 
 /// Cases that measure each point in a fresh child process, run as `MODE DIR ARGS…`.
 const GROWTH_POINT: &str = "--growth-point";
@@ -161,6 +172,8 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
             };
             scheduler_case::scheduler(size, scratch, measure).await
         }
+        "import" => ops_cases::import(size, scratch).await,
+        "backup" => ops_cases::backup(size, scratch).await,
         other => unreachable!("case {other} is listed but not run"),
     }
 }

@@ -35,7 +35,7 @@ pub fn store(dir: &Path, cap: usize) -> GuildDatabaseManager {
 }
 
 /// The PRAGMAs the store sets, for the raw baselines.
-fn raw_open(path: &Path) -> Connection {
+pub fn raw_open(path: &Path) -> Connection {
     let conn = Connection::open(path).expect("open");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.execute_batch(
