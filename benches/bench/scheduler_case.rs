@@ -3,7 +3,8 @@
 //! come due in the same second. No baseline: the goals are absolute.
 //!
 //! Each repeat runs in a fresh child process (see `main.rs`), so start-up reads the guilds
-//! as a restarted bot would and the memory figures belong to the scheduler alone.
+//! as a restarted bot would and the memory figures are not those of earlier cases. RSS growth
+//! across start-up is the index plus the store's cache of open guilds the reads leave behind.
 
 use std::{
     path::Path,
@@ -26,13 +27,13 @@ use crate::{
 };
 
 const REMINDERS_PER_GUILD: u64 = 100;
-/// Start-up dominates each repeat, and the full size takes seconds, so fewer repeats than the
-/// store's cases.
+/// A full-size repeat indexes a million reminders and sends ten thousand, so fewer repeats
+/// than the store's cases.
 const REPEATS: usize = 3;
 const DAY_SECS: i64 = 86_400;
 
-/// One repeat, as the child process is told it: where the data is, which daily occurrence
-/// to wait for, and how many reminders to expect in the index and due at that occurrence.
+/// One repeat, as the child process is told it besides the data directory: which daily
+/// occurrence to wait for, and how many reminders to expect due then and in the index.
 pub struct Point {
     pub due_at: i64,
     pub due: usize,
@@ -191,7 +192,8 @@ pub async fn scheduler_point(dir: &Path, point: &Point) -> Value {
     let due_at = DateTime::from_timestamp(point.due_at, 0).unwrap();
     clock.move_to(due_at - chrono::Duration::milliseconds(200));
     // The task is asleep on a reading taken before the move (for up to a minute); announcing
-    // the earliest entry again wakes it, as a member editing that reminder would.
+    // the earliest entry (guild 1's daily reminder, id 1) again wakes it, as a member editing
+    // that reminder would.
     scheduler.upsert(1, 1, due_at);
     tokio::time::timeout(Duration::from_secs(300), delivery.all_in.notified())
         .await
