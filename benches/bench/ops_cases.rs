@@ -161,7 +161,7 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
     let dir = scratch.join("backup");
     // Quick: few guilds, because making them (full-text indexing a megabyte each) takes
     // longer than backing them up.
-    let guilds = size.pick(40, 1_000) as u64;
+    let guilds = size.pick(25, 1_000) as u64;
     let generating = Instant::now();
     {
         let store = store(&dir, 256);
