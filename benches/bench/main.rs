@@ -3,9 +3,13 @@
 //! of repeats; ratios compare figures taken in the same run, so they hold on a noisy machine.
 //!
 //! `--quick` runs every case at reduced size; `--only CASE` runs one case.
-//! Cases live in their own files by the part they measure: `store_cases.rs`, ...
+//! Cases live in their own files by the part they measure: `store_cases.rs`,
+//! `scheduler_case.rs`, `ops_cases.rs`.
 
 mod measure;
+mod ops_cases;
+mod ops_data;
+mod scheduler_case;
 mod store_cases;
 
 use std::path::{Path, PathBuf};
@@ -72,17 +76,40 @@ impl Case {
     }
 }
 
-const CASES: &[&str] = &["new_guild", "reopen", "hot", "zipf", "growth"];
+const CASES: &[&str] = &[
+    "new_guild",
+    "reopen",
+    "hot",
+    "zipf",
+    "growth",
+    "scheduler",
+    "import",
+    "backup",
+];
+
+/// Cases that measure each point in a fresh child process, run as `MODE DIR ARGS…`.
+const GROWTH_POINT: &str = "--growth-point";
+const SCHEDULER_POINT: &str = "--scheduler-point";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // The growth case measures each point in a fresh child process: `--growth-point DIR N`.
-    if let Some(at) = args.iter().position(|a| a == "--growth-point") {
-        let dir = PathBuf::from(&args[at + 1]);
-        let guilds: u64 = args[at + 2].parse().expect("guild count");
-        let figures = runtime().block_on(store_cases::growth_point(&dir, guilds));
-        println!("{figures}");
-        return;
+    if let [mode, dir, rest @ ..] = args.as_slice() {
+        let dir = Path::new(dir);
+        let figures = match mode.as_str() {
+            GROWTH_POINT => {
+                let guilds: u64 = rest[0].parse().expect("guild count");
+                Some(runtime().block_on(store_cases::growth_point(dir, guilds)))
+            }
+            SCHEDULER_POINT => {
+                let point = scheduler_case::Point::from_args(rest);
+                Some(runtime().block_on(scheduler_case::scheduler_point(dir, &point)))
+            }
+            _ => None,
+        };
+        if let Some(figures) = figures {
+            println!("{figures}");
+            return;
+        }
     }
     let size = Size {
         quick: args.iter().any(|a| a == "--quick"),
@@ -133,24 +160,38 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         "reopen" => store_cases::reopen(size, scratch).await,
         "hot" => store_cases::hot(size, scratch).await,
         "zipf" => store_cases::zipf(size, scratch).await,
-        "growth" => store_cases::growth(size, scratch, measure_growth_point).await,
+        "growth" => {
+            let measure = |dir: &Path, guilds: u64| {
+                measure_in_child(GROWTH_POINT, dir, &[guilds.to_string()])
+            };
+            store_cases::growth(size, scratch, measure).await
+        }
+        "scheduler" => {
+            let measure = |dir: &Path, point: &scheduler_case::Point| {
+                measure_in_child(SCHEDULER_POINT, dir, &point.to_args())
+            };
+            scheduler_case::scheduler(size, scratch, measure).await
+        }
+        "import" => ops_cases::import(size, scratch).await,
+        "backup" => ops_cases::backup(size, scratch).await,
         other => unreachable!("case {other} is listed but not run"),
     }
 }
 
-fn measure_growth_point(dir: &Path, guilds: u64) -> Value {
+/// Runs this binary again as `mode dir args…` and reads the JSON figures it prints.
+fn measure_in_child(mode: &str, dir: &Path, args: &[String]) -> Value {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .arg("--growth-point")
+        .arg(mode)
         .arg(dir)
-        .arg(guilds.to_string())
+        .args(args)
         .output()
-        .expect("growth child");
+        .expect("child process");
     assert!(
         out.status.success(),
-        "{}",
+        "{mode} child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("growth figures")
+    serde_json::from_slice(&out.stdout).expect("figures from the child")
 }
 
 fn runtime() -> tokio::runtime::Runtime {

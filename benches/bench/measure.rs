@@ -51,6 +51,18 @@ pub fn rss_mib() -> f64 {
     status_kib("VmRSS:") / 1024.0
 }
 
+/// The highest resident set size of this process since it started or since
+/// [`reset_peak_rss`], in MiB.
+pub fn peak_rss_mib() -> f64 {
+    status_kib("VmHWM:") / 1024.0
+}
+
+/// Starts the peak over from the current resident set size (Linux 4.0 and later), so that a
+/// peak belongs to the work that follows and not to an earlier case in the same process.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+}
+
 fn status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -28,14 +28,14 @@ const INSERT: &str = "INSERT INTO quotes (text, author_name, added_by, created_a
 const READ_RANDOM: &str = "SELECT id, text FROM quotes WHERE id >= \
                            (SELECT abs(random()) % max(id) + 1 FROM quotes) ORDER BY id LIMIT 1";
 
-fn store(dir: &Path, cap: usize) -> GuildDatabaseManager {
+pub fn store(dir: &Path, cap: usize) -> GuildDatabaseManager {
     let mut config = StoreConfig::new(dir);
     config.max_open_guilds = cap;
     GuildDatabaseManager::new(config).expect("store")
 }
 
 /// The PRAGMAs the store sets, for the raw baselines.
-fn raw_open(path: &Path) -> Connection {
+pub fn raw_open(path: &Path) -> Connection {
     let conn = Connection::open(path).expect("open");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.execute_batch(

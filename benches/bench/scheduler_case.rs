@@ -1,0 +1,255 @@
+//! The reminder scheduler's case: how long start-up takes to index every active reminder of
+//! every guild on disk, how much memory that takes, and how late reminders go out when many
+//! come due in the same second. No baseline: the goals are absolute.
+//!
+//! Each repeat runs in a fresh child process (see `main.rs`), so start-up reads the guilds
+//! as a restarted bot would and the memory figures are not those of earlier cases. RSS growth
+//! across start-up is the index plus the store's cache of open guilds the reads leave behind.
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicI64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use guildkeep::reminders::{Clock, Deliver, Delivery, DeliveryFuture, Scheduler, SchedulerConfig};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::{
+    measure::{median, peak_rss_mib, rss_mib, Samples},
+    store_cases::store,
+    Case, Size,
+};
+
+const REMINDERS_PER_GUILD: u64 = 100;
+/// A full-size repeat indexes a million reminders and sends ten thousand, so fewer repeats
+/// than the store's cases.
+const REPEATS: usize = 3;
+const DAY_SECS: i64 = 86_400;
+
+/// One repeat, as the child process is told it besides the data directory: which daily
+/// occurrence to wait for, and how many reminders to expect due then and in the index.
+pub struct Point {
+    pub due_at: i64,
+    pub due: usize,
+    pub indexed: usize,
+}
+
+impl Point {
+    pub fn to_args(&self) -> Vec<String> {
+        [self.due_at, self.due as i64, self.indexed as i64]
+            .map(|n| n.to_string())
+            .to_vec()
+    }
+
+    pub fn from_args(args: &[String]) -> Self {
+        let number = |i: usize| args[i].parse::<i64>().expect("scheduler point argument");
+        Self {
+            due_at: number(0),
+            due: number(1) as usize,
+            indexed: number(2) as usize,
+        }
+    }
+}
+
+pub async fn scheduler(
+    size: Size,
+    scratch: &Path,
+    measure_child: impl Fn(&Path, &Point) -> Value,
+) -> Case {
+    // Quick: few guilds, because each repeat ends with the store's shutdown checkpointing
+    // every guild the sends wrote, and creating guilds costs fsyncs too.
+    let guilds = size.pick(100, 10_000) as u64;
+    let dir = scratch.join("scheduler");
+    // Tomorrow, so that nothing is due before a child moves its clock there.
+    let first_due = Utc::now().timestamp() + DAY_SECS;
+    let seeding = Instant::now();
+    seed(&dir, guilds, first_due).await;
+    let seed_secs = seeding.elapsed().as_secs_f64();
+    // The due reminders repeat daily, so each repeat waits for the next day's occurrence of
+    // the same reminders and every start-up indexes the same number of active ones.
+    let runs: Vec<Value> = (0..REPEATS as i64)
+        .map(|repeat| {
+            let point = Point {
+                due_at: first_due + repeat * DAY_SECS,
+                due: guilds as usize,
+                indexed: (guilds * REMINDERS_PER_GUILD) as usize,
+            };
+            measure_child(&dir, &point)
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let figure = |key: &str| median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect());
+    let (startup_s, p99_ms) = (figure("startup_s"), figure("lateness_p99_ms"));
+    Case::new(
+        "reminder scheduler",
+        json!({
+            "startup_s": startup_s,
+            "startup_rss_growth_mib": figure("startup_rss_growth_mib"),
+            "peak_rss_mib": figure("peak_rss_mib"),
+            "lateness_p50_ms": figure("lateness_p50_ms"),
+            "lateness_p99_ms": p99_ms,
+            "reminders": guilds * REMINDERS_PER_GUILD,
+            "guilds": guilds,
+            "due_in_one_second": guilds,
+            "seed_s": seed_secs,
+        }),
+        None,
+        None,
+        "start-up < 10 s; lateness p99 < 1 s",
+        startup_s < 10.0 && p99_ms < 1000.0,
+    )
+}
+
+/// Guilds 1..=`guilds`, each with [`REMINDERS_PER_GUILD`] active channel reminders: the first
+/// repeating daily from `first_due`, the others one-offs spread over the year after the
+/// repeats. The due ones are one per guild, as when many members across the fleet ask for
+/// the same time of day: every send then has a guild of its own to open and write.
+async fn seed(dir: &Path, guilds: u64, first_due: i64) {
+    use futures::StreamExt;
+    let store = store(dir, 256);
+    futures::stream::iter(1..=guilds)
+        .for_each_concurrent(4, |guild| {
+            let store = store.clone();
+            async move {
+                store
+                    .with_guild(guild, move |c| insert_reminders(c, guild, first_due))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        })
+        .await;
+    store.shutdown().await;
+}
+
+fn insert_reminders(
+    conn: &mut rusqlite::Connection,
+    guild: u64,
+    first_due: i64,
+) -> rusqlite::Result<()> {
+    let later = first_due + 30 * DAY_SECS;
+    let tx = conn.transaction()?;
+    {
+        // A raw INSERT rather than `reminders::create`: that one runs its own IMMEDIATE
+        // transaction with a cap count and a read-back per reminder, which at a million
+        // reminders would take longer than the case it prepares. The columns are those
+        // `create` writes for a channel reminder; channel reminders need no opt-in rows.
+        let mut insert = tx.prepare(
+            "INSERT INTO reminders (created_by, target_kind, channel_id, message, due_at, \
+             recurrence, created_at, updated_at) \
+             VALUES (?1, 'channel', ?2, 'stand-up in five minutes', ?3, ?4, ?5, ?5)",
+        )?;
+        for i in 0..REMINDERS_PER_GUILD {
+            let member = (1_000 + guild * REMINDERS_PER_GUILD + i) as i64;
+            let (due, recurrence) = if i == 0 {
+                (first_due, Some("every 1d"))
+            } else {
+                (later + (member * 7_919) % (365 * DAY_SECS), None)
+            };
+            insert.execute(rusqlite::params![
+                member,
+                guild as i64,
+                due,
+                recurrence,
+                first_due - DAY_SECS
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// One repeat, in a fresh process: start the scheduler over `dir` and time its start-up, then
+/// move its clock to just before `point.due_at` and record how late each due reminder reaches
+/// the (no-op) delivery.
+pub async fn scheduler_point(dir: &Path, point: &Point) -> Value {
+    let store = store(dir, 256);
+    let clock = Arc::new(MovableClock::default());
+    let delivery = Arc::new(NoOpDelivery {
+        clock: clock.clone(),
+        lateness: Mutex::new(Samples::with_capacity(point.due)),
+        delivered: AtomicUsize::new(0),
+        expected: point.due,
+        all_in: Notify::new(),
+    });
+    let rss_before = rss_mib();
+    let started = Instant::now();
+    let scheduler = Scheduler::start(
+        store.clone(),
+        delivery.clone(),
+        clock.clone(),
+        SchedulerConfig::default(),
+    )
+    .await
+    .expect("scheduler start-up");
+    let startup = started.elapsed();
+    let rss_growth = rss_mib() - rss_before;
+    assert_eq!(scheduler.pending(), point.indexed, "every reminder indexed");
+
+    let due_at = DateTime::from_timestamp(point.due_at, 0).unwrap();
+    clock.move_to(due_at - chrono::Duration::milliseconds(200));
+    // The task is asleep on a reading taken before the move (for up to a minute); announcing
+    // the earliest entry (guild 1's daily reminder, id 1) again wakes it, as a member editing
+    // that reminder would.
+    scheduler.upsert(1, 1, due_at);
+    tokio::time::timeout(Duration::from_secs(300), delivery.all_in.notified())
+        .await
+        .expect("every due reminder delivered");
+    scheduler.shutdown().await;
+    store.shutdown().await;
+    let lateness = delivery.lateness.lock().unwrap();
+    json!({
+        "startup_s": startup.as_secs_f64(),
+        "startup_rss_growth_mib": rss_growth,
+        "peak_rss_mib": peak_rss_mib(),
+        "lateness_p50_ms": lateness.percentile_ms(50.0),
+        "lateness_p99_ms": lateness.percentile_ms(99.0),
+    })
+}
+
+/// The real wall clock, moved forward by a settable amount: the seeded reminders come due
+/// when the case says, and lateness is still measured in real time.
+#[derive(Default)]
+struct MovableClock {
+    ahead_ms: AtomicI64,
+}
+
+impl MovableClock {
+    fn move_to(&self, at: DateTime<Utc>) {
+        let ahead = (at - Utc::now()).num_milliseconds();
+        self.ahead_ms.store(ahead, Ordering::Relaxed);
+    }
+}
+
+impl Clock for MovableClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.ahead_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Sends nothing; records how long after its due time each reminder reached it.
+struct NoOpDelivery {
+    clock: Arc<MovableClock>,
+    lateness: Mutex<Samples>,
+    delivered: AtomicUsize,
+    expected: usize,
+    all_in: Notify,
+}
+
+impl Deliver for NoOpDelivery {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
+        let late = (self.clock.now() - delivery.due_at)
+            .to_std()
+            .unwrap_or_default();
+        self.lateness.lock().unwrap().push(late);
+        if self.delivered.fetch_add(1, Ordering::Relaxed) + 1 == self.expected {
+            self.all_in.notify_one();
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
