@@ -53,9 +53,12 @@ fn flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
-/// The largest WAL kept between checkpoints, in bytes. A WAL that grew past it during a burst
-/// of writes is cut back to it when the WAL restarts, and to nothing when the guild closes.
-const WAL_KEEP_BYTES: i64 = 1 << 20;
+/// The largest WAL kept between checkpoints, in bytes: above the ~4 MiB that SQLite's
+/// automatic checkpoint lets it reach, so a busy guild's WAL is reused rather than cut back
+/// and regrown at every checkpoint. Only a WAL that grew past it (a checkpoint held back by a
+/// long read) is cut back when the WAL restarts; any WAL is cut to nothing when its guild
+/// closes.
+const WAL_KEEP_BYTES: i64 = 8 << 20;
 
 /// The settings that live on a connection (not in the file). Run on every connection.
 pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::Result<()> {
