@@ -51,6 +51,12 @@ pub fn rss_mib() -> f64 {
     status_kib("VmRSS:") / 1024.0
 }
 
+/// The part of the resident set that is the process's own heap and stacks (not mapped files
+/// such as SQLite's `-shm`), in MiB.
+pub fn anon_rss_mib() -> f64 {
+    status_kib("RssAnon:") / 1024.0
+}
+
 /// The highest resident set size of this process since it started or since
 /// [`reset_peak_rss`], in MiB.
 pub fn peak_rss_mib() -> f64 {

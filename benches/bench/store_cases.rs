@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::{
-    measure::{median, open_fds, process_cpu_secs, rss_mib, Samples},
+    measure::{anon_rss_mib, median, open_fds, process_cpu_secs, rss_mib, Samples},
     Case, Size,
 };
 
@@ -67,7 +67,7 @@ fn compare(ours: Vec<Samples>, baseline: Vec<Samples>) -> (Value, Value, f64) {
 }
 
 pub async fn new_guild(size: Size, scratch: &Path) -> Case {
-    let n = size.pick(200, 2000);
+    let n = size.pick(100, 1000);
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     for repeat in 0..size.repeats() {
         let dir = scratch.join(format!("new_guild_{repeat}"));
@@ -224,7 +224,7 @@ fn zipf_draws(guilds: u64, n: usize, seed: u64) -> Vec<u64> {
 pub async fn zipf(size: Size, scratch: &Path) -> Case {
     const TASKS: usize = 8;
     let guilds = size.pick(2_000, 100_000) as u64;
-    let ops = size.pick(20_000, 200_000);
+    let ops = size.pick(6_000, 200_000);
     let dir = fleet(scratch, guilds).await;
     let shared_path = scratch.join("zipf_shared.db");
     {
@@ -401,7 +401,13 @@ pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
                 .unwrap();
         }
     }
-    let figures = json!({ "guilds": guilds, "rss_mib": rss_mib(), "fds": open_fds(), "cap": CAP });
+    let figures = json!({
+        "guilds": guilds,
+        "rss_mib": rss_mib(),
+        "anon_rss_mib": anon_rss_mib(),
+        "fds": open_fds(),
+        "cap": CAP,
+    });
     store.shutdown().await;
     figures
 }
@@ -412,7 +418,7 @@ pub async fn growth(
     measure_child: impl Fn(&Path, u64) -> Value,
 ) -> Case {
     let points: &[u64] = if size.quick {
-        &[1_000, 5_000]
+        &[500, 2_000]
     } else {
         &[1_000, 10_000, 100_000]
     };
@@ -432,7 +438,7 @@ pub async fn growth(
         json!({ "points": figures, "rss_last_over_first": rss_growth }),
         None,
         None,
-        "flat: RSS at the largest count within 10% of 1,000 guilds; fds ≤ 3 × cap + 64",
+        "flat: RSS at the largest count within 10% of the smallest; fds ≤ 3 × cap + 64",
         rss_growth <= 1.10 && fds_ok,
     )
 }
