@@ -1,7 +1,8 @@
 //! The only owner of per-guild SQLite files. Maps a guild id (a u64, never a string) to
 //! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` r2d2 pools (closing
-//! first those `slots.rs` picks), and runs every closure given to [`GuildDatabaseManager::with_guild`] on the
-//! blocking pool, never on the async runtime's threads.
+//! first those `slots.rs` picks), and runs every closure given to
+//! [`GuildDatabaseManager::with_guild`] on the blocking pool, never on the async runtime's
+//! threads.
 //!
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
 //! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
