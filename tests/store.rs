@@ -48,9 +48,30 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// A blocking closure's hold on a lease, released from the test.
-fn gate() -> (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>) {
-    std::sync::mpsc::channel()
+/// Takes a lease on `guild` and holds it until the returned sender is used, then runs `then`
+/// on the leased connection. Returns once the lease is held.
+async fn hold_lease<T: Send + 'static>(
+    store: &GuildDatabaseManager,
+    guild: u64,
+    then: impl FnOnce(&mut Connection) -> T + Send + 'static,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<T, StoreError>>,
+) {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let store = store.clone();
+    let lease = tokio::spawn(async move {
+        store
+            .with_guild(guild, move |c| {
+                started_tx.send(()).unwrap();
+                hold.recv().unwrap();
+                then(c)
+            })
+            .await
+    });
+    started.await.unwrap();
+    (release, lease)
 }
 
 #[tokio::test]
@@ -236,23 +257,15 @@ async fn a_leased_guild_is_not_closed_while_others_churn_through_the_cap() {
     let mut cfg = config(tmp.path());
     cfg.max_open_guilds = 4;
     let store = GuildDatabaseManager::new(cfg).unwrap();
-    let (release, hold) = gate();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
-    let held = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .with_guild(1000, move |c| {
-                    insert_quote(c, "before");
-                    started_tx.send(()).unwrap();
-                    hold.recv().unwrap();
-                    insert_quote(c, "after the churn");
-                    quote_texts(c)
-                })
-                .await
-        })
-    };
-    started.await.unwrap();
+    store
+        .with_guild(1000, |c| insert_quote(c, "before"))
+        .await
+        .unwrap();
+    let (release, held) = hold_lease(&store, 1000, |c| {
+        insert_quote(c, "after the churn");
+        quote_texts(c)
+    })
+    .await;
     for guild in 1..=50u64 {
         store
             .with_guild(guild, move |c| insert_quote(c, "x"))
@@ -274,19 +287,9 @@ async fn when_every_pool_is_leased_an_open_waits_for_a_lease_to_end() {
     let mut releases = Vec::new();
     let mut holders = Vec::new();
     for guild in [1u64, 2] {
-        let (release, hold) = gate();
-        let (started_tx, started) = tokio::sync::oneshot::channel();
-        let store = store.clone();
-        holders.push(tokio::spawn(async move {
-            store
-                .with_guild(guild, move |_| {
-                    started_tx.send(()).unwrap();
-                    hold.recv().unwrap();
-                })
-                .await
-        }));
-        started.await.unwrap();
+        let (release, holder) = hold_lease(&store, guild, |_| ()).await;
         releases.push(release);
+        holders.push(holder);
     }
     let ran = Arc::new(AtomicBool::new(false));
     let third = {
@@ -322,20 +325,7 @@ async fn when_every_pool_stays_leased_an_open_fails_clearly_after_the_wait_limit
     cfg.max_open_guilds = 1;
     cfg.open_wait = Duration::from_millis(50);
     let store = GuildDatabaseManager::new(cfg).unwrap();
-    let (release, hold) = gate();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
-    let holder = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .with_guild(1, move |_| {
-                    started_tx.send(()).unwrap();
-                    hold.recv().unwrap();
-                })
-                .await
-        })
-    };
-    started.await.unwrap();
+    let (release, holder) = hold_lease(&store, 1, |_| ()).await;
     let err = store.with_guild(2, |_| ()).await.unwrap_err();
     assert!(
         matches!(err, StoreError::AtCapacity { cap: 1, .. }),
@@ -384,23 +374,15 @@ async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_ever
         .unwrap();
     assert!(Path::new(&format!("{}-wal", db.display())).exists());
 
-    let (release, hold) = gate();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
     let finished = Arc::new(AtomicBool::new(false));
-    let lease = {
-        let (store, finished) = (store.clone(), finished.clone());
-        tokio::spawn(async move {
-            store
-                .with_guild(9, move |c| {
-                    started_tx.send(()).unwrap();
-                    hold.recv().unwrap();
-                    insert_quote(c, "last write");
-                    finished.store(true, Ordering::SeqCst);
-                })
-                .await
-        })
-    };
-    started.await.unwrap();
+    let (release, lease) = hold_lease(&store, 9, {
+        let finished = finished.clone();
+        move |c| {
+            insert_quote(c, "last write");
+            finished.store(true, Ordering::SeqCst);
+        }
+    })
+    .await;
     let deletion = {
         let store = store.clone();
         tokio::spawn(async move { store.delete_guild(9).await })
@@ -586,23 +568,15 @@ async fn shutdown_waits_for_leases_checkpoints_the_wal_and_refuses_later_uses() 
             .await
             .unwrap();
     }
-    let (release, hold) = gate();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
     let finished = Arc::new(AtomicBool::new(false));
-    let lease = {
-        let (store, finished) = (store.clone(), finished.clone());
-        tokio::spawn(async move {
-            store
-                .with_guild(1, move |c| {
-                    started_tx.send(()).unwrap();
-                    hold.recv().unwrap();
-                    insert_quote(c, "during shutdown");
-                    finished.store(true, Ordering::SeqCst);
-                })
-                .await
-        })
-    };
-    started.await.unwrap();
+    let (release, lease) = hold_lease(&store, 1, {
+        let finished = finished.clone();
+        move |c| {
+            insert_quote(c, "during shutdown");
+            finished.store(true, Ordering::SeqCst);
+        }
+    })
+    .await;
     let shutdown = {
         let store = store.clone();
         tokio::spawn(async move { store.shutdown().await })
