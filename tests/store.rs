@@ -207,19 +207,35 @@ async fn at_the_cap_pools_are_evicted_no_data_is_lost_and_file_descriptors_stay_
     );
 }
 
-/// Reopening an evicted guild creates no files: its `-wal` and `-shm` stay when it closes, with
-/// the WAL checkpointed into the database and emptied.
+/// What `quotes.db` alone holds, without its `-wal`: what an idle close or shutdown made
+/// complete. Read from a copy, so that SQLite does not replay the WAL beside it.
+fn texts_in_database_alone(dir: &Path, guild: u64) -> Vec<String> {
+    let alone = dir.join(format!("{guild}-alone.db"));
+    std::fs::copy(db_path(dir, guild), &alone).unwrap();
+    let texts = quote_texts(&Connection::open(&alone).unwrap());
+    std::fs::remove_file(alone).unwrap();
+    texts
+}
+
+fn wal_bytes(dir: &Path, guild: u64) -> u64 {
+    let wal = format!("{}-wal", db_path(dir, guild).display());
+    std::fs::metadata(wal).unwrap().len()
+}
+
+/// An evicted guild is closed cheaply: no checkpoint (its write stays in its WAL) and no
+/// files removed, so reopening it creates none. Shutdown checkpoints the guilds still open.
 #[tokio::test]
-async fn closed_guilds_keep_an_empty_wal_and_their_side_files_so_reopening_creates_none() {
+async fn evicted_guilds_keep_their_wal_and_side_files_so_reopening_creates_none() {
     use std::os::unix::fs::MetadataExt;
     let tmp = TempDir::new().unwrap();
     let mut cfg = config(tmp.path());
     cfg.max_open_guilds = 1;
     let store = GuildDatabaseManager::new(cfg).unwrap();
-    let side =
-        |guild: u64, suffix: &str| format!("{}{suffix}", db_path(tmp.path(), guild).display());
     let inodes = |guild: u64| {
-        ["-wal", "-shm"].map(|suffix| std::fs::metadata(side(guild, suffix)).unwrap().ino())
+        ["-wal", "-shm"].map(|suffix| {
+            let side = format!("{}{suffix}", db_path(tmp.path(), guild).display());
+            std::fs::metadata(side).unwrap().ino()
+        })
     };
     store
         .with_guild(1, |c| insert_quote(c, "one"))
@@ -230,25 +246,27 @@ async fn closed_guilds_keep_an_empty_wal_and_their_side_files_so_reopening_creat
         .with_guild(2, |c| insert_quote(c, "two"))
         .await
         .unwrap();
+    assert_eq!(store.stats().evictions, 1);
+    assert!(
+        wal_bytes(tmp.path(), 1) > 0,
+        "eviction checkpointed the WAL"
+    );
     let texts = store.with_guild(1, |c| quote_texts(c)).await.unwrap();
-    assert_eq!(texts, ["one"]);
+    assert_eq!(texts, ["one"], "the reopened guild reads its WAL");
     assert_eq!(
         inodes(1),
         before,
         "reopening guild 1 replaced its side files"
     );
     store.shutdown().await;
-    for guild in [1, 2] {
-        let wal = std::fs::metadata(side(guild, "-wal")).unwrap().len();
-        assert_eq!(wal, 0, "guild {guild}'s closed WAL holds {wal} bytes");
-        assert!(Path::new(&side(guild, "-shm")).exists());
-    }
-    let conn = Connection::open(db_path(tmp.path(), 2)).unwrap();
-    assert_eq!(
-        quote_texts(&conn),
-        ["two"],
-        "the checkpoint reached the database"
+    assert_eq!(wal_bytes(tmp.path(), 1), 0, "shutdown left guild 1's WAL");
+    assert_eq!(texts_in_database_alone(tmp.path(), 1), ["one"]);
+    assert!(
+        wal_bytes(tmp.path(), 2) > 0,
+        "guild 2 was evicted before shutdown"
     );
+    let conn = Connection::open(db_path(tmp.path(), 2)).unwrap();
+    assert_eq!(quote_texts(&conn), ["two"], "guild 2's write is in its WAL");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -357,9 +375,16 @@ async fn idle_pools_are_closed_after_the_idle_timeout_and_not_before() {
     .await
     .expect("the idle pool was closed");
     assert_eq!(store.stats().idle_closes, 1);
+    // The reopen waits for the background close to finish.
     assert_eq!(
         store.with_guild(5, |c| quote_texts(c)).await.unwrap(),
         ["x"]
+    );
+    assert_eq!(wal_bytes(tmp.path(), 5), 0, "the idle close left WAL");
+    assert_eq!(
+        texts_in_database_alone(tmp.path(), 5),
+        ["x"],
+        "the idle close checkpointed the WAL into the database"
     );
 }
 

@@ -139,8 +139,9 @@ struct State {
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
     /// Guilds whose evicted or idle pool is being closed in the background. Until the close
-    /// (a WAL checkpoint) is done their files are still open: shutdown waits for it, and a
-    /// reopen or a deletion of the guild waits rather than running beside the checkpoint.
+    /// (for an idle guild, a WAL checkpoint first) is done their files are still open:
+    /// shutdown waits for it, and a reopen or a deletion of the guild waits rather than
+    /// running beside it.
     closing: HashSet<GuildId>,
     shutting_down: bool,
 }
@@ -189,6 +190,18 @@ struct GuildPool {
 impl GuildPool {
     fn is_idle(&self) -> bool {
         self.leases.load(Ordering::Acquire) == 0
+    }
+
+    /// Copies the WAL into the database and empties it, leaving the database complete on its
+    /// own; closing does not (see `open.rs`). A failure is logged: the WAL still holds it all.
+    fn checkpoint(&self) {
+        let checkpointed = self.pool.get().map_err(|e| e.to_string()).and_then(|conn| {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = checkpointed {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 
@@ -388,16 +401,7 @@ impl GuildDatabaseManager {
             .await;
         let closed = tokio::task::spawn_blocking(move || {
             for guild in pools {
-                match guild.pool.get() {
-                    Ok(conn) => {
-                        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-                            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no connection for the shutdown checkpoint")
-                    }
-                }
+                guild.checkpoint();
             }
         })
         .await;
@@ -558,9 +562,10 @@ impl GuildDatabaseManager {
             let Some(idle) = idle else {
                 return Ok(Step::Wait);
             };
-            // The victim is closed in the background, off this use's path: its close may
-            // checkpoint the WAL, two fsyncs that this use need not wait for.
-            self.inner.close_in_background(state, &[idle]);
+            // The victim is closed in the background, off this use's path, and without a
+            // checkpoint: a guild evicted under churn is likely back soon, and its WAL is
+            // checkpointed once it has grown (see `open.rs`).
+            self.inner.close_in_background(state, &[idle], false);
             self.inner
                 .counters
                 .evictions
@@ -649,8 +654,14 @@ enum Step {
 
 impl Inner {
     /// Takes the idle pools of `guilds` out of the cache and closes them on the blocking
-    /// pool, marking each guild as closing until its files are closed.
-    fn close_in_background(self: &Arc<Self>, state: &mut State, guilds: &[GuildId]) {
+    /// pool, each after a checkpoint if `checkpoint`, marking each guild as closing until its
+    /// files are closed.
+    fn close_in_background(
+        self: &Arc<Self>,
+        state: &mut State,
+        guilds: &[GuildId],
+        checkpoint: bool,
+    ) {
         let pools: Vec<(GuildId, Arc<GuildPool>)> = guilds
             .iter()
             .filter_map(|id| match state.slots.pop(id) {
@@ -665,6 +676,9 @@ impl Inner {
         tokio::task::spawn_blocking(move || {
             let mut closed = Vec::with_capacity(pools.len());
             for (id, pool) in pools {
+                if checkpoint {
+                    pool.checkpoint();
+                }
                 drop(pool);
                 closed.push(id);
             }
@@ -759,7 +773,8 @@ async fn close_idle_pools(inner: Weak<Inner>) {
         if expired.is_empty() {
             continue;
         }
-        inner.close_in_background(&mut state, &expired);
+        // A guild idle this long is likely to stay so: its database is made complete.
+        inner.close_in_background(&mut state, &expired, true);
         inner
             .counters
             .idle_closes
