@@ -6,9 +6,12 @@ mod privacy;
 mod quote;
 mod remind;
 
-use std::time::Duration;
+use std::{fmt::Display, time::Duration};
 
-use super::{Data, Error};
+use poise::serenity_prelude as serenity;
+use rusqlite::Connection;
+
+use super::{Context, Data, Error};
 
 /// Every command the bot registers.
 pub fn all() -> Vec<poise::Command<Data, Error>> {
@@ -35,4 +38,32 @@ pub fn set_write_cooldown(commands: &mut [poise::Command<Data, Error>], cooldown
             config.user = (!cooldown.is_zero()).then_some(cooldown);
         }
     }
+}
+
+/// An autocomplete answer from one query of the guild's database, each result made a choice
+/// by `choice`. Autocomplete has no way to show an error: outside a guild, or when the query
+/// fails, it offers nothing (and logs the failure).
+async fn suggestions<T, E>(
+    ctx: Context<'_>,
+    query: impl FnOnce(&mut Connection) -> Result<Vec<T>, E> + Send + 'static,
+    choice: impl FnMut(T) -> serenity::AutocompleteChoice,
+) -> serenity::CreateAutocompleteResponse
+where
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    let Some(guild) = ctx.guild_id() else {
+        return serenity::CreateAutocompleteResponse::new();
+    };
+    let choices = match ctx.data().store.with_guild(guild.get(), query).await {
+        Ok(Ok(found)) => found.into_iter().map(choice).collect(),
+        Ok(Err(e)) => log_failure(&e),
+        Err(e) => log_failure(&e),
+    };
+    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+}
+
+fn log_failure(error: &dyn Display) -> Vec<serenity::AutocompleteChoice> {
+    tracing::warn!(error = %error, "autocomplete failed");
+    Vec::new()
 }

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
 
+use super::suggestions;
 use crate::{
     bot::{self, buttons, reply, Context, Error, OrUserError},
     quotes::{self, NewQuote, PageAt, Quote, QuoteEdit, QuoteSource},
@@ -367,66 +368,34 @@ pub async fn today(ctx: Context<'_>) -> Result<(), Error> {
 
 /// Suggests quote numbers whose number or text matches what was typed.
 async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
-    let Some(guild) = ctx.guild_id().map(serenity::GuildId::get) else {
-        return serenity::CreateAutocompleteResponse::new();
-    };
     let typed = typed.to_owned();
-    let found = ctx
-        .data()
-        .store
-        .with_guild(guild, move |c| {
-            quotes::autocomplete_ids(c, &typed, quotes::MAX_AUTOCOMPLETE)
-        })
-        .await;
-    let choices = match found {
-        Ok(Ok(ids)) => ids
-            .into_iter()
-            .map(|(id, text)| {
-                serenity::AutocompleteChoice::new(reply::shorten(&format!("#{id} {text}"), 100), id)
-            })
-            .collect(),
-        Ok(Err(e)) => log_autocomplete(&e),
-        Err(e) => log_autocomplete(&e),
-    };
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+    suggestions(
+        ctx,
+        move |c| quotes::autocomplete_ids(c, &typed, quotes::MAX_AUTOCOMPLETE),
+        |(id, text)| {
+            serenity::AutocompleteChoice::new(reply::shorten(&format!("#{id} {text}"), 100), id)
+        },
+    )
+    .await
 }
 
 /// Suggests tags in use that start with what was typed (after the last comma).
 async fn complete_tag(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
-    let Some(guild) = ctx.guild_id().map(serenity::GuildId::get) else {
-        return serenity::CreateAutocompleteResponse::new();
-    };
     let (before, last) = typed.rsplit_once(',').unwrap_or(("", typed));
     let last = last.to_owned();
-    let found = ctx
-        .data()
-        .store
-        .with_guild(guild, move |c| {
-            quotes::tags(c, &last, quotes::MAX_AUTOCOMPLETE)
-        })
-        .await;
-    let choices = match found {
-        Ok(Ok(tags)) => tags
-            .into_iter()
-            .map(|t| {
-                let value = if before.is_empty() {
-                    t.name.clone()
-                } else {
-                    format!("{before}, {}", t.name)
-                };
-                serenity::AutocompleteChoice::new(format!("{} ({})", t.name, t.quotes), value)
-            })
-            .collect(),
-        Ok(Err(e)) => log_autocomplete(&e),
-        Err(e) => log_autocomplete(&e),
-    };
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
-}
-
-/// Autocomplete has no way to show an error: offer nothing and log why.
-pub(super) fn log_autocomplete(error: &dyn std::fmt::Display) -> Vec<serenity::AutocompleteChoice> {
-    tracing::warn!(error = %error, "autocomplete failed");
-    vec![]
+    suggestions(
+        ctx,
+        move |c| quotes::tags(c, &last, quotes::MAX_AUTOCOMPLETE),
+        |t| {
+            let value = if before.is_empty() {
+                t.name.clone()
+            } else {
+                format!("{before}, {}", t.name)
+            };
+            serenity::AutocompleteChoice::new(format!("{} ({})", t.name, t.quotes), value)
+        },
+    )
+    .await
 }
 
 fn split_tags(tags: Option<&str>) -> Vec<String> {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use poise::serenity_prelude as serenity;
 
-use super::quote::log_autocomplete;
+use super::suggestions;
 use crate::{
     bot::{self, reply, Context, Error, UserError},
     optins,
@@ -272,24 +272,13 @@ fn when_text(at: DateTime<Utc>) -> String {
 }
 
 async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
-    let Some(guild) = ctx.guild_id().map(serenity::GuildId::get) else {
-        return serenity::CreateAutocompleteResponse::new();
-    };
     let (user, typed) = (ctx.author().id.get(), typed.to_owned());
-    let found = ctx
-        .data()
-        .store
-        .with_guild(guild, move |c| reminders::choices(c, user, &typed, 25))
-        .await;
-    let choices = match found {
-        Ok(Ok(choices)) => choices
-            .into_iter()
-            .map(|c| serenity::AutocompleteChoice::new(c.label, c.id))
-            .collect(),
-        Ok(Err(e)) => log_autocomplete(&e),
-        Err(e) => log_autocomplete(&e),
-    };
-    serenity::CreateAutocompleteResponse::new().set_choices(choices)
+    suggestions(
+        ctx,
+        move |c| reminders::choices(c, user, &typed, 25),
+        |c| serenity::AutocompleteChoice::new(c.label, c.id),
+    )
+    .await
 }
 
 async fn complete_zone(_ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
