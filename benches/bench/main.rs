@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
+/// How many times each case runs, quick or full; its figures are the medians. Three is the
+/// fewest that has a median, and the full run has fifteen minutes for all eight cases.
+pub const REPEATS: usize = 3;
+
 /// How big a run is.
 #[derive(Clone, Copy)]
 pub struct Size {
@@ -29,10 +33,6 @@ impl Size {
         } else {
             full
         }
-    }
-
-    pub fn repeats(self) -> usize {
-        self.pick(3, 5)
     }
 }
 

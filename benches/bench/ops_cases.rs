@@ -24,12 +24,9 @@ use crate::{
     measure::{median, peak_rss_mib, reset_peak_rss, rss_mib},
     ops_data,
     store_cases::{raw_open, store},
-    Case, Size,
+    Case, Size, REPEATS,
 };
 
-/// Each repeat of these cases moves a gigabyte or imports a million rows, so three repeats
-/// rather than the store cases' five keep the full run within its budget.
-const REPEATS: usize = 3;
 /// Quotes per guild of the backup case: about 1 MB of database each.
 const QUOTES_PER_GUILD: usize = 1024;
 

@@ -23,13 +23,10 @@ use tokio::sync::Notify;
 use crate::{
     measure::{median, peak_rss_mib, rss_mib, Samples},
     store_cases::store,
-    Case, Size,
+    Case, Size, REPEATS,
 };
 
 const REMINDERS_PER_GUILD: u64 = 100;
-/// A full-size repeat indexes a million reminders and sends ten thousand, so fewer repeats
-/// than the store's cases.
-const REPEATS: usize = 3;
 const DAY_SECS: i64 = 86_400;
 
 /// One repeat, as the child process is told it besides the data directory: which daily

@@ -4,7 +4,8 @@
 //! of guilds on disk.
 
 use std::{
-    path::Path,
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::{
     measure::{anon_rss_mib, median, open_fds, process_cpu_secs, rss_mib, Samples},
-    Case, Size,
+    Case, Size, REPEATS,
 };
 
 const SCHEMA: &str = include_str!("../../schema/0001_init.sql");
@@ -69,7 +70,7 @@ fn compare(ours: Vec<Samples>, baseline: Vec<Samples>) -> (Value, Value, f64) {
 pub async fn new_guild(size: Size, scratch: &Path) -> Case {
     let n = size.pick(100, 1000);
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for repeat in 0..size.repeats() {
+    for repeat in 0..REPEATS {
         let dir = scratch.join(format!("new_guild_{repeat}"));
         let store = store(&dir.join("ours"), 256);
         let mut ours_run = Samples::with_capacity(n);
@@ -133,7 +134,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         std::fs::copy(db, raw_path(guild)).unwrap();
     }
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for _ in 0..size.repeats() {
+    for _ in 0..REPEATS {
         // A cap far below the number of guilds: every use in the cycle reopens.
         let store = store(&dir, 8);
         let mut ours_run = Samples::with_capacity(n);
@@ -188,7 +189,7 @@ pub async fn hot(size: Size, scratch: &Path) -> Case {
     raw.execute_batch(SCHEMA).unwrap();
     raw.execute(INSERT, []).unwrap();
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for _ in 0..size.repeats() {
+    for _ in 0..REPEATS {
         let mut ours_run = Samples::with_capacity(n);
         let mut base_run = Samples::with_capacity(n);
         for _ in 0..n {
@@ -239,8 +240,7 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
         .unwrap();
     }
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    // Three repeats even in the full run: each takes minutes, and the whole run has fifteen.
-    for repeat in 0..3 {
+    for repeat in 0..REPEATS {
         let draws = Arc::new(zipf_draws(guilds, ops, repeat as u64));
         let store = store(&dir, 256);
         let next = Arc::new(AtomicU64::new(0));
@@ -365,22 +365,43 @@ fn shared_insert_and_read(conn: &Connection, writer: &std::sync::Mutex<()>, guil
     .unwrap();
 }
 
-/// A data directory holding guilds 1..=n, shared by the growth and zipf cases: creating
-/// 100,000 guilds takes minutes, too long to do twice in a fifteen-minute run. Only the guilds
-/// not there yet are created, so growth can add to it point by point before zipf uses it.
-async fn fleet(scratch: &Path, n: u64) -> std::path::PathBuf {
-    use futures::StreamExt;
+/// A data directory holding guilds 1..=n, shared by the growth and zipf cases. Guild 1 is
+/// created by the store; the others are copies of its three files, made without the fsyncs
+/// (and the open and close) of a real creation: this is setup, and creating 100,000 guilds
+/// through the store took three of the full run's fifteen minutes. Only the guilds not there
+/// yet are made, so growth can add to it point by point before zipf uses it.
+async fn fleet(scratch: &Path, n: u64) -> PathBuf {
+    const COPIERS: u64 = 4;
     let dir = scratch.join("fleet");
     let store = store(&dir, 256);
+    store.with_guild(1, |_| ()).await.unwrap();
     let present = store.guilds_on_disk().await.unwrap().len() as u64;
-    futures::stream::iter(present + 1..=n)
-        .for_each_concurrent(8, |guild| {
-            let store = store.clone();
-            async move { store.with_guild(guild, |_| ()).await.unwrap() }
-        })
-        .await;
     store.shutdown().await;
+    let guilds = dir.join("guilds");
+    tokio::task::spawn_blocking(move || {
+        let model = guilds.join("1");
+        std::thread::scope(|scope| {
+            for copier in 0..COPIERS {
+                let (model, guilds) = (&model, &guilds);
+                scope.spawn(move || {
+                    for guild in (present + 1..=n).filter(|g| g % COPIERS == copier) {
+                        copy_guild(model, &guilds.join(guild.to_string()));
+                    }
+                });
+            }
+        });
+    })
+    .await
+    .unwrap();
     dir
+}
+
+/// A guild directory like `model`, with its database and side files (modes included).
+fn copy_guild(model: &Path, to: &Path) {
+    std::fs::DirBuilder::new().mode(0o700).create(to).unwrap();
+    for file in ["quotes.db", "quotes.db-wal", "quotes.db-shm"] {
+        std::fs::copy(model.join(file), to.join(file)).unwrap();
+    }
 }
 
 /// Memory and descriptors of a fresh process holding `guilds` guilds on disk, after using a
