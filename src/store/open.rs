@@ -63,8 +63,7 @@ const WAL_KEEP_BYTES: i64 = 8 << 20;
 /// The settings that live on a connection (not in the file). Run on every connection.
 pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::Result<()> {
     conn.busy_timeout(settings.busy_timeout)?;
-    keep_side_files_on_close(conn)?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    keep_wal_on_close(conn)?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA cache_size = -{CACHE_KIB}; \
          PRAGMA journal_size_limit = {WAL_KEEP_BYTES};",
@@ -79,13 +78,14 @@ pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::R
 /// (the WAL before the checkpoint, the database after it, and the WAL's header when the next
 /// write starts it afresh).
 ///
-/// So closing does neither (`configure` also sets SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE): both
+/// So closing does neither (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_FCNTL_PERSIST_WAL): both
 /// files stay, and the WAL keeps the frames written since its last checkpoint, which SQLite
 /// reads back when the guild reopens. A WAL is still checkpointed when it reaches SQLite's
 /// automatic checkpoint size (1000 pages) during a commit, and when its guild is closed for
 /// being idle or open at shutdown (`manager.rs`), so a quiet guild ends as one complete file.
 /// Until then, a guild's `-wal` is part of its data.
-fn keep_side_files_on_close(conn: &Connection) -> rusqlite::Result<()> {
+fn keep_wal_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let mut keep: std::ffi::c_int = 1;
     // SAFETY: the handle belongs to `conn`, which outlives the call; `keep` is the int that
     // SQLITE_FCNTL_PERSIST_WAL reads (and writes back), alive for the call.
