@@ -620,8 +620,7 @@ async fn shutdown_waits_for_leases_checkpoints_the_wal_and_refuses_later_uses() 
     shutdown.await.unwrap();
     assert!(finished.load(Ordering::SeqCst));
     for guild in 1..=3u64 {
-        let wal = format!("{}-wal", db_path(tmp.path(), guild).display());
-        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let size = wal_bytes(tmp.path(), guild);
         assert_eq!(size, 0, "guild {guild} left {size} bytes of WAL");
     }
     let conn = Connection::open(db_path(tmp.path(), 1)).unwrap();
