@@ -59,8 +59,7 @@ pub async fn scheduler(
     scratch: &Path,
     measure_child: impl Fn(&Path, &Point) -> Value,
 ) -> Case {
-    // Quick: few guilds, because each repeat ends with the store's shutdown checkpointing
-    // every guild the sends wrote, and creating guilds costs fsyncs too.
+    // Quick: few guilds, because creating and seeding each one costs fsyncs.
     let guilds = size.pick(100, 10_000) as u64;
     let dir = scratch.join("scheduler");
     // Tomorrow, so that nothing is due before a child moves its clock there.

@@ -124,6 +124,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
     }
     setup.shutdown().await;
     drop(setup);
+    checkpoint_every_guild(&dir).await;
     // The baseline opens copies: a raw connection deletes the side files on close, which the
     // store keeps, and would otherwise make ours recreate them.
     let raw_dir = scratch.join("reopen_raw");
@@ -363,6 +364,22 @@ fn shared_insert_and_read(conn: &Connection, writer: &std::sync::Mutex<()>, guil
     .unwrap()
     .query_row([guild], |row| row.get::<_, i64>(0))
     .unwrap();
+}
+
+/// Leaves every guild in `dir` as a bot that went idle leaves it: its WAL checkpointed into
+/// the database and emptied. A store's shutdown does that only for the guilds still open; the
+/// ones it evicted keep their last writes in their WAL.
+pub async fn checkpoint_every_guild(dir: &Path) {
+    let store = store(dir, 256);
+    for guild in store.guilds_on_disk().await.unwrap() {
+        store
+            .with_existing_guild(guild, |c| {
+                c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap()
+            })
+            .await
+            .unwrap();
+    }
+    store.shutdown().await;
 }
 
 /// A data directory holding guilds 1..=n, shared by the growth and zipf cases. Guild 1 is
