@@ -12,13 +12,28 @@ mod ops_data;
 mod scheduler_case;
 mod store_cases;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use serde_json::{json, Map, Value};
 
 /// How many times each case runs, quick or full; its figures are the medians. Three is the
 /// fewest that has a median, and the full run has fifteen minutes for all eight cases.
 pub const REPEATS: usize = 3;
+
+/// Puts a finished directory of scratch data out of the way instead of deleting it; the
+/// scratch directory goes, with everything set aside, when the run ends. Deleting mid-run
+/// would charge one case's clean-up to the next case's figures: this disk is mounted with
+/// online discard, so a deletion is followed by discard I/O, and ext4 without a journal skips
+/// inodes freed in the last minutes when it allocates new ones, scanning past each of them.
+pub fn set_aside(path: &Path) {
+    static SET_ASIDE: AtomicUsize = AtomicUsize::new(0);
+    let n = SET_ASIDE.fetch_add(1, Ordering::Relaxed);
+    let parent = path.parent().expect("scratch data has a parent directory");
+    std::fs::rename(path, parent.join(format!("set-aside-{n}"))).expect("set scratch data aside");
+}
 
 /// How big a run is.
 #[derive(Clone, Copy)]

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::{
     measure::{median, peak_rss_mib, reset_peak_rss, rss_mib},
-    ops_data,
+    ops_data, set_aside,
     store_cases::{checkpoint_every_guild, raw_open, store},
     Case, Size, REPEATS,
 };
@@ -76,12 +76,9 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
             .await
             .unwrap();
         baseline.push(source_rows as f64 / took.as_secs_f64());
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(data))
-            .await
-            .unwrap()
-            .unwrap();
+        set_aside(&data);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    set_aside(&dir);
     let ours_rate = median(ours.iter().map(|o| o.0).collect());
     let base_rate = median(baseline);
     Case::new(
@@ -188,8 +185,8 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
         let (guilds_dir, files) = (dir.join("guilds"), on_disk.clone());
         let took = tokio::task::spawn_blocking(move || {
             let took = raw_backups(&guilds_dir, &files, &copies);
-            std::fs::remove_dir_all(&copies).unwrap();
-            std::fs::remove_dir_all(&report.set).unwrap();
+            set_aside(&copies);
+            set_aside(&report.set);
             took
         })
         .await
@@ -197,7 +194,7 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
         baseline.push(took.as_secs_f64());
     }
     store.shutdown().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    set_aside(&dir);
     let (ours_s, base_s) = (median(ours), median(baseline));
     let ratio = ours_s / base_s;
     Case::new(

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::{
     measure::{median, peak_rss_mib, rss_mib, Samples},
+    set_aside,
     store_cases::store,
     Case, Size, REPEATS,
 };
@@ -79,7 +80,7 @@ pub async fn scheduler(
             measure_child(&dir, &point)
         })
         .collect();
-    std::fs::remove_dir_all(&dir).unwrap();
+    set_aside(&dir);
     let figure = |key: &str| median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect());
     let (startup_s, p99_ms) = (figure("startup_s"), figure("lateness_p99_ms"));
     Case::new(

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::{
     measure::{anon_rss_mib, median, open_fds, process_cpu_secs, rss_mib, Samples},
-    Case, Size, REPEATS,
+    set_aside, Case, Size, REPEATS,
 };
 
 const SCHEMA: &str = include_str!("../../schema/0001_init.sql");
@@ -96,7 +96,7 @@ pub async fn new_guild(size: Size, scratch: &Path) -> Case {
             });
         }
         store.shutdown().await;
-        std::fs::remove_dir_all(&dir).unwrap();
+        set_aside(&dir);
         ours.push(ours_run);
         baseline.push(base_run);
     }
@@ -165,8 +165,8 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         ours.push(ours_run);
         baseline.push(base_run);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&raw_dir).unwrap();
+    set_aside(&dir);
+    set_aside(&raw_dir);
     let (ours, baseline, ratio) = compare(ours, baseline);
     Case::new(
         "reopen",
@@ -204,7 +204,7 @@ pub async fn hot(size: Size, scratch: &Path) -> Case {
     }
     store.shutdown().await;
     drop(raw);
-    std::fs::remove_dir_all(&dir).unwrap();
+    set_aside(&dir);
     let (ours, baseline, ratio) = compare(ours, baseline);
     Case::new(
         "hot",
