@@ -222,9 +222,9 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
     )
 }
 
-/// The baseline: each guild's file copied the way the store copies one (online backup API,
-/// all pages in one step, the copy made self-contained and fsynced) and nothing else, as
-/// many at once as the backup job copies. Returns how long it took.
+/// The baseline: each guild's file copied the plain rusqlite way (online backup API, all pages
+/// in one step, the copy made self-contained with `PRAGMA journal_mode`, fsynced) and nothing
+/// else, as many at once as the backup job copies. Returns how long it took.
 fn raw_backups(guilds_dir: &Path, guilds: &[u64], copies: &Path) -> Duration {
     let started = Instant::now();
     std::fs::create_dir_all(copies).unwrap();

@@ -9,8 +9,8 @@
 
 use std::{
     collections::BTreeMap,
-    fs::{File, OpenOptions},
-    os::unix::fs::OpenOptionsExt,
+    fs::OpenOptions,
+    os::unix::fs::{FileExt, OpenOptionsExt},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -49,8 +49,8 @@ pub fn copy_into(from: &Connection, to: &mut Connection) -> Result<(), StoreErro
     }
 }
 
-/// Copies `from` into a new file `to` (mode 0600; it must not exist yet), in rollback-journal
-/// mode so that the copy is one self-contained file, and fsyncs it.
+/// Copies `from` into a new file `to` (mode 0600; it must not exist yet), as a database in
+/// rollback-journal mode so that the copy is one self-contained file, and fsyncs it.
 pub fn copy_to_new_file(from: &Connection, to: &Path) -> Result<(), StoreError> {
     OpenOptions::new()
         .write(true)
@@ -59,12 +59,33 @@ pub fn copy_to_new_file(from: &Connection, to: &Path) -> Result<(), StoreError> 
         .open(to)
         .map_err(StoreError::io(to))?;
     let mut copy = Connection::open(to)?;
+    // Nothing else opens the new file, and a failed copy is deleted, not rolled back: the copy
+    // needs no rollback journal, which would be one more file created and removed per guild.
+    copy.pragma_update(None, "journal_mode", "OFF")?;
     copy_into(from, &mut copy)?;
-    copy.pragma_update(None, "journal_mode", "DELETE")?;
     copy.close().map_err(|(_, e)| e)?;
-    File::open(to)
-        .and_then(|f| f.sync_all())
-        .map_err(StoreError::io(to))
+    into_rollback_mode(to).map_err(StoreError::io(to))
+}
+
+/// Where a database header keeps the file format's write and read versions: 2 and 2 in WAL
+/// mode, 1 and 1 in rollback-journal mode (sqlite.org/fileformat2.html, "File format version
+/// numbers"). Nothing else in the header depends on the journal mode.
+const FORMAT_VERSIONS_AT: u64 = 18;
+
+/// Marks the closed database `path` as in rollback-journal mode, and fsyncs it. A copy of a
+/// WAL database carries its source's header, which says WAL, and the next connection to open
+/// it would create a `-wal` and `-shm` beside it. Setting the mode with `PRAGMA journal_mode`
+/// does that very thing first, creating both files, checkpointing an empty WAL and removing
+/// them: a third of the cost of copying a guild. The copy's WAL is empty, since the backup
+/// wrote every page to the file itself, so rewriting the two bytes is all the switch does.
+fn into_rollback_mode(path: &Path) -> std::io::Result<()> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut versions = [0; 2];
+    file.read_exact_at(&mut versions, FORMAT_VERSIONS_AT)?;
+    if versions != [1, 1] {
+        file.write_all_at(&[1, 1], FORMAT_VERSIONS_AT)?;
+    }
+    file.sync_all()
 }
 
 /// `PRAGMA integrity_check`: `"ok"`, or the problems it found, one per line.
