@@ -85,8 +85,10 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
         "legacy import",
         json!({
             "rows_per_s": ours_rate,
+            // Resident includes the pages of the legacy file the reader maps (source_mib).
             "peak_rss_growth_mib": median(ours.iter().map(|o| o.1).collect()),
             "source_rows": source_rows,
+            "source_mib": std::fs::metadata(&legacy).unwrap().len() as f64 / 1048576.0,
             "generate_s": generate_s,
         }),
         Some(json!({ "rows_per_s": base_rate })),

@@ -65,6 +65,9 @@ const QUEUE: usize = 4;
 /// creation and fsyncs in the store, and those waits overlap.
 const WRITERS: usize = 4;
 
+/// How much of the legacy database the reader maps into memory; a larger file reads the rest.
+const SOURCE_MMAP_BYTES: i64 = 1 << 30;
+
 /// What `migrate-legacy` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -233,6 +236,12 @@ fn open_source(path: &Path) -> anyhow::Result<Connection> {
     // Fails here, not half-way, when the file is not a legacy database.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .with_context(|| format!("{} is not a SQLite database", path.display()))?;
+    // The reader's sorts (every table by guild) come before the first guild can be written,
+    // so they run with helper threads; and the file, read-only and unchanging, is mapped
+    // rather than read page by page with a system call each.
+    conn.execute_batch(&format!(
+        "PRAGMA threads = 2; PRAGMA mmap_size = {SOURCE_MMAP_BYTES};"
+    ))?;
     Ok(conn)
 }
 
