@@ -47,6 +47,7 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
         .unwrap()
     };
     let source_rows: u64 = tables.iter().map(|(_, rows)| rows).sum();
+    let source_mib = std::fs::metadata(&legacy).unwrap().len() as f64 / 1048576.0;
     let generate_s = generating.elapsed().as_secs_f64();
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     for repeat in 0..REPEATS {
@@ -88,7 +89,7 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
             // Resident includes the pages of the legacy file the reader maps (source_mib).
             "peak_rss_growth_mib": median(ours.iter().map(|o| o.1).collect()),
             "source_rows": source_rows,
-            "source_mib": std::fs::metadata(&legacy).unwrap().len() as f64 / 1048576.0,
+            "source_mib": source_mib,
             "generate_s": generate_s,
         }),
         Some(json!({ "rows_per_s": base_rate })),
