@@ -4,7 +4,7 @@
 //!
 //! Not here: anything Discord (wording of replies, buttons, permissions lookups: the caller
 //! says whether the member is a moderator), where the database lives (`store`), and forgetting
-//! a member (`privacy`, which reuses [`refresh_rating`] to keep averages right).
+//! a member (`privacy`, which reuses `refresh_rating` to keep averages right).
 //!
 //! Changes run in `BEGIN IMMEDIATE` transactions: they read (a permission, a rating) before
 //! they write, and a deferred transaction that turns into a write after another connection

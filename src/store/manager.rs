@@ -96,7 +96,7 @@ pub struct Stats {
     pub opens: u64,
     pub evictions: u64,
     pub idle_closes: u64,
-    /// Over the most recent opens (up to [`LATENCY_WINDOW`]); zero before the first.
+    /// Over the most recent opens (up to `LATENCY_WINDOW`); zero before the first.
     pub open_latency_p50: Duration,
     pub open_latency_p99: Duration,
 }
