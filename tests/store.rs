@@ -74,6 +74,29 @@ async fn hold_lease<T: Send + 'static>(
     (release, lease)
 }
 
+/// [`hold_lease`] whose use, once released, writes the quote `text` and then raises the
+/// returned flag: a test can tell whether that write finished before what it waited for.
+async fn hold_writing_lease(
+    store: &GuildDatabaseManager,
+    guild: u64,
+    text: &'static str,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+    Arc<AtomicBool>,
+) {
+    let finished = Arc::new(AtomicBool::new(false));
+    let (release, lease) = hold_lease(store, guild, {
+        let finished = finished.clone();
+        move |c| {
+            insert_quote(c, text);
+            finished.store(true, Ordering::SeqCst);
+        }
+    })
+    .await;
+    (release, lease, finished)
+}
+
 #[tokio::test]
 async fn first_use_creates_the_file_at_the_latest_version_and_the_second_is_a_cache_hit() {
     let tmp = TempDir::new().unwrap();
@@ -399,15 +422,7 @@ async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_ever
         .unwrap();
     assert!(Path::new(&format!("{}-wal", db.display())).exists());
 
-    let finished = Arc::new(AtomicBool::new(false));
-    let (release, lease) = hold_lease(&store, 9, {
-        let finished = finished.clone();
-        move |c| {
-            insert_quote(c, "last write");
-            finished.store(true, Ordering::SeqCst);
-        }
-    })
-    .await;
+    let (release, lease, finished) = hold_writing_lease(&store, 9, "last write").await;
     let deletion = {
         let store = store.clone();
         tokio::spawn(async move { store.delete_guild(9).await })
@@ -593,15 +608,7 @@ async fn shutdown_waits_for_leases_checkpoints_the_wal_and_refuses_later_uses() 
             .await
             .unwrap();
     }
-    let finished = Arc::new(AtomicBool::new(false));
-    let (release, lease) = hold_lease(&store, 1, {
-        let finished = finished.clone();
-        move |c| {
-            insert_quote(c, "during shutdown");
-            finished.store(true, Ordering::SeqCst);
-        }
-    })
-    .await;
+    let (release, lease, finished) = hold_writing_lease(&store, 1, "during shutdown").await;
     let shutdown = {
         let store = store.clone();
         tokio::spawn(async move { store.shutdown().await })
