@@ -21,6 +21,7 @@ use rusqlite::{
 };
 
 use super::{
+    open::{FORMAT_VERSIONS_AT, ROLLBACK_FORMAT},
     paths::{self, GuildId},
     GuildDatabaseManager, Migrations, StoreError,
 };
@@ -67,11 +68,6 @@ pub fn copy_to_new_file(from: &Connection, to: &Path) -> Result<(), StoreError> 
     into_rollback_mode(to).map_err(StoreError::io(to))
 }
 
-/// Where a database header keeps the file format's write and read versions: 2 and 2 in WAL
-/// mode, 1 and 1 in rollback-journal mode (sqlite.org/fileformat2.html, "File format version
-/// numbers"). Nothing else in the header depends on the journal mode.
-const FORMAT_VERSIONS_AT: u64 = 18;
-
 /// Marks the closed database `path` as in rollback-journal mode, and fsyncs it. A copy of a
 /// WAL database carries its source's header, which says WAL, and the next connection to open
 /// it would create a `-wal` and `-shm` beside it. Setting the mode with `PRAGMA journal_mode`
@@ -81,9 +77,9 @@ const FORMAT_VERSIONS_AT: u64 = 18;
 fn into_rollback_mode(path: &Path) -> std::io::Result<()> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let mut versions = [0; 2];
-    file.read_exact_at(&mut versions, FORMAT_VERSIONS_AT)?;
-    if versions != [1, 1] {
-        file.write_all_at(&[1, 1], FORMAT_VERSIONS_AT)?;
+    file.read_exact_at(&mut versions, FORMAT_VERSIONS_AT as u64)?;
+    if versions != ROLLBACK_FORMAT {
+        file.write_all_at(&ROLLBACK_FORMAT, FORMAT_VERSIONS_AT as u64)?;
     }
     file.sync_all()
 }

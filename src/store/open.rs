@@ -106,6 +106,13 @@ fn keep_wal_on_close(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Where a database header keeps the file format's write and read versions: 2 and 2 in WAL
+/// mode, 1 and 1 in rollback-journal mode (sqlite.org/fileformat2.html, "File format version
+/// numbers"). Nothing else in the header depends on the journal mode.
+pub(super) const FORMAT_VERSIONS_AT: usize = 18;
+pub(super) const WAL_FORMAT: [u8; 2] = [2, 2];
+pub(super) const ROLLBACK_FORMAT: [u8; 2] = [1, 1];
+
 /// A new guild's database as bytes: the schema at its latest version, built once per process
 /// from `schema/`. Writing these bytes costs one file write instead of dozens of DDL
 /// statements for every new guild.
@@ -117,7 +124,11 @@ impl Template {
     pub fn build(migrations: &Migrations) -> Result<Self, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         migrations.apply(&mut conn)?;
-        let image = conn.serialize(MAIN_DB)?.to_vec();
+        let mut image = conn.serialize(MAIN_DB)?.to_vec();
+        // Written in WAL mode already: switching a new file with `PRAGMA journal_mode` is a
+        // rollback-journal transaction of its own (a `-journal` created, three fsyncs, the
+        // journal removed) on every new guild's path, only to rewrite these two bytes.
+        image[FORMAT_VERSIONS_AT..FORMAT_VERSIONS_AT + 2].copy_from_slice(&WAL_FORMAT);
         Ok(Self { image })
     }
 }
