@@ -196,7 +196,10 @@ pub fn open_guild(
         }
         Err(e) => return Err(e.into()),
     }
-    migrations.apply(&mut conn)?;
+    // `apply` reads the version again, a statement that every reopen would pay for nothing.
+    if version < migrations.latest() {
+        migrations.apply(&mut conn)?;
+    }
     Ok(conn)
 }
 
