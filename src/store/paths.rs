@@ -115,13 +115,25 @@ impl DataDir {
     }
 }
 
-/// Creates `path` and any missing parents with mode 0700. Existing directories keep theirs.
+/// Creates `path` and any missing parents with mode 0700; existing directories keep theirs.
+/// A directory's name lives in its parent, so the parent of each one created is fsynced: a
+/// power loss cannot take away a directory whose files were reported saved.
 pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(StoreError::io(path))
+    if path.is_dir() {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    create_private_dir(parent)?;
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        // Another thread or process created it meanwhile, and may not have made it durable yet.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+        Err(e) => return Err(StoreError::io(path)(e)),
+    }
+    fsync_dir(parent)
 }
 
 /// Writes `bytes` to `path` (mode 0600) so that `path` is either absent or complete: the
