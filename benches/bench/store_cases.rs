@@ -463,7 +463,15 @@ pub async fn growth(
     let mut figures = Vec::new();
     for &point in points {
         let dir = fleet(scratch, point).await;
-        figures.push(measure_child(&dir, point));
+        let runs: Vec<Value> = (0..REPEATS).map(|_| measure_child(&dir, point)).collect();
+        let figure = |key: &str| median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect());
+        figures.push(json!({
+            "guilds": point,
+            "rss_mib": figure("rss_mib"),
+            "anon_rss_mib": figure("anon_rss_mib"),
+            "fds": figure("fds") as u64,
+            "cap": runs[0]["cap"],
+        }));
     }
     let first = &figures[0];
     let last = figures.last().unwrap();
