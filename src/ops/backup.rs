@@ -124,7 +124,11 @@ pub async fn backup(
             DirBuilder::new()
                 .mode(0o700)
                 .create(&set)
-                .with_context(|| format!("creating {}", set.display()))
+                .with_context(|| format!("creating {}", set.display()))?;
+            // The set's name lives in the root: without this, a power loss could take away a
+            // set whose manifest was fsynced.
+            paths::fsync_dir(&root)?;
+            Ok(())
         })
         .await??;
     }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::StoreError;
+use super::{paths, StoreError};
 
 /// The file's name inside the data directory.
 pub const FILE_NAME: &str = "pending_deletions.json";
@@ -141,7 +141,7 @@ fn write(path: &Path, guilds: &BTreeMap<u64, DateTime<Utc>>) -> Result<(), Store
     };
     let bytes = serde_json::to_vec_pretty(&on_disk).expect("a map of strings and dates serialises");
     let dir = path.parent().expect("the file lives in the data directory");
-    fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+    paths::create_private_dir(dir)?;
     let temporary = path.with_extension("json.tmp");
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -197,6 +197,19 @@ mod tests {
         rx.mark_unchanged();
         pending.schedule(3, at(1)).unwrap();
         assert!(!rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_data_directory_it_creates_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        PendingDeletions::open(&data_dir)
+            .unwrap()
+            .schedule(7, at(100))
+            .unwrap();
+        let mode = fs::metadata(&data_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
