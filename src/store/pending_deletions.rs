@@ -154,9 +154,7 @@ fn write(path: &Path, guilds: &BTreeMap<u64, DateTime<Utc>>) -> Result<(), Store
         .and_then(|()| file.sync_all())
         .map_err(StoreError::io(&temporary))?;
     fs::rename(&temporary, path).map_err(StoreError::io(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io(dir))
+    paths::fsync_dir(dir)
 }
 
 #[cfg(test)]
