@@ -46,6 +46,11 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// The median of figure `key` over the JSON figures of several runs (child processes, say).
+pub fn median_of(runs: &[serde_json::Value], key: &str) -> f64 {
+    median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect())
+}
+
 /// Resident set size of this process, in MiB.
 pub fn rss_mib() -> f64 {
     status_kib("VmRSS:") / 1024.0

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::{
-    measure::{median, peak_rss_mib, rss_mib, Samples},
+    measure::{median_of, peak_rss_mib, rss_mib, Samples},
     set_aside,
     store_cases::store,
     Case, Size, REPEATS,
@@ -81,7 +81,7 @@ pub async fn scheduler(
         })
         .collect();
     set_aside(&dir);
-    let figure = |key: &str| median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect());
+    let figure = |key: &str| median_of(&runs, key);
     let (startup_s, p99_ms) = (figure("startup_s"), figure("lateness_p99_ms"));
     Case::new(
         "reminder scheduler",

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::{
-    measure::{anon_rss_mib, median, open_fds, process_cpu_secs, rss_mib, Samples},
+    measure::{anon_rss_mib, median, median_of, open_fds, process_cpu_secs, rss_mib, Samples},
     set_aside, Case, Size, REPEATS,
 };
 
@@ -464,7 +464,7 @@ pub async fn growth(
     for &point in points {
         let dir = fleet(scratch, point).await;
         let runs: Vec<Value> = (0..REPEATS).map(|_| measure_child(&dir, point)).collect();
-        let figure = |key: &str| median(runs.iter().map(|r| r[key].as_f64().unwrap()).collect());
+        let figure = |key: &str| median_of(&runs, key);
         figures.push(json!({
             "guilds": point,
             "rss_mib": figure("rss_mib"),
