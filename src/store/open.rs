@@ -249,6 +249,9 @@ fn quarantine(dir: &DataDir, guild: GuildId, db: &Path) -> Result<StoreError, St
             paths::remove_if_present(&side)?;
         }
     }
+    // Both directories changed: the files' new names must last as well as their old ones'
+    // removal, or a power loss could leave the damaged file in neither place.
+    paths::fsync_dir(&target_dir)?;
     paths::fsync_dir(&dir.guild_dir(guild))?;
     tracing::error!(guild = guild.get(), moved_to = %moved_to.display(), "guild database is not a valid SQLite file; quarantined");
     Ok(StoreError::Quarantined {
