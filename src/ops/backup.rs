@@ -28,7 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    files::{hex, sha256_file, write_private},
+    files::{hex, sha256_file},
     progress::Progress,
     PARALLEL_GUILDS,
 };
@@ -173,8 +173,7 @@ pub async fn backup(
         let (set, keep, complete) = (set.clone(), options.keep, manifest.failed.is_empty());
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<PathBuf>> {
             paths::fsync_dir(&set)?;
-            write_private(&set.join(MANIFEST), &json)?;
-            paths::fsync_dir(&set)?;
+            paths::replace_file(&set.join(MANIFEST), &json)?;
             match keep {
                 Some(keep) if complete => prune(&root, keep),
                 Some(_) => {

@@ -122,10 +122,7 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
     if path.is_dir() {
         return Ok(());
     }
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = parent_dir(path);
     create_private_dir(parent)?;
     match DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => {}
@@ -141,23 +138,9 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
 /// renaming, fails if `path` exists, so a file another process just created is never
 /// overwritten; that case returns `Ok(false)`.
 pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
-    let dir = path.parent().expect("a file path has a parent");
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("new"),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
+    let dir = parent_dir(path);
+    let tmp = write_temporary(path, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
@@ -166,6 +149,52 @@ pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(StoreError::io(path)(e)),
+    }
+}
+
+/// Writes `bytes` to `path` (mode 0600), replacing what was there, so that a reader or a
+/// crash finds either the old file or the new one, and the new one lasts once this returns.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = write_temporary(path, bytes)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(path)(e));
+    }
+    fsync_dir(parent_dir(path))
+}
+
+/// A new file beside `path` holding `bytes`, mode 0600, fsynced; its name is unique to this
+/// call, so concurrent writers never share one.
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    let tmp = parent_dir(path).join(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("new"),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(StoreError::io(&tmp)(e))
+        }
+    }
+}
+
+/// The directory `path` is in; "." for a bare file name.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
 }
 
@@ -189,4 +218,30 @@ pub fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_holds_only_the_new_bytes_is_private_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        fs::write(&report, b"an old, longer report").unwrap();
+        fs::set_permissions(&report, fs::Permissions::from_mode(0o644)).unwrap();
+
+        replace_file(&report, b"new").unwrap();
+
+        assert_eq!(fs::read(&report).unwrap(), b"new");
+        let mode = fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+    }
 }

@@ -10,7 +10,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write,
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -140,21 +139,8 @@ fn write(path: &Path, guilds: &BTreeMap<u64, DateTime<Utc>>) -> Result<(), Store
         guilds: guilds.iter().map(|(g, at)| (g.to_string(), *at)).collect(),
     };
     let bytes = serde_json::to_vec_pretty(&on_disk).expect("a map of strings and dates serialises");
-    let dir = path.parent().expect("the file lives in the data directory");
-    paths::create_private_dir(dir)?;
-    let temporary = path.with_extension("json.tmp");
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&temporary)
-        .map_err(StoreError::io(&temporary))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(StoreError::io(&temporary))?;
-    fs::rename(&temporary, path).map_err(StoreError::io(path))?;
-    paths::fsync_dir(dir)
+    paths::create_private_dir(path.parent().expect("the file lives in the data directory"))?;
+    paths::replace_file(path, &bytes)
 }
 
 #[cfg(test)]

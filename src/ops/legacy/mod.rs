@@ -54,10 +54,10 @@ pub use self::{
     target::GuildCounts,
 };
 use super::{
-    files::{hex, sha256_file, write_private},
+    files::{hex, sha256_file},
     progress::Progress,
 };
-use crate::store::GuildDatabaseManager;
+use crate::store::{paths, GuildDatabaseManager};
 
 /// Guild plans read ahead of the writers. Small: each holds one guild's rows.
 const QUEUE: usize = 4;
@@ -186,7 +186,7 @@ pub async fn migrate_legacy(
     if let Some(path) = &options.report {
         let json = serde_json::to_vec_pretty(&report)?;
         let path = path.clone();
-        tokio::task::spawn_blocking(move || write_private(&path, &json)).await??;
+        tokio::task::spawn_blocking(move || paths::replace_file(&path, &json)).await??;
     }
     Ok(report)
 }
@@ -248,7 +248,7 @@ fn open_source(path: &Path) -> anyhow::Result<Connection> {
 fn refuse_side_files(source: &Path) -> anyhow::Result<()> {
     ensure!(source.is_file(), "{} is not a file", source.display());
     for suffix in ["-wal", "-journal"] {
-        let side = crate::store::paths::with_suffix(source, suffix);
+        let side = paths::with_suffix(source, suffix);
         if side.metadata().is_ok_and(|m| m.len() > 0) {
             bail!(
                 "{} exists: the legacy database has unfinished writes; let the program that \
