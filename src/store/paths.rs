@@ -172,16 +172,13 @@ fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         std::process::id(),
         rand::random::<u32>()
     ));
-    let written = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-    match written {
+        .map_err(StoreError::io(&tmp))?;
+    match file.write_all(bytes).and_then(|()| file.sync_all()) {
         Ok(()) => Ok(tmp),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
