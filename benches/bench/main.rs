@@ -114,7 +114,8 @@ fn main() {
         let figures = match mode.as_str() {
             GROWTH_POINT => {
                 let guilds: u64 = rest[0].parse().expect("guild count");
-                Some(runtime().block_on(store_cases::growth_point(dir, guilds)))
+                let uses: u64 = rest[1].parse().expect("uses per pass");
+                Some(runtime().block_on(store_cases::growth_point(dir, guilds, uses)))
             }
             SCHEDULER_POINT => {
                 let point = scheduler_case::Point::from_args(rest);
@@ -177,8 +178,8 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         "hot" => store_cases::hot(size, scratch).await,
         "zipf" => store_cases::zipf(size, scratch).await,
         "growth" => {
-            let measure = |dir: &Path, guilds: u64| {
-                measure_in_child(GROWTH_POINT, dir, &[guilds.to_string()])
+            let measure = |dir: &Path, guilds: u64, uses: u64| {
+                measure_in_child(GROWTH_POINT, dir, &[guilds.to_string(), uses.to_string()])
             };
             store_cases::growth(size, scratch, measure).await
         }

@@ -423,15 +423,15 @@ fn copy_guild(model: &Path, to: &Path) {
 
 /// Memory and descriptors of a fresh process holding `guilds` guilds on disk, after using a
 /// fixed sample of them: run in a child process (see `main.rs`) so each figure starts clean.
-pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
+/// RSS and descriptors after two passes of `uses` random uses over `guilds` guilds on disk.
+pub async fn growth_point(dir: &Path, guilds: u64, uses: u64) -> Value {
     const CAP: usize = 256;
-    const SAMPLE: u64 = 2000;
     let store = store(dir, CAP);
     let on_disk = store.guilds_on_disk().await.unwrap().len() as u64;
     assert_eq!(on_disk, guilds);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for _ in 0..2 {
-        for _ in 0..SAMPLE {
+        for _ in 0..uses {
             let guild = rng.random_range(1..=guilds);
             store
                 .with_existing_guild(guild, |c| insert_and_read(c))
@@ -453,17 +453,21 @@ pub async fn growth_point(dir: &Path, guilds: u64) -> Value {
 pub async fn growth(
     size: Size,
     scratch: &Path,
-    measure_child: impl Fn(&Path, u64) -> Value,
+    measure_child: impl Fn(&Path, u64, u64) -> Value,
 ) -> Case {
     let points: &[u64] = if size.quick {
         &[500, 2_000]
     } else {
         &[1_000, 10_000, 100_000]
     };
+    // Nearly every use at the larger points opens a file; the quick run's minute allows fewer.
+    let uses = size.pick(500, 2_000) as u64;
     let mut figures = Vec::new();
     for &point in points {
         let dir = fleet(scratch, point).await;
-        let runs: Vec<Value> = (0..REPEATS).map(|_| measure_child(&dir, point)).collect();
+        let runs: Vec<Value> = (0..REPEATS)
+            .map(|_| measure_child(&dir, point, uses))
+            .collect();
         let figure = |key: &str| median_of(&runs, key);
         figures.push(json!({
             "guilds": point,
@@ -471,6 +475,7 @@ pub async fn growth(
             "anon_rss_mib": figure("anon_rss_mib"),
             "fds": figure("fds") as u64,
             "cap": runs[0]["cap"],
+            "uses": 2 * uses,
         }));
     }
     let first = &figures[0];
