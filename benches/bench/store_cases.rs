@@ -421,9 +421,9 @@ fn copy_guild(model: &Path, to: &Path) {
     }
 }
 
-/// Memory and descriptors of a fresh process holding `guilds` guilds on disk, after using a
-/// fixed sample of them: run in a child process (see `main.rs`) so each figure starts clean.
-/// RSS and descriptors after two passes of `uses` random uses over `guilds` guilds on disk.
+/// Memory and descriptors of a fresh process holding `guilds` guilds on disk, after two passes
+/// of `uses` seeded random uses of them: run in a child process (see `main.rs`) so each figure
+/// starts clean.
 pub async fn growth_point(dir: &Path, guilds: u64, uses: u64) -> Value {
     const CAP: usize = 256;
     let store = store(dir, CAP);
