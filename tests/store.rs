@@ -715,3 +715,101 @@ async fn a_use_waiting_on_an_existing_only_open_of_a_guild_without_a_database_de
         );
     }
 }
+
+fn spare_dir(data: &Path, version: u32) -> PathBuf {
+    data.join("guilds").join(format!(".spare-v{version}"))
+}
+
+fn with_spare(dir: &Path) -> StoreConfig {
+    let mut config = config(dir);
+    config.keep_spare_guild = true;
+    config
+}
+
+#[tokio::test]
+async fn a_store_that_keeps_a_spare_makes_the_next_new_guild_from_it() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path();
+    let store = GuildDatabaseManager::new(with_spare(data)).unwrap();
+    store
+        .with_guild(1, |c| insert_quote(c, "first guild"))
+        .await
+        .unwrap();
+    // Shutdown waits for the spare being made after the first guild.
+    store.shutdown().await;
+    assert!(spare_dir(data, LATEST).join("quotes.db").is_file());
+
+    let store = GuildDatabaseManager::new(with_spare(data)).unwrap();
+    store
+        .with_guild(2, |c| insert_quote(c, "second guild"))
+        .await
+        .unwrap();
+    let stats = store.stats();
+    assert_eq!((stats.created, stats.created_from_spare), (1, 1));
+    store.shutdown().await;
+
+    let conn = Connection::open(db_path(data, 2)).unwrap();
+    assert_eq!(quote_texts(&conn), ["second guild"]);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST);
+    drop(conn);
+    // Taken, and made again; neither guild sees it as one of the guilds.
+    assert!(spare_dir(data, LATEST).join("quotes.db").is_file());
+    let store = GuildDatabaseManager::new(config(data)).unwrap();
+    assert_eq!(store.guilds_on_disk().await.unwrap(), [1, 2]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let spare = spare_dir(data, LATEST);
+    assert_eq!(mode(&spare), 0o700);
+    for entry in std::fs::read_dir(&spare).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn a_spare_is_not_used_over_an_old_guilds_leftovers_nor_from_another_schema_version() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path();
+    let store = GuildDatabaseManager::new(with_spare(data)).unwrap();
+    store.with_guild(1, |_| ()).await.unwrap();
+    store.shutdown().await;
+    assert!(spare_dir(data, LATEST).is_dir());
+
+    // A deletion cut short left guild 5's old WAL behind: that guild is made from the
+    // template, which removes the WAL, and the spare stays for the next guild.
+    let stale_wal = data.join("guilds/5/quotes.db-wal");
+    std::fs::create_dir_all(stale_wal.parent().unwrap()).unwrap();
+    std::fs::write(&stale_wal, b"an old guild's WAL").unwrap();
+    let store = GuildDatabaseManager::new(with_spare(data)).unwrap();
+    store
+        .with_guild(5, |c| insert_quote(c, "new guild 5"))
+        .await
+        .unwrap();
+    assert_eq!(store.stats().created_from_spare, 0);
+    store.shutdown().await;
+    assert!(spare_dir(data, LATEST).is_dir());
+    let conn = Connection::open(db_path(data, 5)).unwrap();
+    assert_eq!(quote_texts(&conn), ["new guild 5"]);
+    drop(conn);
+
+    // Only a spare another build made for a newer schema: not used, and left alone.
+    std::fs::rename(spare_dir(data, LATEST), spare_dir(data, LATEST + 1)).unwrap();
+    let store = GuildDatabaseManager::new(config(data)).unwrap();
+    let version: u32 = store
+        .with_guild(6, |c| {
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(version, LATEST);
+    assert_eq!(store.stats().created_from_spare, 0);
+    store.shutdown().await;
+    assert!(spare_dir(data, LATEST + 1).join("quotes.db").is_file());
+}

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::{
     measure::{median, peak_rss_mib, reset_peak_rss, rss_mib},
     ops_data, set_aside,
-    store_cases::{checkpoint_every_guild, raw_open, store},
+    store_cases::{checkpoint_every_guild, job_store, raw_open},
     Case, Size, REPEATS,
 };
 
@@ -52,7 +52,7 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     for repeat in 0..REPEATS {
         let data = dir.join(format!("ours_{repeat}"));
-        let store = store(&data, 256);
+        let store = job_store(&data);
         reset_peak_rss();
         let rss_before = rss_mib();
         let started = Instant::now();
@@ -161,7 +161,7 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
     let guilds = size.pick(25, 1_000) as u64;
     let generating = Instant::now();
     {
-        let store = store(&dir, 256);
+        let store = job_store(&dir);
         ops_data::guilds(&store, guilds, QUOTES_PER_GUILD).await;
         store.shutdown().await;
     }
@@ -170,7 +170,7 @@ pub async fn backup(size: Size, scratch: &Path) -> Case {
     checkpoint_every_guild(&dir).await;
     let generate_s = generating.elapsed().as_secs_f64();
     // The job as `guildkeep backup` runs it: its own store over the data directory.
-    let store = store(&dir, 256);
+    let store = job_store(&dir);
     let on_disk = store.guilds_on_disk().await.unwrap();
     let (mut ours, mut baseline, mut bytes) = (Vec::new(), Vec::new(), 0);
     for repeat in 0..REPEATS {

@@ -90,8 +90,11 @@ impl Builder {
     /// Checks the token, opens the store and builds the client; does not connect yet.
     pub async fn build(self) -> anyhow::Result<Bot> {
         let token = checked_token(self.config.discord_token.as_deref())?.to_owned();
-        let store = GuildDatabaseManager::new(self.config.store.clone())
-            .context("opening the data directory")?;
+        let mut store_config = self.config.store.clone();
+        // The bot meets new guilds one at a time, each with a member waiting for the reply.
+        store_config.keep_spare_guild = true;
+        let store =
+            GuildDatabaseManager::new(store_config).context("opening the data directory")?;
         let pending = PendingDeletions::open(&self.config.store.data_dir)
             .context("reading pending guild deletions")?;
         let base = Base {

@@ -7,16 +7,18 @@
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
 //! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
 //! exceeding it; a guild being deleted is never reopened while the deletion runs; shutdown
-//! waits for running leases and checkpoints every WAL.
+//! waits for running leases and checkpoints every WAL. With `keep_spare_guild`, each new guild
+//! is followed by making the next spare (`spare.rs`) in the background.
 //! Not here: SQL about quotes or reminders (domain modules), migrations (`migrate.rs`),
 //! how a file is opened (`open.rs`).
 
 use std::{
     collections::{HashSet, VecDeque},
     ops::Range,
+    panic::AssertUnwindSafe,
     path::PathBuf,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, Weak,
     },
     time::Duration,
@@ -26,14 +28,15 @@ use rusqlite::Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::{
     sync::{watch, Notify},
+    task::JoinHandle,
     time::Instant,
 };
 
 use super::{
-    open::{self, ConnectionSettings, GuildConnections, Synchronous, Template},
+    open::{self, ConnectionSettings, GuildConnections, Origin, Synchronous, Template},
     paths::{self, DataDir, GuildId, SIDE_FILES},
     slots::Slots,
-    Migrations, StoreError,
+    spare, Migrations, StoreError,
 };
 
 /// The Discord gateway shards this process runs. A guild lives with the process that owns
@@ -64,6 +67,10 @@ pub struct StoreConfig {
     pub open_wait: Duration,
     /// `None`: this process owns every guild.
     pub shards: Option<ShardOwnership>,
+    /// Keep one empty guild ready on disk (`spare.rs`), so that a new guild's first use costs
+    /// a rename instead of five fsyncs. For the bot, which meets new guilds one at a time;
+    /// off by default, so one-shot operator jobs leave nothing behind.
+    pub keep_spare_guild: bool,
     pub migrations: Migrations,
 }
 
@@ -78,6 +85,7 @@ impl StoreConfig {
             synchronous: Synchronous::Normal,
             open_wait: Duration::from_secs(10),
             shards: None,
+            keep_spare_guild: false,
             migrations: Migrations::embedded(),
         }
     }
@@ -94,6 +102,9 @@ pub struct Stats {
     pub misses: u64,
     /// Files actually opened: with single-flight, at most one per miss burst.
     pub opens: u64,
+    /// Guild databases created, and how many of them were the spare (`keep_spare_guild`).
+    pub created: u64,
+    pub created_from_spare: u64,
     pub evictions: u64,
     pub idle_closes: u64,
     /// Over the most recent opens (up to `LATENCY_WINDOW`); zero before the first.
@@ -122,6 +133,11 @@ struct Inner {
     changed: Notify,
     counters: Counters,
     latencies: Mutex<VecDeque<Duration>>,
+    /// Set when a guild was created and the store keeps a spare: the next lease to end
+    /// starts making one, so the member whose guild took the spare is not kept waiting.
+    spare_wanted: AtomicBool,
+    /// The background job making the next spare guild, if one has run; shutdown waits for it.
+    spare_refill: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -129,6 +145,8 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     opens: AtomicU64,
+    created: AtomicU64,
+    created_from_spare: AtomicU64,
     evictions: AtomicU64,
     idle_closes: AtomicU64,
 }
@@ -234,6 +252,11 @@ impl Drop for Lease {
         if let Some(pool) = self.pool.take() {
             *pool.last_used.lock().expect("lock poisoned") = Instant::now();
         }
+        // Before the lease counts itself out: shutdown, which waits for leases, then finds
+        // the job.
+        if self.inner.spare_wanted.swap(false, Ordering::AcqRel) {
+            self.inner.make_spare_in_background();
+        }
         self.leases.fetch_sub(1, Ordering::AcqRel);
         self.inner.changed.notify_waiters();
     }
@@ -268,6 +291,8 @@ impl GuildDatabaseManager {
             changed: Notify::new(),
             counters: Counters::default(),
             latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
+            spare_wanted: AtomicBool::new(false),
+            spare_refill: Mutex::new(None),
             dir,
             config,
         });
@@ -375,8 +400,8 @@ impl GuildDatabaseManager {
         removed?
     }
 
-    /// Stops new leases, waits for running ones, checkpoints every WAL into its database and
-    /// closes every pool. Later uses fail with [`StoreError::ShuttingDown`].
+    /// Stops new leases, waits for running ones, checkpoints every WAL into its database,
+    /// closes every pool and waits for a spare guild being made. Later uses fail with [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.lock().shutting_down = true;
         self.inner.changed.notify_waiters();
@@ -407,6 +432,17 @@ impl GuildDatabaseManager {
         .await;
         if let Err(e) = closed {
             tracing::error!(error = %e, "closing guild databases at shutdown failed");
+        }
+        let refill = self
+            .inner
+            .spare_refill
+            .lock()
+            .expect("lock poisoned")
+            .take();
+        if let Some(job) = refill {
+            if let Err(e) = job.await {
+                tracing::error!(error = %e, "making the spare guild failed");
+            }
         }
     }
 
@@ -449,6 +485,8 @@ impl GuildDatabaseManager {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             opens: c.opens.load(Ordering::Relaxed),
+            created: c.created.load(Ordering::Relaxed),
+            created_from_spare: c.created_from_spare.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             idle_closes: c.idle_closes.load(Ordering::Relaxed),
             open_latency_p50: percentile(50),
@@ -479,8 +517,15 @@ impl GuildDatabaseManager {
         T: Send + 'static,
     {
         let guild = self.admit(guild)?;
-        let lease = self.acquire(guild, create).await?;
+        let acquired = self.acquire(guild).await?;
+        let inner = self.inner.clone();
+        // A use that must open the file opens it and runs `f` in the same blocking task: one
+        // hand-off to the blocking pool and back, not two.
         tokio::task::spawn_blocking(move || {
+            let lease = match acquired {
+                Acquired::Leased(lease) => lease,
+                Acquired::MustOpen(done) => inner.open(guild, create, done)?,
+            };
             let mut conn = lease.pool().get()?;
             let result = f(&mut conn);
             drop(conn);
@@ -501,8 +546,8 @@ impl GuildDatabaseManager {
         Ok(id)
     }
 
-    /// Finds or opens `guild`'s pool and takes a lease on it.
-    async fn acquire(&self, guild: GuildId, create: bool) -> Result<Lease, StoreError> {
+    /// Takes a lease on `guild`'s open pool, or the duty to open it.
+    async fn acquire(&self, guild: GuildId) -> Result<Acquired, StoreError> {
         let deadline = Instant::now() + self.inner.config.open_wait;
         loop {
             let changed = self.inner.changed.notified();
@@ -511,8 +556,8 @@ impl GuildDatabaseManager {
                 self.step(&mut state, guild)?
             };
             match step {
-                Step::Leased(lease) => return Ok(lease),
-                Step::Open(done) => return self.open(guild, create, done).await,
+                Step::Leased(lease) => return Ok(Acquired::Leased(lease)),
+                Step::Open(done) => return Ok(Acquired::MustOpen(done)),
                 Step::AwaitOpen(mut opening) => {
                     let outcome = opening
                         .wait_for(Option::is_some)
@@ -576,55 +621,52 @@ impl GuildDatabaseManager {
         self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
         Ok(Step::Open(done))
     }
+}
 
-    /// Opens the file on the blocking pool, then publishes the outcome to the slot and to
-    /// every use waiting on it.
-    async fn open(
-        &self,
+enum Acquired {
+    Leased(Lease),
+    /// This use opens the file (`Inner::open`) and publishes the outcome through the sender.
+    MustOpen(watch::Sender<Option<Opened>>),
+}
+
+enum Step {
+    Leased(Lease),
+    Open(watch::Sender<Option<Opened>>),
+    AwaitOpen(watch::Receiver<Option<Opened>>),
+    /// For a slot to free up, or for this guild's background close to finish.
+    Wait,
+}
+
+impl Inner {
+    /// Opens `guild`'s file and builds its pool, then publishes the outcome to the slot and
+    /// to every use waiting on it. Blocks; runs on the blocking pool.
+    fn open(
+        self: &Arc<Self>,
         guild: GuildId,
         create: bool,
         done: watch::Sender<Option<Opened>>,
     ) -> Result<Lease, StoreError> {
-        let inner = self.inner.clone();
-        let opened = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let conn = open::open_guild(
-                &inner.dir,
-                guild,
-                create,
-                &inner.template,
-                &inner.config.migrations,
-                inner.settings,
-            )?;
-            let pool = r2d2::Pool::builder()
-                .max_size(inner.config.connections_per_guild)
-                .min_idle(Some(0))
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_on_check_out(false)
-                .connection_timeout(inner.config.busy_timeout)
-                .thread_pool(inner.pool_worker.clone())
-                .build_unchecked(GuildConnections::new(
-                    inner.dir.guild_db(guild),
-                    inner.settings,
-                    conn,
-                ));
-            inner.record_open(started.elapsed());
-            Ok::<_, StoreError>(pool)
-        })
-        .await
-        .map_err(StoreError::from)
-        .and_then(|opened| opened);
-
-        let mut state = self.lock();
+        // The outcome must be published however the open ends, or the guild's slot would
+        // stay "opening" and every later use of it would wait for nothing.
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| self.open_pool(guild, create)))
+            .unwrap_or_else(|_| {
+                Err(StoreError::OpenFailed {
+                    guild: guild.get(),
+                    reason: "the open panicked".to_owned(),
+                })
+            });
+        let mut state = self.state.lock().expect("store state lock poisoned");
         let result = match opened {
-            Ok(pool) => {
+            Ok((pool, origin)) => {
+                if origin != Origin::Existing {
+                    self.guild_created(origin);
+                }
                 let pool = Arc::new(GuildPool {
                     pool,
                     leases: Arc::new(AtomicUsize::new(0)),
                     last_used: Mutex::new(Instant::now()),
                 });
-                let lease = Lease::new(&pool, &self.inner);
+                let lease = Lease::new(&pool, self);
                 state.slots.put(guild, Slot::Open(pool));
                 done.send_replace(Some(Opened::Ready));
                 Ok(lease)
@@ -639,20 +681,41 @@ impl GuildDatabaseManager {
             }
         };
         drop(state);
-        self.inner.changed.notify_waiters();
+        self.changed.notify_waiters();
         result
     }
-}
 
-enum Step {
-    Leased(Lease),
-    Open(watch::Sender<Option<Opened>>),
-    AwaitOpen(watch::Receiver<Option<Opened>>),
-    /// For a slot to free up, or for this guild's background close to finish.
-    Wait,
-}
+    fn open_pool(
+        &self,
+        guild: GuildId,
+        create: bool,
+    ) -> Result<(r2d2::Pool<GuildConnections>, Origin), StoreError> {
+        let started = std::time::Instant::now();
+        let (conn, origin) = open::open_guild(
+            &self.dir,
+            guild,
+            create,
+            &self.template,
+            &self.config.migrations,
+            self.settings,
+        )?;
+        let pool = r2d2::Pool::builder()
+            .max_size(self.config.connections_per_guild)
+            .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_on_check_out(false)
+            .connection_timeout(self.config.busy_timeout)
+            .thread_pool(self.pool_worker.clone())
+            .build_unchecked(GuildConnections::new(
+                self.dir.guild_db(guild),
+                self.settings,
+                conn,
+            ));
+        self.record_open(started.elapsed());
+        Ok((pool, origin))
+    }
 
-impl Inner {
     /// Takes the idle pools of `guilds` out of the cache and closes them on the blocking
     /// pool, each after a checkpoint if `checkpoint`, marking each guild as closing until its
     /// files are closed.
@@ -689,6 +752,39 @@ impl Inner {
             drop(state);
             inner.changed.notify_waiters();
         });
+    }
+
+    /// Counts a new guild; when the store keeps a spare, the next one is wanted.
+    fn guild_created(&self, origin: Origin) {
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        if origin == Origin::Spare {
+            self.counters
+                .created_from_spare
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if self.config.keep_spare_guild {
+            self.spare_wanted.store(true, Ordering::Release);
+        }
+    }
+
+    /// Starts making the spare on the blocking pool, unless that is already running.
+    fn make_spare_in_background(self: &Arc<Self>) {
+        let mut refill = self.spare_refill.lock().expect("lock poisoned");
+        if refill.as_ref().is_some_and(|job| !job.is_finished()) {
+            return;
+        }
+        let inner = self.clone();
+        *refill = Some(tokio::task::spawn_blocking(move || {
+            let made = spare::make(
+                &inner.dir,
+                &inner.template,
+                inner.settings,
+                inner.config.migrations.latest(),
+            );
+            if let Err(e) = made {
+                tracing::warn!(error = %e, "making the spare guild failed; the next new guild is made from the template");
+            }
+        }));
     }
 
     fn record_open(&self, took: Duration) {

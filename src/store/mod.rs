@@ -5,6 +5,7 @@
 //! - `slots.rs`: which open guild to close first (a segmented LRU).
 //! - `open.rs`: opening one guild's file (create from the template, PRAGMAs, migrations,
 //!   quarantine of files that are not SQLite).
+//! - `spare.rs`: the empty guild kept ready so a new guild costs one rename.
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
 //! - `migrate.rs`: the numbered migrations of `schema/`.
 //! - `pending_deletions.rs`: guilds whose data is due to be deleted, persisted across restarts.
@@ -18,6 +19,7 @@ mod open;
 pub mod paths;
 pub mod pending_deletions;
 mod slots;
+mod spare;
 
 pub use error::StoreError;
 pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};

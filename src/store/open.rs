@@ -16,7 +16,7 @@ use rusqlite::{config::DbConfig, Connection, ErrorCode, OpenFlags, MAIN_DB};
 use super::{
     migrate::{user_version, Migrations},
     paths::{self, DataDir, GuildId, SIDE_FILES},
-    StoreError,
+    spare, StoreError,
 };
 
 /// SQLite's `synchronous` setting. `Normal` in WAL mode can lose the last transactions on a
@@ -47,7 +47,7 @@ pub struct ConnectionSettings {
 /// so a modest cache keeps memory flat as the number of open guilds grows.
 const CACHE_KIB: i64 = 512;
 
-fn flags() -> OpenFlags {
+pub(super) fn flags() -> OpenFlags {
     // No CREATE: a file that vanished (deleted by an operator, say) must fail to open rather
     // than come back empty. Creation goes through the template only.
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -131,12 +131,27 @@ impl Template {
         image[FORMAT_VERSIONS_AT..FORMAT_VERSIONS_AT + 2].copy_from_slice(&WAL_FORMAT);
         Ok(Self { image })
     }
+
+    /// Writes a new database at `path`; `Ok(false)` if a file is there already.
+    pub(super) fn write_new(&self, path: &Path) -> Result<bool, StoreError> {
+        paths::write_new_file(path, &self.image)
+    }
 }
 
-/// Opens `guild`'s database read-write, ready for use: created from the template when absent
-/// (if `create`), PRAGMAs set, WAL on, migrated to the latest version. The file is checked
-/// before anything is written to it: a newer schema is refused untouched, and a file that is
-/// not a database is moved to quarantine.
+/// How a guild's database came to be there when `open_guild` opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Existing,
+    /// Created now, from the spare (`spare.rs`).
+    Spare,
+    /// Created now, from the template.
+    Template,
+}
+
+/// Opens `guild`'s database read-write, ready for use: created when absent (if `create`), from
+/// the spare if there is one, else from the template; PRAGMAs set, WAL on, migrated to the
+/// latest version. The file is checked before anything is written to it: a newer schema is
+/// refused untouched, and a file that is not a database is moved to quarantine.
 pub fn open_guild(
     dir: &DataDir,
     guild: GuildId,
@@ -144,23 +159,18 @@ pub fn open_guild(
     template: &Template,
     migrations: &Migrations,
     settings: ConnectionSettings,
-) -> Result<Connection, StoreError> {
+) -> Result<(Connection, Origin), StoreError> {
     let db = dir.guild_db(guild);
-    if !db.exists() {
-        if !create {
-            return Err(StoreError::UnknownGuild(guild.get()));
-        }
-        paths::create_private_dir(&dir.guild_dir(guild))?;
-        // Side files beside a missing database belong to an old file (a deletion cut short
-        // by a crash, or a file removed by hand). SQLite would replay that WAL into the new
-        // file, bringing deleted rows back or corrupting it. A guild is created only by the
-        // process that owns it, so these cannot be a live database's.
-        for suffix in SIDE_FILES {
-            paths::remove_if_present(&paths::with_suffix(&db, suffix))?;
-        }
-        // Ok(false): another process created it first; theirs is as good as ours.
-        paths::write_new_file(&db, &template.image)?;
-    }
+    let origin = if db.exists() {
+        Origin::Existing
+    } else if !create {
+        return Err(StoreError::UnknownGuild(guild.get()));
+    } else if spare::take(dir, guild, migrations.latest())? {
+        Origin::Spare
+    } else {
+        create_from_template(dir, guild, &db, template)?;
+        Origin::Template
+    };
     // SQLite takes an empty file for an empty database, so a guild whose file was emptied
     // would silently start afresh. This store never writes an empty file (new ones are
     // written whole, then linked), so an empty one is damage: quarantined, and logged.
@@ -200,7 +210,26 @@ pub fn open_guild(
     if version < migrations.latest() {
         migrations.apply(&mut conn)?;
     }
-    Ok(conn)
+    Ok((conn, origin))
+}
+
+fn create_from_template(
+    dir: &DataDir,
+    guild: GuildId,
+    db: &Path,
+    template: &Template,
+) -> Result<(), StoreError> {
+    paths::create_private_dir(&dir.guild_dir(guild))?;
+    // Side files beside a missing database belong to an old file (a deletion cut short by a
+    // crash, or a file removed by hand). SQLite would replay that WAL into the new file,
+    // bringing deleted rows back or corrupting it. A guild is created only by the process
+    // that owns it, so these cannot be a live database's.
+    for suffix in SIDE_FILES {
+        paths::remove_if_present(&paths::with_suffix(db, suffix))?;
+    }
+    // Ok(false): another process created it first; theirs is as good as ours.
+    template.write_new(db)?;
+    Ok(())
 }
 
 /// Opens an existing guild database read-only, with no PRAGMA that writes and no migration:

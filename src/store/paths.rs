@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <data_dir>/guilds/<guild_id>/quotes.db      (+ -wal, -shm: kept when closed, see open.rs)
+//! <data_dir>/guilds/.spare-v<version>/quotes.db (the next new guild, see spare.rs)
 //! <data_dir>/backups/<UTC timestamp>/<guild_id>.db
 //! <data_dir>/quarantine/<guild_id>-<UTC timestamp>.db
 //! ```
@@ -80,6 +81,20 @@ impl DataDir {
 
     pub fn guild_db(&self, guild: GuildId) -> PathBuf {
         self.guild_dir(guild).join(DB_FILE)
+    }
+
+    /// Named for the schema version it holds: a spare left by another version is never used.
+    pub fn spare_guild_dir(&self, version: u32) -> PathBuf {
+        self.guilds_dir().join(format!(".spare-v{version}"))
+    }
+
+    /// Where a spare is made before it gets its name; unique to the call.
+    pub fn building_spare_dir(&self) -> PathBuf {
+        self.guilds_dir().join(format!(
+            ".spare-building-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ))
     }
 
     pub fn backups_dir(&self) -> PathBuf {
