@@ -401,7 +401,8 @@ impl GuildDatabaseManager {
     }
 
     /// Stops new leases, waits for running ones, checkpoints every WAL into its database,
-    /// closes every pool and waits for a spare guild being made. Later uses fail with [`StoreError::ShuttingDown`].
+    /// closes every pool and waits for a spare guild being made. Later uses fail with
+    /// [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.lock().shutting_down = true;
         self.inner.changed.notify_waiters();

@@ -1,5 +1,6 @@
-//! Opening one guild's database file: creation from the schema template, the PRAGMAs every
-//! connection gets, migrations, and quarantine of files that are not SQLite databases.
+//! Opening one guild's database file: creation (from the spare or the schema template), the
+//! PRAGMAs every connection gets, migrations, and quarantine of files that are not SQLite
+//! databases.
 //! Everything here blocks; the manager calls it on the blocking pool.
 //!
 //! Not here: which guilds are open and for how long (`manager.rs`).
@@ -49,7 +50,7 @@ const CACHE_KIB: i64 = 512;
 
 pub(super) fn flags() -> OpenFlags {
     // No CREATE: a file that vanished (deleted by an operator, say) must fail to open rather
-    // than come back empty. Creation goes through the template only.
+    // than come back empty. Creation goes through the template or the spare only.
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
@@ -161,30 +162,54 @@ pub fn open_guild(
     settings: ConnectionSettings,
 ) -> Result<(Connection, Origin), StoreError> {
     let db = dir.guild_db(guild);
-    let origin = if db.exists() {
-        Origin::Existing
-    } else if !create {
+    if db.exists() {
+        return Ok((
+            open_file(dir, guild, &db, migrations, settings)?,
+            Origin::Existing,
+        ));
+    }
+    if !create {
         return Err(StoreError::UnknownGuild(guild.get()));
-    } else if spare::take(dir, guild, migrations.latest())? {
-        Origin::Spare
-    } else {
+    }
+    if !spare::take(dir, guild, migrations.latest())? {
         create_from_template(dir, guild, &db, template)?;
-        Origin::Template
-    };
+        return Ok((
+            open_file(dir, guild, &db, migrations, settings)?,
+            Origin::Template,
+        ));
+    }
+    // The spare's new name is made durable while SQLite opens the file; the guild is neither
+    // used nor reported created before both are done.
+    std::thread::scope(|scope| {
+        let named = scope.spawn(|| paths::fsync_dir(&dir.guilds_dir()));
+        let opened = open_file(dir, guild, &db, migrations, settings);
+        named.join().expect("an fsync does not panic")?;
+        Ok((opened?, Origin::Spare))
+    })
+}
+
+/// Opens an existing guild database, checks it, and makes it ready (`open_guild`).
+fn open_file(
+    dir: &DataDir,
+    guild: GuildId,
+    db: &Path,
+    migrations: &Migrations,
+    settings: ConnectionSettings,
+) -> Result<Connection, StoreError> {
     // SQLite takes an empty file for an empty database, so a guild whose file was emptied
     // would silently start afresh. This store never writes an empty file (new ones are
     // written whole, then linked), so an empty one is damage: quarantined, and logged.
-    if fs::metadata(&db).map_err(StoreError::io(&db))?.len() == 0 {
-        return Err(quarantine(dir, guild, &db)?);
+    if fs::metadata(db).map_err(StoreError::io(db))?.len() == 0 {
+        return Err(quarantine(dir, guild, db)?);
     }
-    let opened = Connection::open_with_flags(&db, flags()).and_then(|conn| {
+    let opened = Connection::open_with_flags(db, flags()).and_then(|conn| {
         configure(&conn, settings)?;
         let version = user_version(&conn)?;
         Ok((conn, version))
     });
     let (mut conn, version) = match opened {
         Ok(opened) => opened,
-        Err(e) if is_not_a_database(&e) => return Err(quarantine(dir, guild, &db)?),
+        Err(e) if is_not_a_database(&e) => return Err(quarantine(dir, guild, db)?),
         Err(e) => {
             return Err(StoreError::OpenFailed {
                 guild: guild.get(),
@@ -202,7 +227,7 @@ pub fn open_guild(
         Ok(_) => {}
         Err(e) if is_not_a_database(&e) => {
             drop(conn);
-            return Err(quarantine(dir, guild, &db)?);
+            return Err(quarantine(dir, guild, db)?);
         }
         Err(e) => return Err(e.into()),
     }
@@ -210,7 +235,7 @@ pub fn open_guild(
     if version < migrations.latest() {
         migrations.apply(&mut conn)?;
     }
-    Ok((conn, origin))
+    Ok(conn)
 }
 
 fn create_from_template(

@@ -25,19 +25,17 @@ use super::{
     StoreError,
 };
 
-/// Makes the spare for schema `version`'s guilds into `guild`'s directory. `Ok(false)`: there
-/// is no spare, or the guild's directory exists (an old guild's leftovers, which the
-/// template path clears), and the caller creates the guild from the template.
+/// Renames the spare for schema `version` to `guild`'s directory; the caller fsyncs
+/// `guilds/` before the guild is used. `Ok(false)`: there is no spare, or the guild's
+/// directory exists (an old guild's leftovers, which the template path clears), and the
+/// caller creates the guild from the template.
 pub fn take(dir: &DataDir, guild: GuildId, version: u32) -> Result<bool, StoreError> {
     let target = dir.guild_dir(guild);
     if target.exists() {
         return Ok(false);
     }
     match fs::rename(dir.spare_guild_dir(version), &target) {
-        Ok(()) => {
-            paths::fsync_dir(&dir.guilds_dir())?;
-            Ok(true)
-        }
+        Ok(()) => Ok(true),
         Err(e)
             if matches!(
                 e.kind(),
