@@ -44,6 +44,11 @@ fn quote_texts(conn: &Connection) -> Vec<String> {
         .unwrap()
 }
 
+fn user_version(conn: &Connection) -> u32 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -102,13 +107,7 @@ async fn first_use_creates_the_file_at_the_latest_version_and_the_second_is_a_ca
     let tmp = TempDir::new().unwrap();
     let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
     assert!(!db_path(tmp.path(), 42).exists());
-    let version: u32 = store
-        .with_guild(42, |c| {
-            c.pragma_query_value(None, "user_version", |r| r.get(0))
-                .unwrap()
-        })
-        .await
-        .unwrap();
+    let version = store.with_guild(42, |c| user_version(c)).await.unwrap();
     assert_eq!(version, LATEST);
     assert!(db_path(tmp.path(), 42).is_file());
     let first = store.stats();
@@ -544,10 +543,7 @@ async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
     );
     broken.shutdown().await;
     let conn = Connection::open(db_path(tmp.path(), 3)).unwrap();
-    let version: u32 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(user_version(&conn), 1);
     assert!(
         conn.prepare("SELECT mood FROM quotes").is_err(),
         "the half-applied step was rolled back"
@@ -558,9 +554,7 @@ async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
         GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1(), add_column()])).unwrap();
     let (version, texts) = new
         .with_guild(3, |c| {
-            let v: u32 = c
-                .pragma_query_value(None, "user_version", |r| r.get(0))
-                .unwrap();
+            let v = user_version(c);
             c.execute("UPDATE quotes SET mood = 'glad'", []).unwrap();
             (v, quote_texts(c))
         })
@@ -754,10 +748,7 @@ async fn a_store_that_keeps_a_spare_makes_the_next_new_guild_from_it() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-    let version: u32 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, LATEST);
+    assert_eq!(user_version(&conn), LATEST);
     drop(conn);
     // Taken, and made again; neither guild sees it as one of the guilds.
     assert!(spare_dir(data, LATEST).join("quotes.db").is_file());
@@ -801,13 +792,7 @@ async fn a_spare_is_not_used_over_an_old_guilds_leftovers_nor_from_another_schem
     // Only a spare another build made for a newer schema: not used, and left alone.
     std::fs::rename(spare_dir(data, LATEST), spare_dir(data, LATEST + 1)).unwrap();
     let store = GuildDatabaseManager::new(config(data)).unwrap();
-    let version: u32 = store
-        .with_guild(6, |c| {
-            c.pragma_query_value(None, "user_version", |r| r.get(0))
-                .unwrap()
-        })
-        .await
-        .unwrap();
+    let version = store.with_guild(6, |c| user_version(c)).await.unwrap();
     assert_eq!(version, LATEST);
     assert_eq!(store.stats().created_from_spare, 0);
     store.shutdown().await;
