@@ -11,7 +11,7 @@
 //! appends.
 
 use std::{
-    fs::{self, DirBuilder, File},
+    fs::{self, DirBuilder},
     io,
     os::unix::fs::DirBuilderExt,
     path::Path,
@@ -20,20 +20,17 @@ use std::{
 use rusqlite::Connection;
 
 use super::{
-    open::{configure, flags, ConnectionSettings, Template},
+    open::{configure, flags, ConnectionSettings, Synchronous, Template},
     paths::{self, DataDir, GuildId, DB_FILE},
     StoreError,
 };
 
 /// Renames the spare for schema `version` to `guild`'s directory; the caller fsyncs
 /// `guilds/` before the guild is used. `Ok(false)`: there is no spare, or the guild's
-/// directory exists (an old guild's leftovers, which the template path clears), and the
-/// caller creates the guild from the template.
+/// directory holds an old guild's leftovers (the rename refuses a directory that is not
+/// empty; the template path clears them), and the caller creates the guild from the template.
 pub fn take(dir: &DataDir, guild: GuildId, version: u32) -> Result<bool, StoreError> {
     let target = dir.guild_dir(guild);
-    if target.exists() {
-        return Ok(false);
-    }
     match fs::rename(dir.spare_guild_dir(version), &target) {
         Ok(()) => Ok(true),
         Err(e)
@@ -97,13 +94,16 @@ fn build(
     let db = building.join(DB_FILE);
     template.write_new(&db)?;
     let conn = Connection::open_with_flags(&db, flags())?;
-    configure(&conn, settings)?;
+    // `full`: the commit fsyncs the new WAL and, being its first, the WAL's directory
+    // (SQLite's own rule for a journal it creates), so the spare is durable when it returns.
+    configure(
+        &conn,
+        ConnectionSettings {
+            synchronous: Synchronous::Full,
+            ..settings
+        },
+    )?;
     // The frame that makes the first real write an append (see the module's comment).
     conn.pragma_update(None, "user_version", version)?;
-    drop(conn);
-    let wal = paths::with_suffix(&db, "-wal");
-    File::open(&wal)
-        .and_then(|file| file.sync_all())
-        .map_err(StoreError::io(&wal))?;
-    paths::fsync_dir(building)
+    Ok(())
 }
