@@ -90,11 +90,8 @@ impl DataDir {
 
     /// Where a spare is made before it gets its name; unique to the call.
     pub fn building_spare_dir(&self) -> PathBuf {
-        self.guilds_dir().join(format!(
-            ".spare-building-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ))
+        self.guilds_dir()
+            .join(format!(".spare-building-{}", unique_to_this_call()))
     }
 
     pub fn backups_dir(&self) -> PathBuf {
@@ -182,10 +179,9 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// call, so concurrent writers never share one.
 fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
     let tmp = parent_dir(path).join(format!(
-        ".{}.tmp-{}-{}",
+        ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("new"),
-        std::process::id(),
-        rand::random::<u32>()
+        unique_to_this_call()
     ));
     let mut file = OpenOptions::new()
         .write(true)
@@ -200,6 +196,11 @@ fn write_temporary(path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
             Err(StoreError::io(&tmp)(e))
         }
     }
+}
+
+/// `<pid>-<random>`: a name part no other process, nor another call of this one, will use.
+fn unique_to_this_call() -> String {
+    format!("{}-{}", std::process::id(), rand::random::<u32>())
 }
 
 /// The directory `path` is in; "." for a bare file name.
