@@ -7,6 +7,8 @@
 //!    a failed attempt — so a crash between sending and [`finish`] sends again: at least
 //!    once). A `delivered` row is never claimed again. A DM whose member has not opted in
 //!    fails here, permanently, without being sent.
+//!    A claim may be made a little before the due time; [`release`] undoes one whose send was
+//!    called off before it went out.
 //! 2. [`finish`] records the outcome. Delivered: the row becomes `delivered`; a one-off
 //!    reminder becomes `sent`, a recurring one moves to its next occurrence (or becomes `sent`
 //!    past its end). Transient failure: the row stays `claimed` and the caller retries after a
@@ -108,12 +110,14 @@ pub enum Claim {
     Settled { next: Option<DateTime<Utc>> },
 }
 
-/// Claims reminder `id` of `guild` for sending, if it is active and due at `now`.
+/// Claims reminder `id` of `guild` at `now` for a send at `send_at` (`now`, or a little later
+/// when the scheduler claims ahead), if it is active and due by then.
 pub fn claim(
     conn: &Connection,
     guild: u64,
     id: u64,
     now: DateTime<Utc>,
+    send_at: DateTime<Utc>,
     policy: &DeliveryPolicy,
 ) -> Result<Claim, ReminderError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -123,13 +127,13 @@ pub fn claim(
     if reminder.status != Status::Active {
         return Ok(Claim::Settled { next: None });
     }
-    if reminder.due_at > now {
+    if reminder.due_at > send_at {
         return Ok(Claim::Settled {
             next: Some(reminder.due_at),
         });
     }
     let due = reminder.due_at.timestamp();
-    let late = (now - reminder.due_at)
+    let late = (send_at - reminder.due_at)
         .to_std()
         .is_ok_and(|behind| behind > policy.late_after);
     let existing: Option<(String, u32)> = tx
@@ -196,6 +200,40 @@ pub fn claim(
         late,
         attempt,
     }))
+}
+
+/// Calls off the claimed `attempt` at `(id, due_at)` before anything was sent (the reminder
+/// changed while its send waited for its time): the attempt is not counted, and a first
+/// attempt leaves no delivery row. Does nothing if the claim is no longer that attempt's.
+pub fn release(
+    conn: &Connection,
+    id: u64,
+    due_at: DateTime<Utc>,
+    attempt: u32,
+) -> Result<(), ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let claim = rusqlite::params![sql_id(id)?, due_at.timestamp(), attempt];
+    let released = if attempt <= 1 {
+        tx.execute(
+            "DELETE FROM reminder_deliveries
+             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed' AND attempts = ?3",
+            claim,
+        )?
+    } else {
+        tx.execute(
+            "UPDATE reminder_deliveries SET attempts = ?3 - 1
+             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed' AND attempts = ?3",
+            claim,
+        )?
+    };
+    if released == 1 {
+        tx.execute(
+            "UPDATE reminders SET attempts = ?2 - 1 WHERE id = ?1 AND attempts = ?2",
+            rusqlite::params![sql_id(id)?, attempt],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Records how the send of `(id, due_at)` went; returns when to look at the reminder again

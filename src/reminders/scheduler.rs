@@ -10,10 +10,14 @@
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
 //! The index is a cache: every send starts with [`delivery::claim`], which reads the reminder
-//! from the database and settles a stale entry (cancelled, moved) without sending. Sends run
-//! concurrently, at most [`SchedulerConfig::max_concurrent`] at once, never two for one
-//! reminder. Time is read from an injected [`Clock`] and slept on with tokio's timer, so tests
-//! run it under `tokio::time::pause()` with a [`TokioClock`].
+//! from the database and settles a stale entry (cancelled, moved) without sending. A reminder
+//! is claimed up to [`SchedulerConfig::claim_ahead`] before it is due and then waits for its
+//! time, so that thousands due in the same second (each in its own guild file, opened for the
+//! claim) still go out within it. A change the bot makes meanwhile (a cancel, an edit, a
+//! member's opt-out or erasure, a guild deleted) calls the waiting send off and releases its
+//! claim. Guild reads and writes run at most [`SchedulerConfig::max_concurrent`] at once, and so
+//! do sends; never two for one reminder. Time is read from an injected [`Clock`] and slept on
+//! with tokio's timer, so tests run it under `tokio::time::pause()` with a [`TokioClock`].
 //!
 //! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
 
@@ -92,8 +96,14 @@ pub trait Deliver: Send + Sync + 'static {
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Sends (and start-up guild reads) running at once.
+    /// Guild reads and writes (start-up reads, claims, records) running at once; and,
+    /// separately, sends running at once.
     pub max_concurrent: usize,
+    /// How long before its due time a reminder is claimed. Long enough to claim a burst due in
+    /// the same second (about a millisecond of work per guild file); a change the bot makes in
+    /// this time still stops the send, one made from another process (the operator's command
+    /// line) may not.
+    pub claim_ahead: Duration,
     /// A send that takes longer counts as a transient failure.
     pub delivery_timeout: Duration,
     /// When to look again at a reminder whose guild database could not be used.
@@ -105,6 +115,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             max_concurrent: 16,
+            claim_ahead: Duration::from_secs(20),
             delivery_timeout: Duration::from_secs(30),
             store_retry: Duration::from_secs(60),
             policy: DeliveryPolicy::default(),
@@ -115,9 +126,13 @@ impl Default for SchedulerConfig {
 /// The longest single sleep, so that a wall clock stepped by NTP is noticed within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// The most reminders claimed and waiting for their time at once, which bounds the memory a
+/// burst takes; the rest are claimed as these go out.
+const MAX_IN_FLIGHT: usize = 100_000;
+
 /// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
 /// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
-/// lets them finish.
+/// lets them finish, and abandons those still waiting for their time.
 pub struct Scheduler {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
@@ -144,6 +159,8 @@ impl Scheduler {
             store,
             deliver,
             clock,
+            bookkeeping: Semaphore::new(config.max_concurrent.max(1)),
+            sending: Semaphore::new(config.max_concurrent.max(1)),
             config,
         });
         let task = tokio::spawn(worker.run(stopped));
@@ -169,6 +186,12 @@ impl Scheduler {
     /// `guild`'s data is gone: drop all of its reminders from the index.
     pub fn forget_guild(&self, guild: u64) {
         self.shared.lock().forget_guild(guild);
+    }
+
+    /// A member of `guild` changed what may be sent to or about them (an opt-out, an erasure):
+    /// the guild's claimed reminders are checked against the database again before they go.
+    pub fn recheck_guild(&self, guild: u64) {
+        self.shared.lock().recheck_guild(guild);
     }
 
     /// Reminders in the index, those being sent not counted.
@@ -267,6 +290,8 @@ enum Meanwhile {
     Nothing,
     Upserted(DateTime<Utc>),
     Removed,
+    /// Look at it again before sending (`Scheduler::recheck_guild`).
+    Recheck,
 }
 
 impl Index {
@@ -298,6 +323,19 @@ impl Index {
         }
     }
 
+    fn recheck_guild(&mut self, guild: u64) {
+        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
+            if let Meanwhile::Nothing = meanwhile {
+                *meanwhile = Meanwhile::Recheck;
+            }
+        }
+    }
+
+    /// Whether the bot said nothing about in-flight `key` since it was taken.
+    fn unchanged(&self, key: Key) -> bool {
+        matches!(self.in_flight.get(&key), Some(Meanwhile::Nothing))
+    }
+
     fn unqueue(&mut self, guild: u64, id: u64) {
         let Some(ids) = self.due.get_mut(&guild) else {
             return;
@@ -310,13 +348,17 @@ impl Index {
         }
     }
 
-    /// Takes the earliest entry if it is due at `now`; otherwise says when the earliest is.
-    fn pop_due(&mut self, now: DateTime<Utc>) -> Result<Key, Option<DateTime<Utc>>> {
+    /// Takes the earliest entry, with its time, if it is due by `horizon`; otherwise says when
+    /// the earliest is.
+    fn pop_due(
+        &mut self,
+        horizon: DateTime<Utc>,
+    ) -> Result<(Key, DateTime<Utc>), Option<DateTime<Utc>>> {
         match self.queue.first() {
-            Some(&(due, guild, id)) if due <= now => {
+            Some(&(due, guild, id)) if due <= horizon => {
                 self.unqueue(guild, id);
                 self.in_flight.insert((guild, id), Meanwhile::Nothing);
-                Ok((guild, id))
+                Ok(((guild, id), due))
             }
             first => Err(first.map(|&(due, _, _)| due)),
         }
@@ -326,7 +368,7 @@ impl Index {
     /// the entry is now the earliest.
     fn settle(&mut self, (guild, id): Key, next: Option<DateTime<Utc>>) -> bool {
         let next = match self.in_flight.remove(&(guild, id)) {
-            Some(Meanwhile::Nothing) => next,
+            Some(Meanwhile::Nothing | Meanwhile::Recheck) => next,
             // The bot changed it while it was being sent; the earlier time is safe, because a
             // look that finds nothing due just settles again.
             Some(Meanwhile::Upserted(due)) => Some(next.map_or(due, |next| next.min(due))),
@@ -341,28 +383,38 @@ struct Worker {
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
     clock: Arc<dyn Clock>,
+    /// Permits for guild reads and writes.
+    bookkeeping: Semaphore,
+    /// Permits for sends.
+    sending: Semaphore,
     config: SchedulerConfig,
 }
 
 impl Worker {
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let ahead =
+            chrono::Duration::from_std(self.config.claim_ahead).unwrap_or(chrono::Duration::zero());
         let mut sends = JoinSet::new();
         loop {
             while let Some(done) = sends.try_join_next() {
                 report_panic(done);
             }
-            let now = self.clock.now();
-            let popped = self.shared.lock().pop_due(now);
+            let horizon = self
+                .clock
+                .now()
+                .checked_add_signed(ahead)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let popped = self.shared.lock().pop_due(horizon);
             match popped {
-                Ok(key) => {
+                Ok((key, at)) => {
                     let permit = tokio::select! {
-                        permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                        permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
                         _ = stop.changed() => break,
                     };
-                    let worker = self.clone();
+                    let (worker, stop) = (self.clone(), stop.clone());
                     sends.spawn(async move {
-                        let next = worker.send(key).await;
+                        let next = worker.send(key, at, stop).await;
                         drop(permit);
                         if worker.shared.lock().settle(key, next) {
                             worker.shared.wake.notify_one();
@@ -370,8 +422,8 @@ impl Worker {
                     });
                 }
                 Err(earliest) => {
-                    let nap =
-                        earliest.map(|due| (due - now).to_std().unwrap_or_default().min(MAX_SLEEP));
+                    let nap = earliest
+                        .map(|due| (due - horizon).to_std().unwrap_or_default().min(MAX_SLEEP));
                     tokio::select! {
                         () = sleep(nap) => {}
                         () = self.shared.wake.notified() => {}
@@ -385,35 +437,70 @@ impl Worker {
         }
     }
 
-    /// One look at a due reminder: claim, send, record. Returns when to look at it again.
-    async fn send(&self, (guild, id): Key) -> Option<DateTime<Utc>> {
+    /// One look at a reminder the index has for `at`: claim it (up to `claim_ahead` early),
+    /// wait for `at`, send, record. Returns when to look at it again.
+    async fn send(
+        &self,
+        (guild, id): Key,
+        at: DateTime<Utc>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Option<DateTime<Utc>> {
         let policy = self.config.policy;
         let now = self.clock.now();
+        let send_at = at.max(now);
         let claimed = self
-            .store
-            .with_existing_guild(guild, move |c| delivery::claim(c, guild, id, now, &policy))
+            .on_guild(guild, move |c| {
+                delivery::claim(c, guild, id, now, send_at, &policy)
+            })
             .await;
         let delivery = match self.checked(guild, id, claimed) {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
         };
-        let due_at = delivery.due_at;
-        let outcome =
+        let wait = (send_at - self.clock.now()).to_std().ok();
+        if let Some(wait) = wait.filter(|wait| !wait.is_zero()) {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Left claimed: `claim` takes it again after a restart.
+                _ = stop.wait_for(|stopped| *stopped) => return None,
+            }
+        }
+        let (due_at, attempt) = (delivery.due_at, delivery.attempt);
+        if !self.shared.lock().unchanged((guild, id)) {
+            let released = self
+                .on_guild(guild, move |c| delivery::release(c, id, due_at, attempt))
+                .await;
+            // Released or not, `settle` looks at it again (or drops it) as the change says.
+            let _ = self.checked(guild, id, released);
+            return Some(send_at);
+        }
+        let outcome = {
+            let _permit = self.sending.acquire().await.expect("never closed");
             tokio::time::timeout(self.config.delivery_timeout, self.deliver.deliver(delivery))
                 .await
-                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
+                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())))
+        };
         if let Err(e) = &outcome {
             tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
         }
         let now = self.clock.now();
         let finished = self
-            .store
-            .with_existing_guild(guild, move |c| {
+            .on_guild(guild, move |c| {
                 delivery::finish(c, id, due_at, outcome, now, &policy)
             })
             .await;
         self.checked(guild, id, finished)
             .unwrap_or_else(|next| next)
+    }
+
+    /// Runs `f` on `guild`'s database once a bookkeeping permit is free.
+    async fn on_guild<T: Send + 'static>(
+        &self,
+        guild: u64,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, ReminderError> + Send + 'static,
+    ) -> Result<Result<T, ReminderError>, StoreError> {
+        let _permit = self.bookkeeping.acquire().await.expect("never closed");
+        self.store.with_existing_guild(guild, f).await
     }
 
     /// Unwraps a guild call. An `Err` says when to look at the reminder again: `None` when

@@ -266,7 +266,7 @@ fn policy() -> DeliveryPolicy {
 }
 
 fn claim_at(conn: &Connection, id: u64, at: DateTime<Utc>) -> Claim {
-    delivery::claim(conn, GUILD, id, at, &policy()).unwrap()
+    delivery::claim(conn, GUILD, id, at, at, &policy()).unwrap()
 }
 
 fn sent(claim: Claim) -> Delivery {
@@ -343,6 +343,60 @@ fn a_claim_left_by_a_crash_is_claimed_again() {
     assert_eq!(
         delivery_row(&conn, r.id),
         [(r.due_at.timestamp(), "claimed".into(), 2, true)]
+    );
+}
+
+#[test]
+fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    let ahead = |send_at| {
+        delivery::claim(
+            &conn,
+            GUILD,
+            r.id,
+            r.due_at - Duration::seconds(20),
+            send_at,
+            &policy(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        ahead(r.due_at - Duration::seconds(1)),
+        Claim::Settled {
+            next: Some(r.due_at)
+        },
+        "not due by the send time"
+    );
+    let first = sent(ahead(r.due_at));
+    assert_eq!((first.attempt, first.late), (1, false));
+    assert_eq!(
+        delivery_row(&conn, r.id),
+        [(r.due_at.timestamp(), "claimed".into(), 1, false)]
+    );
+
+    delivery::release(&conn, r.id, r.due_at, 1).unwrap();
+    assert!(
+        delivery_row(&conn, r.id).is_empty(),
+        "a first claim leaves no row"
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 0);
+
+    assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
+    assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 2);
+    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
+    assert_eq!(
+        delivery_row(&conn, r.id),
+        [(r.due_at.timestamp(), "claimed".into(), 1, false)],
+        "a later claim goes back to the attempt before it"
+    );
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 1);
+    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
+    assert_eq!(
+        delivery_row(&conn, r.id).len(),
+        1,
+        "releasing an attempt that is no longer the claim's does nothing"
     );
 }
 

@@ -71,5 +71,8 @@ async fn set(ctx: Context<'_>, on: bool) -> Result<(), Error> {
             optins::set_dm_opt_in(c, user, on, Utc::now())
         })
         .await?
-        .map_err(bot::domain)
+        .map_err(bot::domain)?;
+    // A DM already claimed for them must not go out after an opt-out.
+    ctx.data().scheduler.recheck_guild(guild);
+    Ok(())
 }

@@ -79,7 +79,8 @@ pub async fn forget(
     let Some(press) = buttons::confirm(ctx, prompt, "Erase my data").await? else {
         return Ok(());
     };
-    // The member's active reminders go with them; the scheduler is told which.
+    // The member's active reminders go with them, and their places on others' reminders: the
+    // scheduler is told which, and checks the guild's claimed ones again.
     let (counts, reminders) = ctx
         .data()
         .store
@@ -93,6 +94,7 @@ pub async fn forget(
     for reminder in reminders {
         ctx.data().scheduler.remove(guild, reminder.id);
     }
+    ctx.data().scheduler.recheck_guild(guild);
     tracing::info!(guild, ?counts, "a member had their data erased");
     let text = format!(
         "Done. Removed {} rating(s) and {} reminder(s); {} quote(s) kept without your name, \

@@ -222,6 +222,136 @@ async fn fires_exactly_at_the_due_time_and_not_a_moment_before() {
     );
 }
 
+impl Env {
+    /// `(status, attempts)` of each delivery row of reminder `id`.
+    async fn deliveries(&self, guild: u64, id: u64) -> Vec<(String, u32)> {
+        self.on(guild, move |c| {
+            let mut rows = c
+                .prepare("SELECT status, attempts FROM reminder_deliveries WHERE reminder_id = ?1")
+                .unwrap();
+            rows.query_map([i64::try_from(id).unwrap()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        })
+        .await
+    }
+
+    /// Lets (paused) time run a millisecond at a time until reminder `id` is claimed.
+    async fn until_claimed(&self, guild: u64, id: u64) {
+        for _ in 0..1000 {
+            if !self.deliveries(guild, id).await.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("reminder {id} was never claimed");
+    }
+}
+
+/// Claimed `claim_ahead` (20 s) before it is due at t0 + 60 s; 10 s left to wait.
+async fn claimed_ten_seconds_ahead(env: &Env, id: u64) {
+    tokio::time::advance(Duration::from_secs(50)).await;
+    env.until_claimed(GUILD, id).await;
+    assert!(env.clock.now() < t0() + Span::seconds(51));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reminder_is_claimed_ahead_and_still_sent_at_its_due_time() {
+    let env = Env::new(t0());
+    let due = t0() + Span::seconds(60);
+    let id = env.remind(GUILD, post("standup", due), t0()).await;
+    let recorder = env.recorder();
+    let _scheduler = env.start(&recorder).await;
+
+    claimed_ten_seconds_ahead(&env, id).await;
+    assert_eq!(env.deliveries(GUILD, id).await, [("claimed".into(), 1)]);
+    assert!(recorder.attempts().is_empty(), "claimed, not sent");
+
+    let sent = recorder.wait_for(1).await;
+    assert_eq!((sent[0].at, sent[0].delivery.late), (due, false));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reminder_cancelled_after_its_claim_is_not_sent_and_its_claim_is_released() {
+    let env = Env::new(t0());
+    let id = env
+        .remind(GUILD, dm(ALICE, "call off", t0() + Span::seconds(60)), t0())
+        .await;
+    env.opt_in(GUILD, ALICE).await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    claimed_ten_seconds_ahead(&env, id).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| {
+        reminders::cancel(c, id, ALICE, false, now).unwrap()
+    })
+    .await;
+    scheduler.remove(GUILD, id);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(recorder.attempts().is_empty());
+    assert!(env.deliveries(GUILD, id).await.is_empty(), "no claim left");
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dm_claimed_before_its_member_opted_out_is_not_sent() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let id = env
+        .remind(GUILD, dm(ALICE, "private", t0() + Span::seconds(60)), t0())
+        .await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    claimed_ten_seconds_ahead(&env, id).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| set_dm_opt_in(c, ALICE, false, now).unwrap())
+        .await;
+    scheduler.recheck_guild(GUILD);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(recorder.attempts().is_empty(), "no DM after the opt-out");
+    let refused = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (
+            refused.status,
+            refused.last_error.as_deref(),
+            refused.attempts
+        ),
+        (Status::Failed, Some(NOT_OPTED_IN), 1),
+        "refused at its due time, the released claim not counted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_does_not_wait_for_claimed_reminders_and_a_restart_sends_them_once() {
+    let env = Env::new(t0());
+    let due = t0() + Span::seconds(60);
+    let id = env.remind(GUILD, post("after restart", due), t0()).await;
+    let first = env.recorder();
+    let scheduler = env.start(&first).await;
+    claimed_ten_seconds_ahead(&env, id).await;
+
+    let stopping = env.clock.now();
+    scheduler.shutdown().await;
+    assert!(
+        env.clock.now() - stopping < Span::seconds(1),
+        "not held until due"
+    );
+    assert!(first.attempts().is_empty());
+
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    let sent = second.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(second.attempts().len(), 1);
+    assert_eq!((sent[0].at, sent[0].delivery.attempt), (due, 2));
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_earlier_reminder_added_while_sleeping_wakes_the_scheduler() {
     let env = Env::new(t0());
@@ -594,7 +724,7 @@ fn the_index_follows_upserts_removals_and_forgotten_guilds() {
     assert!(!index.upsert(2, 21, at(60)));
     assert!(!index.upsert(1, 10, at(70)), "moved later, no longer first");
     assert_eq!(index.pop_due(at(39)), Err(Some(at(40))));
-    assert_eq!(index.pop_due(at(40)), Ok((2, 20)));
+    assert_eq!(index.pop_due(at(40)), Ok(((2, 20), at(40))));
     index.upsert(2, 20, at(45));
     index.forget_guild(2);
     assert!(
