@@ -298,3 +298,64 @@ async fn closed_dms_fail_the_reminder_for_good() {
     assert!(reminder.last_error.unwrap().contains("403"));
     store.shutdown().await;
 }
+
+/// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
+async fn until_stored<T: Send + 'static>(
+    bot: &TestBot,
+    what: &str,
+    read: fn(&rusqlite::Connection) -> Option<T>,
+) -> T {
+    for _ in 0..500 {
+        let found = bot.store.with_guild(GUILD, move |c| read(c)).await.unwrap();
+        if let Some(found) = found {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_dm_claimed_ahead_is_called_off_when_its_member_opts_out() {
+    // "in 2m" is due five seconds from now for this scheduler, so it is claimed at once
+    // (reminders are claimed 20 s ahead) and waits for its time.
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::seconds(115))));
+    })
+    .await;
+    bot.slash(ALICE, "optin dm on", json!([])).await;
+    bot.slash(
+        ALICE,
+        "remind me",
+        json!([option("when", "in 2m"), option("what", "private")]),
+    )
+    .await;
+    until_stored(&bot, "the claim", |c| {
+        c.query_row("SELECT 1 FROM reminder_deliveries", [], |_| Ok(()))
+            .ok()
+    })
+    .await;
+
+    bot.slash(ALICE, "optin dm off", json!([])).await;
+    let reminder = until_stored(&bot, "the reminder's outcome", |c| {
+        reminders::get(c, 1)
+            .unwrap()
+            .filter(|r| r.status != reminders::Status::Active)
+    })
+    .await;
+    assert_eq!(
+        (reminder.status, reminder.last_error.as_deref()),
+        (
+            reminders::Status::Failed,
+            Some(reminders::delivery::NOT_OPTED_IN)
+        )
+    );
+    let dms: Vec<_> = bot
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/users/@me/channels" || r.path.ends_with("/messages"))
+        .collect();
+    assert!(dms.is_empty(), "nothing sent: {dms:?}");
+    bot.shutdown().await;
+}
