@@ -194,7 +194,7 @@ impl Scheduler {
         self.shared.lock().recheck_guild(guild);
     }
 
-    /// Reminders in the index, those being sent not counted.
+    /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
         self.shared.lock().queue.len()
     }
@@ -448,11 +448,15 @@ impl Worker {
         let policy = self.config.policy;
         let now = self.clock.now();
         let send_at = at.max(now);
-        let claimed = self
-            .on_guild(guild, move |c| {
-                delivery::claim(c, guild, id, now, send_at, &policy)
-            })
-            .await;
+        let claiming = self.on_guild(guild, move |c| {
+            delivery::claim(c, guild, id, now, send_at, &policy)
+        });
+        let claimed = tokio::select! {
+            claimed = claiming => claimed,
+            // A burst queued for the claim is left to the next start; a claim already running
+            // may still be written, and is then taken again as after a crash.
+            _ = stop.wait_for(|stopped| *stopped) => return None,
+        };
         let delivery = match self.checked(guild, id, claimed) {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
