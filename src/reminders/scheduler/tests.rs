@@ -249,27 +249,38 @@ impl Env {
     }
 }
 
-/// Claimed `claim_ahead` (20 s) before it is due at t0 + 60 s; 10 s left to wait.
-async fn claimed_ten_seconds_ahead(env: &Env, id: u64) {
+/// When the reminders of the claim-ahead tests are due.
+fn in_a_minute() -> DateTime<Utc> {
+    t0() + Span::seconds(60)
+}
+
+/// Sets `new` (due [`in_a_minute`]) in [`GUILD`], starts a scheduler and lets time run until
+/// the reminder is claimed, `claim_ahead` (20 s) early: 10 s before it is due.
+async fn claimed_ahead(env: &Env, new: NewReminder) -> (u64, Arc<Recorder>, Scheduler) {
+    let id = env.remind(GUILD, new, t0()).await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
     tokio::time::advance(Duration::from_secs(50)).await;
     env.until_claimed(GUILD, id).await;
     assert!(env.clock.now() < t0() + Span::seconds(51));
+    (id, recorder, scheduler)
+}
+
+async fn nothing_sent_for_an_hour(recorder: &Recorder) {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let sent = recorder.attempts();
+    assert!(sent.is_empty(), "sent: {sent:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_reminder_is_claimed_ahead_and_still_sent_at_its_due_time() {
     let env = Env::new(t0());
-    let due = t0() + Span::seconds(60);
-    let id = env.remind(GUILD, post("standup", due), t0()).await;
-    let recorder = env.recorder();
-    let _scheduler = env.start(&recorder).await;
-
-    claimed_ten_seconds_ahead(&env, id).await;
+    let (id, recorder, _scheduler) = claimed_ahead(&env, post("standup", in_a_minute())).await;
     assert_eq!(env.deliveries(GUILD, id).await, [("claimed".into(), 1)]);
     assert!(recorder.attempts().is_empty(), "claimed, not sent");
 
     let sent = recorder.wait_for(1).await;
-    assert_eq!((sent[0].at, sent[0].delivery.late), (due, false));
+    assert_eq!((sent[0].at, sent[0].delivery.late), (in_a_minute(), false));
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
 }
@@ -277,13 +288,8 @@ async fn a_reminder_is_claimed_ahead_and_still_sent_at_its_due_time() {
 #[tokio::test(start_paused = true)]
 async fn a_reminder_cancelled_after_its_claim_is_not_sent_and_its_claim_is_released() {
     let env = Env::new(t0());
-    let id = env
-        .remind(GUILD, dm(ALICE, "call off", t0() + Span::seconds(60)), t0())
-        .await;
     env.opt_in(GUILD, ALICE).await;
-    let recorder = env.recorder();
-    let scheduler = env.start(&recorder).await;
-    claimed_ten_seconds_ahead(&env, id).await;
+    let (id, recorder, scheduler) = claimed_ahead(&env, dm(ALICE, "call off", in_a_minute())).await;
 
     let now = env.clock.now();
     env.on(GUILD, move |c| {
@@ -291,8 +297,7 @@ async fn a_reminder_cancelled_after_its_claim_is_not_sent_and_its_claim_is_relea
     })
     .await;
     scheduler.remove(GUILD, id);
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert!(recorder.attempts().is_empty());
+    nothing_sent_for_an_hour(&recorder).await;
     assert!(env.deliveries(GUILD, id).await.is_empty(), "no claim left");
     assert_eq!(scheduler.pending(), 0);
 }
@@ -301,19 +306,13 @@ async fn a_reminder_cancelled_after_its_claim_is_not_sent_and_its_claim_is_relea
 async fn a_dm_claimed_before_its_member_opted_out_is_not_sent() {
     let env = Env::new(t0());
     env.opt_in(GUILD, ALICE).await;
-    let id = env
-        .remind(GUILD, dm(ALICE, "private", t0() + Span::seconds(60)), t0())
-        .await;
-    let recorder = env.recorder();
-    let scheduler = env.start(&recorder).await;
-    claimed_ten_seconds_ahead(&env, id).await;
+    let (id, recorder, scheduler) = claimed_ahead(&env, dm(ALICE, "private", in_a_minute())).await;
 
     let now = env.clock.now();
     env.on(GUILD, move |c| set_dm_opt_in(c, ALICE, false, now).unwrap())
         .await;
     scheduler.recheck_guild(GUILD);
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert!(recorder.attempts().is_empty(), "no DM after the opt-out");
+    nothing_sent_for_an_hour(&recorder).await;
     let refused = env.reminder(GUILD, id).await;
     assert_eq!(
         (
@@ -329,11 +328,7 @@ async fn a_dm_claimed_before_its_member_opted_out_is_not_sent() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_does_not_wait_for_claimed_reminders_and_a_restart_sends_them_once() {
     let env = Env::new(t0());
-    let due = t0() + Span::seconds(60);
-    let id = env.remind(GUILD, post("after restart", due), t0()).await;
-    let first = env.recorder();
-    let scheduler = env.start(&first).await;
-    claimed_ten_seconds_ahead(&env, id).await;
+    let (id, first, scheduler) = claimed_ahead(&env, post("after restart", in_a_minute())).await;
 
     let stopping = env.clock.now();
     scheduler.shutdown().await;
@@ -348,7 +343,7 @@ async fn shutdown_does_not_wait_for_claimed_reminders_and_a_restart_sends_them_o
     let sent = second.wait_for(1).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(second.attempts().len(), 1);
-    assert_eq!((sent[0].at, sent[0].delivery.attempt), (due, 2));
+    assert_eq!((sent[0].at, sent[0].delivery.attempt), (in_a_minute(), 2));
     assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
 }
 
