@@ -190,7 +190,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
 }
 
 pub async fn hot(size: Size, scratch: &Path) -> Case {
-    let n = size.pick(2000, 20000);
+    let n = size.pick(2000, 10000);
     let dir = scratch.join("hot");
     let store = store(&dir, 256);
     store
@@ -399,20 +399,27 @@ pub async fn checkpoint_every_guild(dir: &Path) {
 /// through the store took three of the full run's fifteen minutes. Only the guilds not there
 /// yet are made, so growth can add to it point by point before zipf uses it.
 async fn fleet(scratch: &Path, n: u64) -> PathBuf {
-    const COPIERS: u64 = 4;
     let dir = scratch.join("fleet");
     let store = store(&dir, 256);
     store.with_guild(1, |_| ()).await.unwrap();
     let present = store.guilds_on_disk().await.unwrap().len() as u64;
     store.shutdown().await;
+    copy_guild_one(&dir, present + 1..=n).await;
+    dir
+}
+
+/// Makes guilds `to` in the data directory `dir` copies of its guild 1: its database and
+/// side files, modes included. Setup, not measurement: it skips the fsyncs of a real creation.
+pub async fn copy_guild_one(dir: &Path, to: std::ops::RangeInclusive<u64>) {
+    const COPIERS: u64 = 4;
     let guilds = dir.join("guilds");
     tokio::task::spawn_blocking(move || {
         let model = guilds.join("1");
         std::thread::scope(|scope| {
             for copier in 0..COPIERS {
-                let (model, guilds) = (&model, &guilds);
+                let (model, guilds, to) = (&model, &guilds, to.clone());
                 scope.spawn(move || {
-                    for guild in (present + 1..=n).filter(|g| g % COPIERS == copier) {
+                    for guild in to.filter(|g| g % COPIERS == copier) {
                         copy_guild(model, &guilds.join(guild.to_string()));
                     }
                 });
@@ -421,7 +428,6 @@ async fn fleet(scratch: &Path, n: u64) -> PathBuf {
     })
     .await
     .unwrap();
-    dir
 }
 
 /// A guild directory like `model`, with its database and side files (modes included).
