@@ -169,7 +169,8 @@ fn saving_any_quote_gives_it_back_as_saved_or_a_message_for_the_member() {
 #[test]
 fn any_search_is_answered_without_an_sql_or_fts_error_and_finds_quotes_by_their_words() {
     let (_dir, conn) = guild_db();
-    let word = "[a-zA-Z0-9\u{e0}-\u{ff}]{1,12}";
+    // Latin-1's lower-case letters, without U+00F7 DIVISION SIGN, which sits among them.
+    let word = "[a-zA-Z0-9\u{e0}-\u{f6}\u{f8}-\u{ff}]{1,12}";
     let input = (hostile_text(), vec(word, 1..6), 0u32..80);
     runner()
         .run(&input, |(query, words, limit)| {
