@@ -4,16 +4,18 @@
 //! - [`bot`]: the Discord bot (serenity + poise): commands, events, delivery.
 //! - [`store`]: the only code that touches paths and pools.
 //! - [`cli`]: the command line of the `guildkeep` binary.
+//! - [`control`]: the control socket through which operator commands reach the running bot.
 //! - [`config`]: `guildkeep.toml`, environment overrides and `.env`.
 //! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
 //! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
-//! - [`ops`]: operator jobs run from the command line.
+//! - [`ops`]: operator jobs, run by the data directory's owner.
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
 pub mod bot;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod ops;
 pub mod optins;
 pub mod privacy;

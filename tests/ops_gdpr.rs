@@ -4,6 +4,7 @@
 
 mod ops_support;
 
+use guildkeep::ops::Owner;
 use guildkeep::{
     ops::gdpr::{delete_guild, export_user, forget_user, ForgetOptions},
     privacy::ForgetMode,
@@ -94,7 +95,7 @@ async fn forget_user_across_200_guilds_removes_that_member_and_nothing_else() {
     );
 
     let report = forget_user(
-        &store,
+        &Owner::standalone(store.clone()),
         ForgetOptions {
             user: GONE,
             guild: None,
@@ -172,7 +173,7 @@ async fn export_is_keyed_by_guild_and_one_guild_can_be_named() {
     );
 
     let one = forget_user(
-        &store,
+        &Owner::standalone(store.clone()),
         ForgetOptions {
             user: GONE,
             guild: Some(20),
@@ -202,7 +203,7 @@ async fn delete_guild_removes_that_guild_only() {
     let store = store(&data);
     seed(&store, 10).await;
     seed(&store, 20).await;
-    let report = delete_guild(&store, 10).await.unwrap();
+    let report = delete_guild(&Owner::standalone(store.clone()), 10).await.unwrap();
     assert_eq!(report.removed.unwrap().quotes, 6);
     assert_eq!(store.guilds_on_disk().await.unwrap(), vec![20]);
     assert!(!data.join("guilds").join("10").exists());
@@ -212,10 +213,10 @@ async fn delete_guild_removes_that_guild_only() {
             .len(),
         3
     );
-    let again = delete_guild(&store, 10).await.unwrap();
+    let again = delete_guild(&Owner::standalone(store.clone()), 10).await.unwrap();
     assert!(
         again.removed.is_none(),
         "deleting a guild without data is not an error"
     );
-    assert!(delete_guild(&store, 0).await.is_err());
+    assert!(delete_guild(&Owner::standalone(store.clone()), 0).await.is_err());
 }

@@ -5,6 +5,7 @@
 
 mod ops_support;
 
+use guildkeep::ops::Owner;
 use std::{collections::BTreeMap, path::Path};
 
 use guildkeep::{
@@ -222,7 +223,7 @@ fn options(source: &Path) -> ImportOptions {
 }
 
 async fn run(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
-    let report = migrate_legacy(store, options).await.expect("import runs");
+    let report = migrate_legacy(&Owner::standalone(store.clone()), options).await.expect("import runs");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     report
 }
@@ -700,7 +701,7 @@ async fn a_source_with_unfinished_writes_or_bad_options_is_refused() {
     fixture(&source);
     let store = store(&dir.path().join("data"));
     let zero = migrate_legacy(
-        &store,
+        &Owner::standalone(store.clone()),
         ImportOptions {
             default_guild: Some(0),
             ..options(&source)
@@ -709,7 +710,7 @@ async fn a_source_with_unfinished_writes_or_bad_options_is_refused() {
     .await;
     assert!(zero.is_err());
     std::fs::write(dir.path().join("legacy.db-wal"), b"pending").unwrap();
-    let error = migrate_legacy(&store, options(&source)).await.unwrap_err();
+    let error = migrate_legacy(&Owner::standalone(store.clone()), options(&source)).await.unwrap_err();
     assert!(format!("{error:#}").contains("-wal"), "{error:#}");
     assert!(store.guilds_on_disk().await.unwrap().is_empty());
 }

@@ -5,6 +5,7 @@
 
 mod ops_support;
 
+use guildkeep::ops::Owner;
 use std::path::{Path, PathBuf};
 
 use guildkeep::{
@@ -116,7 +117,7 @@ async fn restore_brings_back_the_backup_while_another_connection_holds_the_datab
     assert_eq!(dump(&bot), damaged);
 
     let report = restore(
-        &store,
+        &Owner::standalone(store.clone()),
         RestoreOptions {
             guild: GUILD,
             from: file.clone(),
@@ -167,7 +168,7 @@ async fn refused(store: &GuildDatabaseManager, data: &Path, from: PathBuf) -> St
     let before = live_dump(store).await;
     let digest = sha256(&from);
     let error = restore(
-        store,
+        &Owner::standalone(store.clone()),
         RestoreOptions {
             guild: GUILD,
             from: from.clone(),

@@ -52,9 +52,5 @@ pub async fn run(data: Data, mut stop: watch::Receiver<bool>) {
 
 /// Deletes every file of `guild` now and forgets any scheduled deletion of it.
 pub async fn delete_now(data: &Data, guild: u64) -> Result<(), Error> {
-    data.store.delete_guild(guild).await?;
-    data.scheduler.forget_guild(guild);
-    let pending = data.pending.clone();
-    tokio::task::spawn_blocking(move || pending.cancel(guild)).await??;
-    Ok(())
+    crate::ops::gdpr::remove_guild(&data.owner(), guild).await
 }

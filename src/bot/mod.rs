@@ -33,6 +33,7 @@ pub use types::{Context, Data, Error};
 
 use crate::{
     config::Config,
+    control::ControlServer,
     reminders::{Clock, Scheduler, SchedulerConfig, SystemClock},
     store::{GuildDatabaseManager, PendingDeletions},
 };
@@ -150,6 +151,7 @@ struct Running {
     data: Data,
     deletions: tokio::task::JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    control: ControlServer,
 }
 
 /// A built bot, not yet connected.
@@ -205,6 +207,8 @@ impl Bot {
         on_shutdown.abort();
         let running = lock(&self.started.running).take();
         if let Some(running) = running {
+            // Operator jobs use the scheduler: they end first.
+            running.control.shutdown(DRAIN_LIMIT).await;
             running.data.scheduler.shutdown().await;
             let _ = running.stop.send(true);
             if let Err(e) = running.deletions.await {
@@ -226,7 +230,8 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Starts the scheduler and the deletion task, then registers the commands.
+/// Starts the scheduler, the control socket and the deletion task, then registers the
+/// commands.
 async fn start(
     ctx: &serenity::Context,
     commands: &[poise::Command<Data, Error>],
@@ -249,12 +254,15 @@ async fn start(
         scheduler: Arc::new(scheduler),
         button_timeout: base.button_timeout,
     };
+    let control = ControlServer::start(&data.config.store.data_dir, data.owner())
+        .context("starting the control socket")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
     *lock(&started.running) = Some(Running {
         data: data.clone(),
         deletions,
         stop,
+        control,
     });
     let registered = match data.config.dev_guild {
         Some(guild) => {

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     config::Config,
+    ops::{BotParts, Owner},
     reminders::Scheduler,
     store::{GuildDatabaseManager, PendingDeletions},
 };
@@ -20,6 +21,20 @@ pub struct Data {
     pub scheduler: Arc<Scheduler>,
     /// How long confirmation and paging buttons stay live.
     pub button_timeout: Duration,
+}
+
+impl Data {
+    /// The bot as the data directory's owner, for the operator jobs it runs and for its own
+    /// deletions and erasures, which go the same way.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            store: self.store.clone(),
+            bot: Some(BotParts {
+                scheduler: self.scheduler.clone(),
+                pending: self.pending.clone(),
+            }),
+        }
+    }
 }
 
 /// Errors in `bot/` are anyhow errors; members only ever see [`super::UserError`]s.

@@ -1,7 +1,7 @@
 //! `guildkeep gdpr`: an operator answering a data-protection request from the command line.
 //!
 //! - `delete-guild`: every file of one guild, through the store (which waits for running uses
-//!   and never lets the guild reopen meanwhile). The guild's audit table goes with it, so the
+//!   and never lets the guild reopen meanwhile), with the scheduler told first. The guild's audit table goes with it, so the
 //!   deletion is logged instead, with the row counts it removed and no content.
 //! - `forget-user`: [`privacy::forget_user`] in one guild or every guild on disk, a few at a
 //!   time, with per-guild counts; each guild records its own audit row (operator, counts).
@@ -9,16 +9,17 @@
 //!   connections.
 //!
 //! Confirmation prompts and refusing to delete without a terminal or `--yes` are the command
-//! line's (`main.rs`); the rules of what is erased are `privacy.rs`'s.
+//! line's (`cli.rs`); the rules of what is erased are `privacy.rs`'s.
 
 use std::collections::BTreeMap;
 
 use futures::{stream, StreamExt};
 use serde::Serialize;
 
-use super::{progress::Progress, PARALLEL_GUILDS};
+use super::{progress::Progress, Owner, PARALLEL_GUILDS};
 use crate::{
     privacy::{self, ForgetActor, ForgetCounts, ForgetMode, GuildSummary, UserExport},
+    reminders,
     store::{GuildDatabaseManager, StoreError},
 };
 
@@ -30,11 +31,9 @@ pub struct DeleteGuildReport {
 }
 
 /// Deletes all of `guild`'s data. Deleting a guild without data is not an error.
-pub async fn delete_guild(
-    store: &GuildDatabaseManager,
-    guild: u64,
-) -> anyhow::Result<DeleteGuildReport> {
-    let removed = match store
+pub async fn delete_guild(owner: &Owner, guild: u64) -> anyhow::Result<DeleteGuildReport> {
+    let removed = match owner
+        .store
         .inspect_guild(guild, privacy::delete_guild_summary)
         .await
     {
@@ -42,7 +41,7 @@ pub async fn delete_guild(
         Err(StoreError::UnknownGuild(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    store.delete_guild(guild).await?;
+    remove_guild(owner, guild).await?;
     // The guild's audit table is gone with it: this log line is the record.
     match &removed {
         Some(summary) => tracing::warn!(
@@ -60,6 +59,26 @@ pub async fn delete_guild(
         ),
     }
     Ok(DeleteGuildReport { guild, removed })
+}
+
+/// Deletes every file of `guild` and everything the bot holds about it: the guild's
+/// reminders are called off before the files go (sends already claimed included), and again
+/// after, for any made meanwhile; a scheduled deletion of it is dropped. The bot's own
+/// deletions (an admin's, the grace period's end) come here too.
+pub async fn remove_guild(owner: &Owner, guild: u64) -> anyhow::Result<()> {
+    let forget = || {
+        if let Some(bot) = &owner.bot {
+            bot.scheduler.forget_guild(guild);
+        }
+    };
+    forget();
+    owner.store.delete_guild(guild).await?;
+    forget();
+    if let Some(bot) = &owner.bot {
+        let pending = bot.pending.clone();
+        tokio::task::spawn_blocking(move || pending.cancel(guild)).await??;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,30 +101,25 @@ pub struct ForgetReport {
 /// Forgets `options.user` in one guild or all of them. A named guild without a database is a
 /// failure (a typo should not look like success); across all guilds, each that fails is listed
 /// and the others are still done.
-pub async fn forget_user(
-    store: &GuildDatabaseManager,
-    options: ForgetOptions,
-) -> anyhow::Result<ForgetReport> {
-    let guilds = scope(store, options.guild).await?;
+pub async fn forget_user(owner: &Owner, options: ForgetOptions) -> anyhow::Result<ForgetReport> {
+    let guilds = scope(&owner.store, options.guild).await?;
     let progress = Progress::new("forget", guilds.len() as u64);
     let now = chrono::Utc::now();
     let outcomes: Vec<(u64, anyhow::Result<ForgetCounts>)> = stream::iter(guilds)
         .map(|guild| {
             let progress = &progress;
             async move {
-                let forgotten = store
-                    .with_existing_guild(guild, move |conn| {
-                        privacy::forget_user(
-                            conn,
-                            options.user,
-                            options.mode,
-                            ForgetActor::Operator,
-                            now,
-                        )
-                    })
-                    .await;
+                let forgotten = forget_in_guild(
+                    owner,
+                    guild,
+                    options.user,
+                    options.mode,
+                    ForgetActor::Operator,
+                    now,
+                )
+                .await;
                 progress.advance();
-                (guild, flatten(forgotten))
+                (guild, forgotten)
             }
         })
         .buffer_unordered(PARALLEL_GUILDS)
@@ -132,6 +146,33 @@ pub async fn forget_user(
         }
     }
     Ok(report)
+}
+
+/// Forgets `user` in `guild` ([`privacy::forget_user`]) and calls off what the scheduler
+/// holds of theirs: their reminders leave its index, and the guild's claimed reminders are
+/// checked again before they go (the member may be a target). A guild without a database is
+/// [`StoreError::UnknownGuild`]: none is made just to forget someone in it.
+pub async fn forget_in_guild(
+    owner: &Owner,
+    guild: u64,
+    user: u64,
+    mode: ForgetMode,
+    actor: ForgetActor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ForgetCounts> {
+    let forget = move |conn: &mut rusqlite::Connection| -> anyhow::Result<_> {
+        let theirs = reminders::list(conn, user, false)?;
+        let counts = privacy::forget_user(conn, user, mode, actor, now)?;
+        Ok((counts, theirs))
+    };
+    let (counts, theirs) = owner.store.with_existing_guild(guild, forget).await??;
+    if let Some(bot) = &owner.bot {
+        for reminder in theirs {
+            bot.scheduler.remove(guild, reminder.id);
+        }
+        bot.scheduler.recheck_guild(guild);
+    }
+    Ok(counts)
 }
 
 #[derive(Debug, Default, Serialize)]

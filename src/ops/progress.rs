@@ -1,30 +1,50 @@
 //! Progress of a long operator job: a bar on a terminal, plain log lines otherwise (cron,
-//! systemd, CI), so an unattended run still shows how far it got.
+//! systemd, CI), so an unattended run still shows how far it got. A job the running bot
+//! carries out for the command line reports to that command line instead
+//! ([`report_to`]), which shows it the same way.
 
 use std::{
     io::IsTerminal,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Where a remote job's progress goes: (job, done, total).
+pub type RemoteProgress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+tokio::task_local! {
+    static REMOTE: RemoteProgress;
+}
+
+/// Runs `job` with every [`Progress`] it makes reporting to `remote`.
+pub async fn report_to<F: std::future::Future>(remote: RemoteProgress, job: F) -> F::Output {
+    REMOTE.scope(remote, job).await
+}
+
 pub struct Progress {
-    job: &'static str,
+    job: String,
     total: u64,
     done: AtomicU64,
     bar: Option<ProgressBar>,
+    remote: Option<RemoteProgress>,
 }
 
 impl Progress {
-    pub fn new(job: &'static str, total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    pub fn new(job: impl Into<String>, total: u64) -> Self {
+        let job = job.into();
+        let remote = REMOTE.try_with(Arc::clone).ok();
+        let bar = (remote.is_none() && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
                     .expect("valid template")
                     .progress_chars("=> "),
             );
-            bar.set_message(job);
+            bar.set_message(job.clone());
             bar
         });
         Self {
@@ -32,6 +52,7 @@ impl Progress {
             total,
             done: AtomicU64::new(0),
             bar,
+            remote,
         }
     }
 
@@ -47,16 +68,20 @@ impl Progress {
         }
         let before = self.done.fetch_add(n, Ordering::Relaxed);
         let done = before + n;
-        match &self.bar {
-            Some(bar) => bar.inc(n),
-            // About twenty lines for a whole job, however large: one each time `done` passes
-            // a twentieth of the total, and one at the end.
-            None => {
-                let step = (self.total / 20).max(1);
-                if done == self.total || before / step != done / step {
-                    tracing::info!(job = self.job, done, total = self.total, "progress");
-                }
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+            return;
+        }
+        // About a hundred steps for a whole job, however large: one each time `done` passes
+        // a hundredth of the total, and one at the end; a log gets every fifth.
+        let step = (self.total / 100).max(1);
+        let passed = |step: u64| done == self.total || before / step != done / step;
+        match &self.remote {
+            Some(remote) if passed(step) => remote(&self.job, done, self.total),
+            None if passed(step * 5) => {
+                tracing::info!(job = self.job.as_str(), done, total = self.total, "progress");
             }
+            _ => {}
         }
     }
 

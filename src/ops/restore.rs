@@ -5,8 +5,8 @@
 //! this binary. It is then copied into memory, where an older schema is migrated, so the file
 //! itself is never changed. The live database keeps its current content beside it as
 //! `quotes.db.pre-restore-<timestamp>` and receives the prepared content through SQLite's
-//! backup API on a connection to the live file, which is safe while the bot holds it open
-//! (in this process or another); the bot sees the restored data at its next query.
+//! backup API on a connection to the live file, through the owner's store; the running bot's
+//! scheduler then reads the guild's reminders again.
 //!
 //! Not here: the online-backup copies themselves (`store/backup.rs`), making backup sets
 //! (`backup.rs`).
@@ -16,10 +16,11 @@ use std::{collections::BTreeMap, path::PathBuf};
 use anyhow::{bail, ensure, Context as _};
 use rusqlite::{Connection, OpenFlags};
 
+use super::Owner;
 use crate::store::{
     backup::{copy_into, integrity_check, row_counts},
     migrate::user_version,
-    GuildDatabaseManager, Migrations,
+    Migrations,
 };
 
 #[derive(Debug, Clone)]
@@ -41,10 +42,8 @@ pub struct RestoreReport {
 
 /// Checks and prepares `options.from`, then replaces the guild's data with it. Any refusal
 /// happens before the live database is touched.
-pub async fn restore(
-    store: &GuildDatabaseManager,
-    options: RestoreOptions,
-) -> anyhow::Result<RestoreReport> {
+pub async fn restore(owner: &Owner, options: RestoreOptions) -> anyhow::Result<RestoreReport> {
+    let store = &owner.store;
     let from = options.from.clone();
     let (prepared, found) = tokio::task::spawn_blocking(move || prepare(&from)).await??;
     let latest = Migrations::embedded().latest();
@@ -52,6 +51,7 @@ pub async fn restore(
         .restore_guild(options.guild, prepared)
         .await
         .with_context(|| format!("restoring guild {}", options.guild))?;
+    owner.reload_reminders(options.guild).await?;
     let rows = store
         .with_existing_guild(options.guild, |conn| row_counts(conn))
         .await??;

@@ -13,6 +13,11 @@ pub enum StoreError {
     UnknownGuild(u64),
     #[error("guild {guild} belongs to shard {shard}, which this process does not run")]
     NotOurShard { guild: u64, shard: u64 },
+    #[error("data directory {} is in use by guildkeep {}", data_dir.display(), owner.as_ref().map_or("in another process".to_owned(), |o| o.to_string()))]
+    Owned {
+        data_dir: PathBuf,
+        owner: Option<super::owner::OwnerRecord>,
+    },
     #[error("the store is shutting down")]
     ShuttingDown,
     #[error("all {cap} open guild databases stayed busy for {waited:?}; try again shortly")]

@@ -34,6 +34,7 @@ use tokio::{
 
 use super::{
     open::{self, ConnectionSettings, GuildConnections, Origin, Synchronous, Template},
+    owner::OwnerLock,
     paths::{self, DataDir, GuildId, SIDE_FILES},
     slots::Slots,
     spare, Migrations, StoreError,
@@ -138,6 +139,8 @@ struct Inner {
     spare_wanted: AtomicBool,
     /// The background job making the next spare guild, if one has run; shutdown waits for it.
     spare_refill: Mutex<Option<JoinHandle<()>>>,
+    /// This store owns the data directory until shutdown has closed every file.
+    owner: Mutex<Option<OwnerLock>>,
 }
 
 #[derive(Default)]
@@ -263,12 +266,14 @@ impl Drop for Lease {
 }
 
 impl GuildDatabaseManager {
-    /// Builds the store and starts its idle-close task; call inside a tokio runtime.
+    /// Takes the data directory for this process ([`StoreError::Owned`] if another holds it),
+    /// builds the store and starts its idle-close task; call inside a tokio runtime.
     pub fn new(config: StoreConfig) -> Result<Self, StoreError> {
         assert!(
             config.max_open_guilds > 0,
             "max_open_guilds must be at least 1"
         );
+        let owner = OwnerLock::acquire(&config.data_dir, config.shards.as_ref())?;
         let dir = DataDir::new(&config.data_dir);
         let inner = Arc::new(Inner {
             settings: ConnectionSettings {
@@ -293,6 +298,7 @@ impl GuildDatabaseManager {
             latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
             spare_wanted: AtomicBool::new(false),
             spare_refill: Mutex::new(None),
+            owner: Mutex::new(Some(owner)),
             dir,
             config,
         });
@@ -445,6 +451,7 @@ impl GuildDatabaseManager {
                 tracing::error!(error = %e, "making the spare guild failed");
             }
         }
+        self.inner.owner.lock().expect("lock poisoned").take();
     }
 
     /// The data directory's layout, for the operator jobs' store helpers (`store/backup.rs`)

@@ -6,6 +6,7 @@
 //! - `open.rs`: opening one guild's file (create from the template, PRAGMAs, migrations,
 //!   quarantine of files that are not SQLite).
 //! - `spare.rs`: the empty guild kept ready so a new guild costs one rename.
+//! - `owner.rs`: the lock that makes one process at a time the data directory's owner.
 //! - `paths.rs`: the data directory layout and private (0700/0600) files.
 //! - `migrate.rs`: the numbered migrations of `schema/`.
 //! - `pending_deletions.rs`: guilds whose data is due to be deleted, persisted across restarts.
@@ -16,6 +17,7 @@ mod error;
 mod manager;
 pub mod migrate;
 mod open;
+pub mod owner;
 pub mod paths;
 pub mod pending_deletions;
 mod slots;

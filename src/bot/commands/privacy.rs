@@ -7,8 +7,9 @@ use poise::serenity_prelude as serenity;
 
 use crate::{
     bot::{self, buttons, reply, Context, Error},
-    privacy::{self, ForgetActor, ForgetMode},
-    reminders,
+    ops::gdpr,
+    privacy::{self, ForgetActor, ForgetCounts, ForgetMode},
+    store::StoreError,
 };
 
 /// Your data in this server: export it or have it erased.
@@ -79,22 +80,15 @@ pub async fn forget(
     let Some(press) = buttons::confirm(ctx, prompt, "Erase my data").await? else {
         return Ok(());
     };
-    // The member's active reminders go with them, and their places on others' reminders: the
-    // scheduler is told which, and checks the guild's claimed ones again.
-    let (counts, reminders) = ctx
-        .data()
-        .store
-        .with_guild(guild, move |c| -> Result<_, Error> {
-            let theirs = reminders::list(c, user, false).map_err(bot::domain)?;
-            let counts = privacy::forget_user(c, user, mode, ForgetActor::Member, Utc::now())
-                .map_err(bot::domain)?;
-            Ok((counts, theirs))
-        })
-        .await??;
-    for reminder in reminders {
-        ctx.data().scheduler.remove(guild, reminder.id);
-    }
-    ctx.data().scheduler.recheck_guild(guild);
+    let owner = ctx.data().owner();
+    let forgotten =
+        gdpr::forget_in_guild(&owner, guild, user, mode, ForgetActor::Member, Utc::now()).await;
+    let counts = match forgotten {
+        Err(e) if matches!(e.downcast_ref(), Some(StoreError::UnknownGuild(_))) => {
+            ForgetCounts::default()
+        }
+        forgotten => forgotten?,
+    };
     tracing::info!(guild, ?counts, "a member had their data erased");
     let text = format!(
         "Done. Removed {} rating(s) and {} reminder(s); {} quote(s) kept without your name, \

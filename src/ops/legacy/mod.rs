@@ -56,8 +56,9 @@ pub use self::{
 use super::{
     files::{hex, sha256_file},
     progress::Progress,
+    Owner,
 };
-use crate::store::{paths, GuildDatabaseManager};
+use crate::store::paths;
 
 /// Guild plans read ahead of the writers. Small: each holds one guild's rows.
 const QUEUE: usize = 4;
@@ -97,7 +98,7 @@ pub struct ImportReport {
 /// databases). Fails before writing anything on a bad source or bad options; a guild that
 /// fails to import is rolled back and listed in `failures`, the others are still imported.
 pub async fn migrate_legacy(
-    store: &GuildDatabaseManager,
+    owner: &Owner,
     options: ImportOptions,
 ) -> anyhow::Result<ImportReport> {
     for guild in options.guilds.iter().chain(&options.default_guild) {
@@ -142,7 +143,7 @@ pub async fn migrate_legacy(
         })
         .map(|plan| async move {
             let guild = plan.guild;
-            (guild, import_guild(store, plan, now, dry_run).await)
+            (guild, import_guild(owner, plan, now, dry_run).await)
         })
         .buffer_unordered(WRITERS)
         .collect()
@@ -192,20 +193,22 @@ pub async fn migrate_legacy(
 }
 
 async fn import_guild(
-    store: &GuildDatabaseManager,
+    owner: &Owner,
     plan: GuildPlan,
     now: i64,
     dry_run: bool,
 ) -> anyhow::Result<(GuildCounts, Skipped)> {
+    let store = &owner.store;
     if dry_run {
         let mut rehearsal = store.guild_in_memory(plan.guild).await?;
         tokio::task::spawn_blocking(move || target::write_guild(&mut rehearsal, &plan, now)).await?
     } else {
-        store
-            .with_guild(plan.guild, move |conn| {
-                target::write_guild(conn, &plan, now)
-            })
-            .await?
+        let guild = plan.guild;
+        let imported = store
+            .with_guild(guild, move |conn| target::write_guild(conn, &plan, now))
+            .await??;
+        owner.reload_reminders(guild).await?;
+        Ok(imported)
     }
 }
 
