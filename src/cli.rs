@@ -71,7 +71,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("data directory {}:", dir.display());
         config.store.data_dir = dir.clone();
         if let Err(e) = run_job(&config, job.clone()).await {
-            eprintln!("error: {}: {}", dir.display(), format!("{e:#}").replace('\n', " "));
+            eprintln!(
+                "error: {}: {}",
+                dir.display(),
+                format!("{e:#}").replace('\n', " ")
+            );
             failed.push(dir.display().to_string());
         }
     }
@@ -136,4 +140,3 @@ fn confirm(job: Job) -> anyhow::Result<Job> {
     }
     Ok(job.confirmed())
 }
-

@@ -12,9 +12,9 @@
 
 mod ops_support;
 
-use guildkeep::ops::Owner;
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::{Tz, TZ_VARIANTS};
+use guildkeep::ops::Owner;
 use guildkeep::{
     ops::legacy::{migrate_legacy, ImportOptions},
     optins,
@@ -945,7 +945,8 @@ fn any_legacy_database_imports_into_sound_guild_files_under_canonical_names() {
                 source,
                 ..ImportOptions::default()
             };
-            let result = runtime.block_on(migrate_legacy(&Owner::standalone(store.clone()), options));
+            let result =
+                runtime.block_on(migrate_legacy(&Owner::standalone(store.clone()), options));
             runtime.block_on(store.shutdown());
             match result {
                 Ok(report) => {

@@ -203,7 +203,9 @@ async fn delete_guild_removes_that_guild_only() {
     let store = store(&data);
     seed(&store, 10).await;
     seed(&store, 20).await;
-    let report = delete_guild(&Owner::standalone(store.clone()), 10).await.unwrap();
+    let report = delete_guild(&Owner::standalone(store.clone()), 10)
+        .await
+        .unwrap();
     assert_eq!(report.removed.unwrap().quotes, 6);
     assert_eq!(store.guilds_on_disk().await.unwrap(), vec![20]);
     assert!(!data.join("guilds").join("10").exists());
@@ -213,10 +215,14 @@ async fn delete_guild_removes_that_guild_only() {
             .len(),
         3
     );
-    let again = delete_guild(&Owner::standalone(store.clone()), 10).await.unwrap();
+    let again = delete_guild(&Owner::standalone(store.clone()), 10)
+        .await
+        .unwrap();
     assert!(
         again.removed.is_none(),
         "deleting a guild without data is not an error"
     );
-    assert!(delete_guild(&Owner::standalone(store.clone()), 0).await.is_err());
+    assert!(delete_guild(&Owner::standalone(store.clone()), 0)
+        .await
+        .is_err());
 }

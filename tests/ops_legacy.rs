@@ -223,7 +223,9 @@ fn options(source: &Path) -> ImportOptions {
 }
 
 async fn run(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
-    let report = migrate_legacy(&Owner::standalone(store.clone()), options).await.expect("import runs");
+    let report = migrate_legacy(&Owner::standalone(store.clone()), options)
+        .await
+        .expect("import runs");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     report
 }
@@ -710,7 +712,9 @@ async fn a_source_with_unfinished_writes_or_bad_options_is_refused() {
     .await;
     assert!(zero.is_err());
     std::fs::write(dir.path().join("legacy.db-wal"), b"pending").unwrap();
-    let error = migrate_legacy(&Owner::standalone(store.clone()), options(&source)).await.unwrap_err();
+    let error = migrate_legacy(&Owner::standalone(store.clone()), options(&source))
+        .await
+        .unwrap_err();
     assert!(format!("{error:#}").contains("-wal"), "{error:#}");
     assert!(store.guilds_on_disk().await.unwrap().is_empty());
 }

@@ -55,9 +55,15 @@ pub enum Reply {
     Out(String),
     /// A line for stderr.
     Err(String),
-    Progress { job: String, done: u64, total: u64 },
+    Progress {
+        job: String,
+        done: u64,
+        total: u64,
+    },
     /// The job ended: `error` is the one-line reason it failed.
-    Done { error: Option<String> },
+    Done {
+        error: Option<String>,
+    },
 }
 
 #[cfg(test)]

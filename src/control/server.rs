@@ -94,7 +94,10 @@ async fn accept_loop(listener: UnixListener, owner: Owner, running: Arc<RwLock<(
         match stream.peer_cred() {
             Ok(peer) if peer.uid() == bot_user => {}
             Ok(peer) => {
-                tracing::warn!(uid = peer.uid(), "control socket: refused a peer of another user");
+                tracing::warn!(
+                    uid = peer.uid(),
+                    "control socket: refused a peer of another user"
+                );
                 continue;
             }
             Err(e) => {
@@ -120,9 +123,12 @@ async fn serve(stream: UnixStream, owner: Owner, running: Arc<RwLock<()>>) {
         Ok(job) => job,
         Err(refusal) => {
             tracing::warn!(reason = %refusal, "control socket: request refused");
-            let _ = send(&mut write, &Reply::Done {
-                error: Some(refusal),
-            })
+            let _ = send(
+                &mut write,
+                &Reply::Done {
+                    error: Some(refusal),
+                },
+            )
             .await;
             return;
         }

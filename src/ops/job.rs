@@ -240,7 +240,8 @@ impl Job {
                 fail_on("backup", report.failures(), console)
             }
             Job::Restore { guild, from } => {
-                let report = restore::restore(owner, restore::RestoreOptions { guild, from }).await?;
+                let report =
+                    restore::restore(owner, restore::RestoreOptions { guild, from }).await?;
                 if let Some(version) = report.migrated_from {
                     console.out(&format!("migrated the copy from schema v{version}"));
                 }
@@ -300,7 +301,10 @@ async fn gdpr_job(owner: &Owner, action: GdprAction, console: &dyn Console) -> a
             };
             let report = gdpr::forget_user(owner, options).await?;
             for (guild, counts) in &report.guilds {
-                console.out(&format!("guild {guild}: {}", serde_json::to_string(counts)?));
+                console.out(&format!(
+                    "guild {guild}: {}",
+                    serde_json::to_string(counts)?
+                ));
             }
             console.out(&format!(
                 "forgot member {user_id} in {} guilds",

@@ -79,7 +79,12 @@ impl Progress {
         match &self.remote {
             Some(remote) if passed(step) => remote(&self.job, done, self.total),
             None if passed(step * 5) => {
-                tracing::info!(job = self.job.as_str(), done, total = self.total, "progress");
+                tracing::info!(
+                    job = self.job.as_str(),
+                    done,
+                    total = self.total,
+                    "progress"
+                );
             }
             _ => {}
         }

@@ -75,7 +75,11 @@ fn command_line() -> String {
             .file_name()
             .map_or(program.clone(), |name| name.to_string_lossy().into_owned())
     });
-    program.into_iter().chain(args).collect::<Vec<_>>().join(" ")
+    program
+        .into_iter()
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The held lock. Dropping it (or the process ending) releases the directory.
@@ -109,8 +113,8 @@ impl OwnerLock {
             }
             Err(TryLockError::Error(e)) => return Err(StoreError::io(&path)(e)),
         }
-        let record = serde_json::to_vec(&OwnerRecord::of_this_process(shards))
-            .expect("a record serialises");
+        let record =
+            serde_json::to_vec(&OwnerRecord::of_this_process(shards)).expect("a record serialises");
         file.set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(&record))
@@ -137,7 +141,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = OwnerLock::acquire(dir.path(), None).unwrap();
         match OwnerLock::acquire(dir.path(), None) {
-            Err(StoreError::Owned { owner: Some(owner), .. }) => {
+            Err(StoreError::Owned {
+                owner: Some(owner), ..
+            }) => {
                 assert_eq!(owner.pid, std::process::id());
             }
             other => panic!("expected Owned, got {other:?}"),

@@ -5,6 +5,7 @@
 
 mod admin;
 mod events;
+mod owner;
 mod privacy;
 mod quotes;
 mod reminders;

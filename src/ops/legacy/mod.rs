@@ -97,10 +97,7 @@ pub struct ImportReport {
 /// Runs the import (or, with `dry_run`, rehearses it on in-memory copies of the guilds'
 /// databases). Fails before writing anything on a bad source or bad options; a guild that
 /// fails to import is rolled back and listed in `failures`, the others are still imported.
-pub async fn migrate_legacy(
-    owner: &Owner,
-    options: ImportOptions,
-) -> anyhow::Result<ImportReport> {
+pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Result<ImportReport> {
     for guild in options.guilds.iter().chain(&options.default_guild) {
         ensure!(
             parse_snowflake(&guild.to_string()).is_some(),

@@ -145,8 +145,18 @@ impl FakeDiscord {
 
     /// Waits for the first request (from the start of the log) that `matches`.
     pub async fn wait_for(&self, what: &str, matches: impl Fn(&Recorded) -> bool) -> Recorded {
+        self.wait_for_within(WAIT, what, matches).await
+    }
+
+    /// [`wait_for`](Self::wait_for) with another limit, for a bot in another process.
+    pub async fn wait_for_within(
+        &self,
+        limit: Duration,
+        what: &str,
+        matches: impl Fn(&Recorded) -> bool,
+    ) -> Recorded {
         let mut rx = self.shared.logged.subscribe();
-        let found = tokio::time::timeout(WAIT, async {
+        let found = tokio::time::timeout(limit, async {
             loop {
                 if let Some(hit) = self.requests().into_iter().find(&matches) {
                     return hit;

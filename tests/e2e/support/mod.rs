@@ -26,7 +26,7 @@ pub const BOB: u64 = 300_000_000_000_000_002;
 pub const ADMIN: u64 = 300_000_000_000_000_003;
 
 /// A syntactically valid token; the fake accepts any.
-const TOKEN: &str = "MTIz.fake.token";
+pub const TOKEN: &str = "MTIz.fake.token";
 
 pub struct TestBot {
     pub fake: FakeDiscord,
@@ -125,12 +125,7 @@ impl TestBot {
         path: &str,
         options: Value,
     ) -> Recorded {
-        let id = self.fake.next_id();
-        self.fake.dispatch(
-            "INTERACTION_CREATE",
-            payloads::slash(id, user, permissions, path, options),
-        );
-        self.response(id, path).await
+        slash_in(&self.fake, GUILD, user, permissions, path, options).await
     }
 
     /// Sends an autocomplete request with one focused option; returns the choices offered.
@@ -179,10 +174,7 @@ impl TestBot {
     }
 
     async fn response(&self, id: u64, what: &str) -> Recorded {
-        let path = format!("/interactions/{id}/token-{id}/callback");
-        self.fake
-            .wait_for(&format!("the response to `{what}`"), |r| r.path == path)
-            .await
+        response(&self.fake, id, what).await
     }
 
     /// Waits for the next request to the interaction's webhook (follow-ups and edits).
@@ -223,6 +215,29 @@ impl Drop for TestBot {
             task.abort();
         }
     }
+}
+
+/// Sends a slash command in `guild` to whichever bot is connected to `fake` (in this process
+/// or another); returns the interaction response.
+pub async fn slash_in(
+    fake: &FakeDiscord,
+    guild: u64,
+    user: u64,
+    permissions: u64,
+    path: &str,
+    options: Value,
+) -> Recorded {
+    let id = fake.next_id();
+    let mut interaction = payloads::slash(id, user, permissions, path, options);
+    interaction["guild_id"] = guild.to_string().into();
+    fake.dispatch("INTERACTION_CREATE", interaction);
+    response(fake, id, path).await
+}
+
+async fn response(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
+    let path = format!("/interactions/{id}/token-{id}/callback");
+    fake.wait_for(&format!("the response to `{what}`"), |r| r.path == path)
+        .await
 }
 
 /// The builder settings of every test bot: no cooldowns, buttons live for 5 s.
