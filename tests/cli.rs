@@ -209,3 +209,35 @@ fn run_without_a_token_fails_with_one_line_saying_what_to_set() {
     assert!(stderr.contains("DISCORD_TOKEN"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test]
+async fn stats_and_check_take_several_data_directories_and_nothing_else_does() {
+    let (one, two) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    make_guilds(one.path(), &[11]).await;
+    make_guilds(two.path(), &[22, 33]).await;
+    let second = two.path().to_str().unwrap();
+    let (ok, stdout, stderr) = guildkeep(one.path(), &["--data-dir", second, "check"]);
+    assert!(ok, "{stderr}");
+    for (dir, summary) in [
+        (one.path(), "checked 1 guilds"),
+        (two.path(), "checked 2 guilds"),
+    ] {
+        let heading = format!("data directory {}:\n", dir.display());
+        let report = stdout
+            .split(&heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(report.contains(summary), "{stdout}");
+    }
+    let (ok, stdout, _) = guildkeep(one.path(), &["--data-dir", second, "stats"]);
+    assert!(ok);
+    assert_eq!(stdout.matches("guilds on disk:").count(), 2, "{stdout}");
+
+    let (ok, _, stderr) = guildkeep(one.path(), &["--data-dir", second, "backup"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("only `stats` and `check` take several --data-dir"),
+        "{stderr}"
+    );
+    assert!(!one.path().join("backups").exists(), "nothing was done");
+}

@@ -12,7 +12,7 @@ use std::{
 use guildkeep::ops::{
     backup::{backup as backup_set, BackupOptions},
     legacy::{migrate_legacy, ImportOptions},
-    PARALLEL_GUILDS,
+    Owner, PARALLEL_GUILDS,
 };
 use rusqlite::{
     backup::{Backup, StepResult},
@@ -57,7 +57,7 @@ pub async fn import(size: Size, scratch: &Path) -> Case {
         let rss_before = rss_mib();
         let started = Instant::now();
         let report = migrate_legacy(
-            &store,
+            &Owner::standalone(store.clone()),
             ImportOptions {
                 source: legacy.clone(),
                 ..ImportOptions::default()

@@ -124,7 +124,11 @@ fn keep_writing(
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
-            let guild = if n % 2 == 0 { GUILD } else { OTHER_GUILD };
+            let guild = if n.is_multiple_of(2) {
+                GUILD
+            } else {
+                OTHER_GUILD
+            };
             let text = format!("written {n} in {guild}");
             let body = slash_in(
                 &fake,
