@@ -93,15 +93,18 @@ pub struct OptinRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What happens to the quotes a forgotten member saved. In both modes quotes saved by others
-/// that name the member keep their text but lose the member's id (`author_id`) and the link
-/// to the source message, which would identify the member just as well.
+/// What happens to the quotes that hold a forgotten member: those they saved, and those of
+/// their words (`author_id`). Unless deleted, a quote of their words keeps its text but loses
+/// their id, their name (it reads "Anonymous") and the link to the source message, which would
+/// identify them just as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForgetMode {
     /// Keep the texts they saved, without their id (`added_by` becomes NULL).
     Anonymise,
     /// Delete the quotes they saved, with everyone's ratings and tags of those quotes.
     Delete,
+    /// Delete the quotes they saved and the quotes of their words.
+    DeleteAll,
 }
 
 /// Who asked to forget a member, as recorded in the audit table.
@@ -129,6 +132,8 @@ pub struct ForgetCounts {
     pub quotes_anonymised: u64,
     /// Quotes that named the member as author and no longer do.
     pub quotes_unnamed: u64,
+    /// Quotes of the member's words, deleted ([`ForgetMode::DeleteAll`]).
+    pub quotes_of_them_deleted: u64,
     pub ratings_deleted: u64,
     pub reminders_deleted: u64,
     /// The member's places on other members' reminders.
@@ -160,6 +165,8 @@ pub enum PrivacyError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+    #[error("the erased rows are gone, but readers kept the guild's WAL, which still holds old copies of them, from being emptied; run the erasure again")]
+    WalBusy,
 }
 
 impl PrivacyError {
@@ -183,8 +190,15 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
         .collect()
     };
     let quotes_added = quotes_where("q.added_by = ?1")?;
+    // Who saved a quote of the member's words is that other member's data, not theirs.
     let quotes_about_you =
-        quotes_where("q.author_id = ?1 AND (q.added_by IS NULL OR q.added_by <> ?1)")?;
+        quotes_where("q.author_id = ?1 AND (q.added_by IS NULL OR q.added_by <> ?1)")?
+            .into_iter()
+            .map(|quote| Quote {
+                added_by: None,
+                ..quote
+            })
+            .collect();
     let ratings = tx
         .prepare(
             "SELECT quote_id, rating, created_at, updated_at FROM quote_ratings
@@ -293,12 +307,16 @@ pub fn forget_user(
             counts.quotes_anonymised =
                 changed("UPDATE quotes SET added_by = NULL WHERE added_by = ?1")?;
         }
-        ForgetMode::Delete => {
+        ForgetMode::Delete | ForgetMode::DeleteAll => {
             counts.quotes_deleted = changed("DELETE FROM quotes WHERE added_by = ?1")?;
         }
     }
+    if mode == ForgetMode::DeleteAll {
+        counts.quotes_of_them_deleted = changed("DELETE FROM quotes WHERE author_id = ?1")?;
+    }
     counts.quotes_unnamed = changed(
-        "UPDATE quotes SET author_id = NULL, source_channel_id = NULL, source_message_id = NULL
+        "UPDATE quotes SET author_id = NULL, author_name = 'Anonymous',
+                           source_channel_id = NULL, source_message_id = NULL
          WHERE author_id = ?1",
     )?;
     for quote in rated {
@@ -319,6 +337,19 @@ pub fn forget_user(
     )?;
     tx.commit()?;
     Ok(counts)
+}
+
+/// Makes what was erased unrecoverable from the guild's files, not only from its queries:
+/// the full-text index is rebuilt (its old segments hold erased words until merged), the
+/// file is rewritten without free pages, and the WAL, which holds old copies of changed pages,
+/// is checkpointed and cut to nothing. Run outside a transaction, after the erasure committed.
+pub fn purge_erased(conn: &Connection) -> Result<(), PrivacyError> {
+    conn.execute_batch("INSERT INTO quotes_fts (quotes_fts) VALUES ('rebuild'); VACUUM;")?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        return Err(PrivacyError::WalBusy);
+    }
+    Ok(())
 }
 
 pub fn delete_guild_summary(conn: &Connection) -> Result<GuildSummary, PrivacyError> {
@@ -611,6 +642,7 @@ mod tests {
                 quotes_deleted: 0,
                 quotes_anonymised: 2,
                 quotes_unnamed: 1,
+                quotes_of_them_deleted: 0,
                 ratings_deleted: 3,
                 reminders_deleted: 1,
                 assignments_deleted: 1,
@@ -630,6 +662,7 @@ mod tests {
         );
         let named = get(&conn, w.bob_names_alice).unwrap().unwrap();
         assert_eq!(named.text, "Alice said this");
+        assert_eq!(named.author_name, "Anonymous");
         assert_eq!(named.added_by, Some(BOB));
         assert_eq!(
             (
@@ -663,6 +696,7 @@ mod tests {
                 quotes_deleted: 2,
                 quotes_anonymised: 0,
                 quotes_unnamed: 1,
+                quotes_of_them_deleted: 0,
                 ratings_deleted: 3,
                 reminders_deleted: 1,
                 assignments_deleted: 1,
@@ -682,6 +716,41 @@ mod tests {
         let summary = delete_guild_summary(&conn).unwrap();
         assert_eq!((summary.quotes, summary.quote_ratings), (3, 3));
         assert_audit(&conn, "operator", &counts);
+    }
+
+    #[test]
+    fn delete_all_also_removes_the_quotes_of_their_words() {
+        let (_dir, conn) = guild_db();
+        let w = seed(&conn);
+        let counts = forget_user(
+            &conn,
+            ALICE,
+            ForgetMode::DeleteAll,
+            ForgetActor::Member,
+            t(9),
+        )
+        .unwrap();
+        assert_eq!(
+            (counts.quotes_deleted, counts.quotes_of_them_deleted),
+            (2, 1)
+        );
+        assert_eq!(counts.quotes_unnamed, 0);
+        assert_eq!(get(&conn, w.bob_names_alice).unwrap(), None);
+        assert!(get(&conn, w.bob_plain).unwrap().is_some());
+        assert!(export_user(&conn, ALICE).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_export_does_not_name_who_saved_a_quote_of_the_member() {
+        let (_dir, conn) = guild_db();
+        let w = seed(&conn);
+        let export = export_user(&conn, ALICE).unwrap();
+        let about = &export.quotes_about_you;
+        assert!(about.iter().any(|q| q.id == w.bob_names_alice), "{about:?}");
+        assert!(about.iter().all(|q| q.added_by.is_none()), "{about:?}");
+        assert!(!serde_json::to_string(&export)
+            .unwrap()
+            .contains(&BOB.to_string()));
     }
 
     fn assert_audit(conn: &Connection, actor: &str, counts: &ForgetCounts) {
@@ -742,6 +811,7 @@ mod tests {
             for quote in &mut bob.quotes_added {
                 if quote.id == w.bob_names_alice {
                     quote.author_id = None;
+                    quote.author_name = "Anonymous".into();
                     quote.source_channel_id = None;
                     quote.source_message_id = None;
                 }
@@ -762,7 +832,7 @@ mod tests {
             carol.quotes_added[0].rating_count = 1;
             match mode {
                 ForgetMode::Anonymise => carol.quotes_about_you[0].added_by = None,
-                ForgetMode::Delete => {
+                ForgetMode::Delete | ForgetMode::DeleteAll => {
                     carol.quotes_about_you.clear();
                     carol.ratings.retain(|r| r.quote_id != w.alice_quotes[1]);
                 }

@@ -157,7 +157,7 @@ pub enum QuoteError {
     NothingToEdit,
     #[error("There is no quote #{id} in this server.")]
     NotFound { id: i64 },
-    #[error("Only the member who saved this quote or a moderator can change it.")]
+    #[error("Only the member who saved this quote or a moderator can change it (and the member it quotes can delete it).")]
     NotAllowed,
     /// A caller passed an id that is not a Discord snowflake: a bug, not something to show.
     #[error("{0} is not a Discord id (it must be between 1 and 2^63-1)")]
@@ -340,6 +340,8 @@ pub fn list(conn: &Connection, at: PageAt, page_size: u32) -> Result<QuotePage, 
 }
 
 /// Changes text and/or author name; allowed for the member who saved the quote or a moderator.
+/// New text is no longer the quoted member's words: the quote then loses its link to them and
+/// to the source message (it keeps the author name as typed).
 pub fn edit(
     conn: &Connection,
     id: i64,
@@ -358,10 +360,13 @@ pub fn edit(
         return Err(QuoteError::NothingToEdit);
     }
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    check_may_change(&tx, id, caller, is_moderator)?;
+    check_may_change(&tx, id, caller, is_moderator, Change::Edit)?;
     tx.execute(
-        "UPDATE quotes SET text = COALESCE(?2, text), author_name = COALESCE(?3, author_name),
-                           updated_at = ?4
+        "UPDATE quotes SET author_name = COALESCE(?3, author_name), updated_at = ?4,
+                           author_id = iif(?2 IS NULL OR ?2 = text, author_id, NULL),
+                           source_channel_id = iif(?2 IS NULL OR ?2 = text, source_channel_id, NULL),
+                           source_message_id = iif(?2 IS NULL OR ?2 = text, source_message_id, NULL),
+                           text = COALESCE(?2, text)
          WHERE id = ?1",
         params![id, text, author, now.timestamp()],
     )?;
@@ -370,7 +375,8 @@ pub fn edit(
     Ok(quote)
 }
 
-/// Deletes a quote with its ratings and tag links; same permission as [`edit`].
+/// Deletes a quote with its ratings and tag links; allowed for those who may [`edit`] it and
+/// for the member whose words it quotes.
 pub fn delete(
     conn: &Connection,
     id: i64,
@@ -378,7 +384,7 @@ pub fn delete(
     is_moderator: bool,
 ) -> Result<(), QuoteError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    check_may_change(&tx, id, caller, is_moderator)?;
+    check_may_change(&tx, id, caller, is_moderator, Change::Delete)?;
     tx.execute("DELETE FROM quotes WHERE id = ?1", [id])?;
     tx.commit()?;
     Ok(())
@@ -433,7 +439,7 @@ pub fn add_tags(
 ) -> Result<Quote, QuoteError> {
     let tags = normalise_tags(tags)?;
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    check_may_change(&tx, id, caller, is_moderator)?;
+    check_may_change(&tx, id, caller, is_moderator, Change::Edit)?;
     let mut all: BTreeSet<String> = load(&tx, id)?
         .ok_or(QuoteError::NotFound { id })?
         .tags
@@ -460,7 +466,7 @@ pub fn remove_tags(
     tags: &[String],
 ) -> Result<Quote, QuoteError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    check_may_change(&tx, id, caller, is_moderator)?;
+    check_may_change(&tx, id, caller, is_moderator, Change::Edit)?;
     for tag in tags.iter().map(|t| normalise_tag(t)) {
         tx.execute(
             "DELETE FROM quote_tags
@@ -751,19 +757,31 @@ fn ensure_exists(conn: &Connection, id: i64) -> Result<(), QuoteError> {
 
 /// The creator may change their quote; so may moderators. A quote whose creator was forgotten
 /// (`added_by` NULL) is left to moderators.
+/// What a member wants to do to a quote, for [`check_may_change`].
+#[derive(PartialEq, Eq)]
+enum Change {
+    Edit,
+    /// Also open to the member the quote quotes: their words, their call.
+    Delete,
+}
+
 fn check_may_change(
     conn: &Connection,
     id: i64,
     caller: u64,
     is_moderator: bool,
+    change: Change,
 ) -> Result<(), QuoteError> {
-    let added_by = conn
-        .query_row("SELECT added_by FROM quotes WHERE id = ?1", [id], |r| {
-            opt_row_id(r, 0)
-        })
+    let (added_by, author_id) = conn
+        .query_row(
+            "SELECT added_by, author_id FROM quotes WHERE id = ?1",
+            [id],
+            |r| Ok((opt_row_id(r, 0)?, opt_row_id(r, 1)?)),
+        )
         .optional()?
         .ok_or(QuoteError::NotFound { id })?;
-    if is_moderator || added_by == Some(caller) {
+    let quoted = change == Change::Delete && author_id == Some(caller);
+    if is_moderator || added_by == Some(caller) || quoted {
         Ok(())
     } else {
         Err(QuoteError::NotAllowed)
@@ -1217,6 +1235,47 @@ mod tests {
             delete(&conn, id, ALICE, true),
             Err(QuoteError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn new_words_drop_the_link_to_the_quoted_member_who_may_delete_the_quote() {
+        let (_dir, conn) = guild_db();
+        let quoted = NewQuote {
+            author_id: Some(BOB),
+            source: Some(QuoteSource {
+                channel_id: 5,
+                message_id: 6,
+            }),
+            ..new("what Bob said", ALICE)
+        };
+        let id = add(&conn, &quoted, t(0)).unwrap().id;
+        let renamed = QuoteEdit {
+            author_name: Some("Robert".into()),
+            ..QuoteEdit::default()
+        };
+        let kept = edit(&conn, id, ALICE, false, &renamed, t(1)).unwrap();
+        assert_eq!(kept.author_id, Some(BOB), "the words are still Bob's");
+        let reworded = QuoteEdit {
+            text: Some("what Bob never said".into()),
+            ..QuoteEdit::default()
+        };
+        let changed = edit(&conn, id, ALICE, false, &reworded, t(2)).unwrap();
+        assert_eq!(
+            (
+                changed.author_id,
+                changed.source_channel_id,
+                changed.source_message_id
+            ),
+            (None, None, None)
+        );
+
+        let other = add(&conn, &quoted, t(3)).unwrap().id;
+        assert!(matches!(
+            edit(&conn, other, BOB, false, &reworded, t(4)),
+            Err(QuoteError::NotAllowed)
+        ));
+        delete(&conn, other, BOB, false).expect("the quoted member may delete it");
+        assert_eq!(get(&conn, other).unwrap(), None);
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub enum ForgetMode {
     Anonymise,
     /// Delete the quotes they saved as well.
     Delete,
+    /// Delete the quotes they saved and the quotes of their words.
+    DeleteAll,
 }
 
 impl From<ForgetMode> for privacy::ForgetMode {
@@ -127,6 +129,7 @@ impl From<ForgetMode> for privacy::ForgetMode {
         match mode {
             ForgetMode::Anonymise => Self::Anonymise,
             ForgetMode::Delete => Self::Delete,
+            ForgetMode::DeleteAll => Self::DeleteAll,
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum SavedQuotes {
     Keep,
     #[name = "delete them"]
     Delete,
+    #[name = "delete them, and quotes of my words"]
+    DeleteAll,
 }
 
 /// Erase your ratings, reminders and settings here, and your name from quotes (asks first).
@@ -65,16 +67,20 @@ pub async fn forget(
     let mode = match saved_quotes.unwrap_or(SavedQuotes::Keep) {
         SavedQuotes::Keep => ForgetMode::Anonymise,
         SavedQuotes::Delete => ForgetMode::Delete,
+        SavedQuotes::DeleteAll => ForgetMode::DeleteAll,
     };
     let quotes_line = match mode {
         ForgetMode::Anonymise => "Quotes you saved stay, without your name.",
         ForgetMode::Delete => "Quotes you saved are deleted, with their ratings and tags.",
+        ForgetMode::DeleteAll => {
+            "Quotes you saved and quotes of your words are deleted, with their ratings and tags."
+        }
     };
     let prompt = serenity::CreateEmbed::new()
         .title("Erase your data in this server?")
         .description(format!(
             "Your ratings, your reminders, your opt-in settings and your place on others' \
-             reminders are deleted; quotes that name you no longer do. {quotes_line} \
+             reminders are deleted; quotes of your words no longer name you. {quotes_line} \
              This cannot be undone."
         ));
     let Some(press) = buttons::confirm(ctx, prompt, "Erase my data").await? else {
@@ -96,7 +102,7 @@ pub async fn forget(
         counts.ratings_deleted,
         counts.reminders_deleted,
         counts.quotes_anonymised,
-        counts.quotes_deleted,
+        counts.quotes_deleted + counts.quotes_of_them_deleted,
         counts.quotes_unnamed,
     );
     buttons::update(ctx, &press, text).await
