@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    erase_backups::ErasureRecord,
     files::{hex, sha256_file},
     progress::Progress,
     PARALLEL_GUILDS,
@@ -77,6 +78,9 @@ pub struct Manifest {
     pub guilds: BTreeMap<u64, GuildCopy>,
     /// Guilds that could not be backed up, with the reason. A set with any is not complete.
     pub failed: BTreeMap<u64, String>,
+    /// Erasures applied to the set after it was made (`erase_backups.rs`).
+    #[serde(default)]
+    pub erasures: Vec<ErasureRecord>,
 }
 
 #[derive(Debug)]
@@ -155,6 +159,7 @@ pub async fn backup(
         schema_latest: Migrations::embedded().latest(),
         guilds: BTreeMap::new(),
         failed: BTreeMap::new(),
+        erasures: Vec::new(),
     };
     for (guild, copy) in copies {
         match copy {
@@ -223,7 +228,7 @@ async fn copy_guild(
 const VERIFY_MMAP_BYTES: i64 = 256 << 20;
 
 /// Reads a finished copy back: integrity, schema version, rows per table, size and digest.
-fn verify(copy: &Path, file: String) -> anyhow::Result<GuildCopy> {
+pub(super) fn verify(copy: &Path, file: String) -> anyhow::Result<GuildCopy> {
     let (integrity, schema_version, rows) = {
         let conn = Connection::open_with_flags(
             copy,

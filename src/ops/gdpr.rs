@@ -16,7 +16,13 @@ use std::collections::BTreeMap;
 use futures::{stream, StreamExt};
 use serde::Serialize;
 
-use super::{progress::Progress, Owner, PARALLEL_GUILDS};
+use anyhow::bail;
+
+use super::{
+    erase_backups::{erase_in_backups, Erasure},
+    progress::Progress,
+    Owner, PARALLEL_GUILDS,
+};
 use crate::{
     privacy::{self, ForgetActor, ForgetCounts, ForgetMode, GuildSummary, UserExport},
     reminders,
@@ -78,7 +84,23 @@ pub async fn remove_guild(owner: &Owner, guild: u64) -> anyhow::Result<()> {
         let pending = bot.pending.clone();
         tokio::task::spawn_blocking(move || pending.cancel(guild)).await??;
     }
-    Ok(())
+    erase_backups(owner, guild, Erasure::DeleteGuild).await
+}
+
+/// Applies `erasure` to `guild` in every backup set; an error names each set left behind.
+async fn erase_backups(owner: &Owner, guild: u64, erasure: Erasure) -> anyhow::Result<()> {
+    let root = owner.store.paths().backups_dir();
+    let now = chrono::Utc::now();
+    let failed =
+        tokio::task::spawn_blocking(move || erase_in_backups(&root, guild, erasure, now)).await?;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let sets: Vec<String> = failed.keys().map(|s| s.display().to_string()).collect();
+    bail!(
+        "guild {guild}'s live data is erased, but these backup sets still hold it: {}",
+        sets.join(", ")
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -172,6 +194,11 @@ pub async fn forget_in_guild(
         }
         bot.scheduler.recheck_guild(guild);
     }
+    owner
+        .store
+        .with_existing_guild(guild, |conn| privacy::purge_erased(conn))
+        .await??;
+    erase_backups(owner, guild, Erasure::ForgetUser { user, mode }).await?;
     Ok(counts)
 }
 

@@ -10,10 +10,12 @@
 //! - `legacy/`: `migrate-legacy`, the one-shot import of the legacy single database.
 //! - `backup.rs`, `restore.rs`: online backup sets with manifests and retention; restoring
 //!   one guild from a copy.
+//! - `erase_backups.rs`: a forget or a guild deletion applied to every backup set.
 //! - `gdpr.rs`: `delete-guild`, `forget-user` and `export-user` for operators.
 //! - `files.rs`: private atomic writes and sha256 digests shared by the jobs.
 
 pub mod backup;
+pub mod erase_backups;
 pub mod files;
 pub mod gdpr;
 pub mod inspect;

@@ -62,12 +62,14 @@ pub(super) fn flags() -> OpenFlags {
 const WAL_KEEP_BYTES: i64 = 8 << 20;
 
 /// The settings that live on a connection (not in the file). Run on every connection.
+/// `secure_delete` zeroes what a delete frees, so an erased member's rows do not linger in
+/// free space or in the WAL's copies of the pages that held them.
 pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::Result<()> {
     conn.busy_timeout(settings.busy_timeout)?;
     keep_wal_on_close(conn)?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA cache_size = -{CACHE_KIB}; \
-         PRAGMA journal_size_limit = {WAL_KEEP_BYTES};",
+         PRAGMA journal_size_limit = {WAL_KEEP_BYTES}; PRAGMA secure_delete = ON;",
         settings.synchronous.pragma()
     ))
 }
