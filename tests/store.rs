@@ -13,7 +13,7 @@ use std::{
 };
 
 use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig, StoreError};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
 const LATEST: u32 = 1;
@@ -408,6 +408,47 @@ async fn idle_pools_are_closed_after_the_idle_timeout_and_not_before() {
         ["x"],
         "the idle close checkpointed the WAL into the database"
     );
+}
+
+/// An operator's `backup` or `check` holds a read transaction on guild 1 while the idle
+/// pools of guilds 1 and 2 are closed in one batch. The close does not wait for that reader:
+/// both guilds answer their next use at once, where they used to wait out the busy timeout.
+#[tokio::test(start_paused = true)]
+async fn a_reader_outside_the_store_does_not_hold_up_idle_closes() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.busy_timeout = Duration::from_secs(20);
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    store.with_guild(1, |c| insert_quote(c, "a")).await.unwrap();
+    store.with_guild(2, |c| insert_quote(c, "b")).await.unwrap();
+    let reader =
+        Connection::open_with_flags(db_path(tmp.path(), 1), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    assert_eq!(quote_texts(&reader), ["a"]);
+    // Written after the reader's snapshot: no checkpoint can finish while it reads.
+    store.with_guild(1, |c| insert_quote(c, "c")).await.unwrap();
+
+    tokio::time::advance(Duration::from_secs(90)).await;
+    while store.stats().idle_closes < 2 {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        store.with_guild(2, |c| quote_texts(c)).await.unwrap(),
+        ["b"]
+    );
+    assert_eq!(
+        store.with_guild(1, |c| quote_texts(c)).await.unwrap(),
+        ["a", "c"]
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the guilds waited {waited:?} for a reader elsewhere"
+    );
+    drop(reader);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -211,14 +211,26 @@ impl GuildPool {
     }
 
     /// Copies the WAL into the database and empties it, leaving the database complete on its
-    /// own; closing does not (see `open.rs`). A failure is logged: the WAL still holds it all.
+    /// own; closing does not (see `open.rs`). It does not wait for other connections: a
+    /// reader elsewhere (an operator's backup or check) holding an older snapshot would
+    /// otherwise keep the guild closing for the whole busy timeout. What it cannot copy stays
+    /// in the WAL, which SQLite reads back at the next open, and a failure is logged: the WAL
+    /// still holds it all. Only for a pool about to be closed, since it leaves the
+    /// connection it used without a busy timeout.
     fn checkpoint(&self) {
         let checkpointed = self.pool.get().map_err(|e| e.to_string()).and_then(|conn| {
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            conn.busy_timeout(Duration::ZERO)
+                .and_then(|()| {
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                        row.get::<_, bool>(0)
+                    })
+                })
                 .map_err(|e| e.to_string())
         });
-        if let Err(e) = checkpointed {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        match checkpointed {
+            Ok(false) => {}
+            Ok(true) => tracing::debug!("WAL checkpoint cut short by another connection"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
     }
 }
@@ -719,7 +731,8 @@ impl Inner {
 
     /// Takes the idle pools of `guilds` out of the cache and closes them on the blocking
     /// pool, each after a checkpoint if `checkpoint`, marking each guild as closing until its
-    /// files are closed.
+    /// own files are closed: one guild's slow checkpoint keeps no other guild of the batch
+    /// waiting.
     fn close_in_background(
         self: &Arc<Self>,
         state: &mut State,
@@ -738,20 +751,19 @@ impl Inner {
             .collect();
         let inner = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut closed = Vec::with_capacity(pools.len());
             for (id, pool) in pools {
                 if checkpoint {
                     pool.checkpoint();
                 }
                 drop(pool);
-                closed.push(id);
+                inner
+                    .state
+                    .lock()
+                    .expect("store state lock poisoned")
+                    .closing
+                    .remove(&id);
+                inner.changed.notify_waiters();
             }
-            let mut state = inner.state.lock().expect("store state lock poisoned");
-            for id in closed {
-                state.closing.remove(&id);
-            }
-            drop(state);
-            inner.changed.notify_waiters();
         });
     }
 
