@@ -95,6 +95,11 @@ impl StoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub open_pools: usize,
+    /// Pools whose file is being opened, and pools being closed (evicted, idle, or their
+    /// guild deleted) whose files are not closed yet. Both count toward `max_open_guilds`
+    /// with the open ones.
+    pub opening_pools: usize,
+    pub closing_pools: usize,
     pub leased: usize,
     /// Uses served by an already open pool.
     pub hits: u64,
@@ -156,10 +161,10 @@ struct State {
     slots: Slots<GuildId, Slot>,
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
-    /// Guilds whose evicted or idle pool is being closed in the background. Until the close
-    /// (for an idle guild, a WAL checkpoint first) is done their files are still open:
-    /// shutdown waits for it, and a reopen or a deletion of the guild waits rather than
-    /// running beside it.
+    /// Guilds whose evicted, idle or deleted pool is being closed in the background. Until
+    /// the close (for an idle guild, a WAL checkpoint first) is done their files are still
+    /// open: they count toward the cap, shutdown waits for them, and a reopen or a deletion
+    /// of the guild waits rather than running beside the close.
     closing: HashSet<GuildId>,
     shutting_down: bool,
 }
@@ -466,15 +471,20 @@ impl GuildDatabaseManager {
     }
 
     pub fn stats(&self) -> Stats {
-        let (open_pools, leased) = {
+        let (open_pools, opening_pools, leased, closing_pools) = {
             let state = self.lock();
-            state
-                .slots
-                .iter()
-                .fold((0, 0), |(open, leased), (_, slot)| match slot {
-                    Slot::Open(pool) => (open + 1, leased + pool.leases.load(Ordering::Acquire)),
-                    Slot::Opening(_) => (open, leased),
-                })
+            let (open, opening, leased) = state.slots.iter().fold(
+                (0, 0, 0),
+                |(open, opening, leased), (_, slot)| match slot {
+                    Slot::Open(pool) => (
+                        open + 1,
+                        opening,
+                        leased + pool.leases.load(Ordering::Acquire),
+                    ),
+                    Slot::Opening(_) => (open, opening + 1, leased),
+                },
+            );
+            (open, opening, leased, state.closing.len())
         };
         let mut recent: Vec<Duration> = self
             .inner
@@ -494,6 +504,8 @@ impl GuildDatabaseManager {
         let c = &self.inner.counters;
         Stats {
             open_pools,
+            opening_pools,
+            closing_pools,
             leased,
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
@@ -562,11 +574,12 @@ impl GuildDatabaseManager {
     /// Takes a lease on `guild`'s open pool, or the duty to open it.
     async fn acquire(&self, guild: GuildId) -> Result<Acquired, StoreError> {
         let deadline = Instant::now() + self.inner.config.open_wait;
+        let mut evicted = None;
         loop {
             let changed = self.inner.changed.notified();
             let step = {
                 let mut state = self.lock();
-                self.step(&mut state, guild)?
+                self.step(&mut state, guild, &mut evicted)?
             };
             match step {
                 Step::Leased(lease) => return Ok(Acquired::Leased(lease)),
@@ -595,8 +608,14 @@ impl GuildDatabaseManager {
         }
     }
 
-    /// One decision of `acquire`, under the state lock.
-    fn step(&self, state: &mut State, guild: GuildId) -> Result<Step, StoreError> {
+    /// One decision of `acquire`, under the state lock. `evicted`: the guild whose pool this
+    /// use last closed to make room.
+    fn step(
+        &self,
+        state: &mut State,
+        guild: GuildId,
+        evicted: &mut Option<GuildId>,
+    ) -> Result<Step, StoreError> {
         state.admits(guild)?;
         if state.closing.contains(&guild) {
             return Ok(Step::Wait);
@@ -609,7 +628,13 @@ impl GuildDatabaseManager {
             Some(Slot::Opening(opening)) => return Ok(Step::AwaitOpen(opening.clone())),
             None => {}
         }
-        if state.slots.len() >= self.inner.config.max_open_guilds {
+        // Pools being opened or closed hold files as much as open ones: all count.
+        if state.slots.len() + state.closing.len() >= self.inner.config.max_open_guilds {
+            // Until the room this use made is free, evicting another pool would close it for
+            // nothing.
+            if evicted.is_some_and(|victim| state.closing.contains(&victim)) {
+                return Ok(Step::Wait);
+            }
             let idle = state
                 .slots
                 .eviction_order()
@@ -617,17 +642,17 @@ impl GuildDatabaseManager {
                     Slot::Open(pool) if pool.is_idle() => Some(*id),
                     _ => None,
                 });
-            let Some(idle) = idle else {
-                return Ok(Step::Wait);
-            };
-            // The victim is closed in the background, off this use's path, and without a
-            // checkpoint: a guild evicted under churn is likely back soon, and its WAL is
-            // checkpointed once it has grown (see `open.rs`).
-            self.inner.close_in_background(state, &[idle], false);
-            self.inner
-                .counters
-                .evictions
-                .fetch_add(1, Ordering::Relaxed);
+            if let Some(idle) = idle {
+                // Closed without a checkpoint: a guild evicted under churn is likely back
+                // soon, and its WAL is checkpointed once it has grown (see `open.rs`).
+                self.inner.close_in_background(state, &[idle], false);
+                self.inner
+                    .counters
+                    .evictions
+                    .fetch_add(1, Ordering::Relaxed);
+                *evicted = Some(idle);
+            }
+            return Ok(Step::Wait);
         }
         let (done, opening) = watch::channel(None);
         state.slots.put(guild, Slot::Opening(opening));
@@ -646,7 +671,8 @@ enum Step {
     Leased(Lease),
     Open(watch::Sender<Option<Opened>>),
     AwaitOpen(watch::Receiver<Option<Opened>>),
-    /// For a slot to free up, or for this guild's background close to finish.
+    /// For a slot to free up (a pool closing, or a lease ending so that one can be closed),
+    /// or for this guild's background close to finish.
     Wait,
 }
 
