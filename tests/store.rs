@@ -505,6 +505,45 @@ async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_ever
         .is_empty());
 }
 
+/// A deletion whose caller stops waiting for it (an interaction that timed out, an operator's
+/// request cut off) still runs to its end: the guild is neither refused for good nor
+/// reopened with its old rows.
+#[tokio::test]
+async fn a_deletion_whose_caller_gives_up_still_finishes() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store
+        .with_guild(9, |c| insert_quote(c, "doomed"))
+        .await
+        .unwrap();
+    let (release, lease, _) = hold_writing_lease(&store, 9, "last write").await;
+    let mut deletion = Box::pin(store.delete_guild(9));
+    // Polled until it has begun (uses are refused), then dropped while it waits for the lease.
+    loop {
+        assert!(futures::poll!(deletion.as_mut()).is_pending());
+        match store.with_guild(9, |_| ()).await {
+            Err(StoreError::BeingDeleted(9)) => break,
+            Ok(()) => tokio::task::yield_now().await,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    drop(deletion);
+    assert!(matches!(
+        store.with_guild(9, |_| ()).await,
+        Err(StoreError::BeingDeleted(9))
+    ));
+    release.send(()).unwrap();
+    lease.await.unwrap().unwrap();
+    let rows = loop {
+        match store.with_guild(9, |c| quote_texts(c)).await {
+            Ok(rows) => break rows,
+            Err(StoreError::BeingDeleted(9)) => tokio::task::yield_now().await,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    };
+    assert!(rows.is_empty(), "the deleted guild came back with {rows:?}");
+}
+
 #[tokio::test]
 async fn a_file_that_is_not_sqlite_is_quarantined_and_other_guilds_keep_working() {
     let tmp = TempDir::new().unwrap();

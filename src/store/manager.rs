@@ -27,7 +27,7 @@ use std::{
 use rusqlite::Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::{
-    sync::{watch, Notify},
+    sync::{oneshot, watch, Notify},
     task::JoinHandle,
     time::Instant,
 };
@@ -383,6 +383,11 @@ impl GuildDatabaseManager {
     /// Deletes every file of `guild`. While it runs the guild cannot be opened (uses get
     /// [`StoreError::BeingDeleted`]); running leases finish first. Deleting a guild that has
     /// no database is not an error. The next use after it returns creates the guild afresh.
+    ///
+    /// Once this future has been polled, the deletion runs to its end even if the future is
+    /// dropped: a caller that stops waiting (an interaction that timed out, an operator's
+    /// request cut off) leaves the guild neither half deleted nor refused for good. A failure
+    /// no caller is left to hear of is logged.
     pub async fn delete_guild(&self, guild: u64) -> Result<(), StoreError> {
         let guild = GuildId::new(guild)?;
         self.wait_for(|state| {
@@ -394,38 +399,64 @@ impl GuildDatabaseManager {
         .await?;
         let tombstone = Tombstone {
             guild,
-            inner: &self.inner,
+            inner: self.inner.clone(),
         };
-        let open = self
-            .wait_for(|state| match state.slots.peek(&guild) {
-                _ if state.closing.contains(&guild) => None,
-                None => Some(None),
-                Some(Slot::Open(pool)) if pool.is_idle() => match state.slots.pop(&guild) {
-                    Some(Slot::Open(pool)) => Some(Some(pool)),
-                    _ => unreachable!("peeked an open slot"),
-                },
-                Some(_) => None,
-            })
-            .await;
-        let dir = self.inner.dir.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            drop(open);
-            remove_guild_files(&dir, guild)
-        })
-        .await;
-        drop(tombstone);
-        removed?
+        let store = self.clone();
+        let (report, result) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            if let Err(Err(e)) = report.send(store.delete_marked(tombstone).await) {
+                tracing::error!(guild = guild.get(), error = %e, "deleting a guild failed after its caller stopped waiting");
+            }
+        });
+        match result.await {
+            Ok(deleted) => deleted,
+            Err(_) => match task.await {
+                Err(e) => Err(e.into()),
+                Ok(()) => unreachable!("the task sends its result before it ends"),
+            },
+        }
     }
 
-    /// Stops new leases, waits for running ones, checkpoints every WAL into its database,
-    /// closes every pool and waits for a spare guild being made. Later uses fail with
-    /// [`StoreError::ShuttingDown`].
+    /// The deletion proper, while `tombstone` keeps uses out: once the guild's leases have
+    /// ended its pool is closed, then its files are removed, and only then is the tombstone
+    /// lifted.
+    async fn delete_marked(&self, tombstone: Tombstone) -> Result<(), StoreError> {
+        let guild = tombstone.guild;
+        self.wait_for(|state| {
+            if state.closing.contains(&guild) {
+                return None;
+            }
+            match state.slots.peek(&guild) {
+                None => Some(()),
+                Some(Slot::Open(pool)) if pool.is_idle() => {
+                    // Closing, like an evicted pool, counts toward the cap until it is done;
+                    // the files are removed after that.
+                    self.inner.close_in_background(state, &[guild], false);
+                    None
+                }
+                Some(_) => None,
+            }
+        })
+        .await;
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let removed = remove_guild_files(&dir, guild);
+            drop(tombstone);
+            removed
+        })
+        .await?
+    }
+
+    /// Stops new leases, waits for running leases and deletions, checkpoints every WAL into
+    /// its database, closes every pool and waits for a spare guild being made. Later uses
+    /// fail with [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.lock().shutting_down = true;
         self.inner.changed.notify_waiters();
         let pools: Vec<Arc<GuildPool>> = self
             .wait_for(|state| {
                 let busy = !state.closing.is_empty()
+                    || !state.deleting.is_empty()
                     || state.slots.iter().any(|(_, slot)| match slot {
                         Slot::Opening(_) => true,
                         Slot::Open(pool) => !pool.is_idle(),
@@ -837,12 +868,12 @@ impl Inner {
 }
 
 /// Lifts a guild's tombstone when its deletion ends, however it ends.
-struct Tombstone<'a> {
+struct Tombstone {
     guild: GuildId,
-    inner: &'a Inner,
+    inner: Arc<Inner>,
 }
 
-impl Drop for Tombstone<'_> {
+impl Drop for Tombstone {
     fn drop(&mut self) {
         self.inner
             .state
