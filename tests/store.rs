@@ -3,6 +3,7 @@
 //! shutdown and permissions, as an operator would observe them on disk.
 
 use std::{
+    collections::HashSet,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::{
@@ -449,6 +450,63 @@ async fn a_reader_outside_the_store_does_not_hold_up_idle_closes() {
         "the guilds waited {waited:?} for a reader elsewhere"
     );
     drop(reader);
+}
+
+/// A restore while members keep writing: every acknowledged write is in the restored guild
+/// or in the copy the restore kept of what it replaced. None falls between the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_falls_between_a_restores_kept_copy_and_the_restore() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store.with_guild(3, |_| ()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let text = format!("w{}", acknowledged.len());
+                let written = text.clone();
+                store
+                    .with_guild(3, move |c| insert_quote(c, &written))
+                    .await
+                    .unwrap();
+                acknowledged.push(text);
+            }
+            acknowledged
+        })
+    };
+    let mut kept = Vec::new();
+    for _ in 0..20 {
+        let prepared = tokio::task::spawn_blocking(|| {
+            let mut conn = Connection::open_in_memory().unwrap();
+            Migrations::embedded().apply(&mut conn).unwrap();
+            insert_quote(&conn, "restored");
+            conn
+        })
+        .await
+        .unwrap();
+        kept.push(store.restore_guild(3, prepared).await.unwrap());
+    }
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = writer.await.unwrap();
+    let mut seen: HashSet<String> = store
+        .with_guild(3, |c| quote_texts(c))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    for copy in &kept {
+        let conn = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        seen.extend(quote_texts(&conn));
+    }
+    let lost: Vec<_> = acknowledged.iter().filter(|w| !seen.contains(*w)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes are neither restored over nor kept: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
