@@ -37,7 +37,7 @@ use guildkeep::{
     store::{GuildDatabaseManager, StoreConfig, StoreError},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
 const GUILDS: u64 = 6;
@@ -50,16 +50,23 @@ const OPS_PER_TASK: u64 = 50;
 enum Flavor {
     /// One thread, paused time; a one-second idle timeout, pauses of up to three seconds.
     Paused,
-    /// Two worker threads, real time five times shorter, and a spare guild kept.
+    /// Two worker threads and a spare guild kept; real pauses five times shorter, and an
+    /// idle timeout ten times shorter, since real operations take part of the pauses' time.
     Parallel,
 }
 
 impl Flavor {
-    /// How much shorter than the paused run's the idle timeout and the pauses are.
-    fn time_divisor(self) -> u32 {
+    fn pause(self, up_to_3s: Duration) -> Duration {
         match self {
-            Self::Paused => 1,
-            Self::Parallel => 5,
+            Self::Paused => up_to_3s,
+            Self::Parallel => up_to_3s / 5,
+        }
+    }
+
+    fn idle_timeout(self) -> Duration {
+        match self {
+            Self::Paused => Duration::from_secs(1),
+            Self::Parallel => Duration::from_millis(100),
         }
     }
 }
@@ -243,7 +250,7 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>, fla
             83..93 => {
                 // Paused time: long enough, now and then, for the idle task to close pools.
                 let pause = Duration::from_millis(rng.random_range(0..3000));
-                tokio::time::sleep(pause / flavor.time_divisor()).await;
+                tokio::time::sleep(flavor.pause(pause)).await;
             }
             93..96 => {
                 let options = BackupOptions {
@@ -265,12 +272,20 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>, fla
                     start,
                     end: run.tick(),
                 };
-                if let Some(file) = copy {
-                    let rows = tokio::task::spawn_blocking(move || {
-                        texts(&Connection::open(file).unwrap())
+                let rows = match copy {
+                    Some(file) => tokio::task::spawn_blocking(move || {
+                        match Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                            Ok(conn) => Some(texts(&conn)),
+                            // Another task's backup, finished since, removed this set (`keep`).
+                            Err(_) if !file.exists() => None,
+                            Err(e) => panic!("{}: {e}", file.display()),
+                        }
                     })
                     .await
-                    .unwrap();
+                    .unwrap(),
+                    None => None,
+                };
+                if let Some(rows) = rows {
                     run.record(|h| {
                         h.reads.push(Read {
                             guild,
@@ -312,7 +327,7 @@ fn run_seed(seed: u64, flavor: Flavor) -> History {
     let history = runtime.block_on(async {
         let mut config = StoreConfig::new(tmp.path());
         config.max_open_guilds = CAP;
-        config.idle_timeout = Duration::from_secs(1) / flavor.time_divisor();
+        config.idle_timeout = flavor.idle_timeout();
         config.keep_spare_guild = matches!(flavor, Flavor::Parallel);
         let run = Arc::new(Run {
             store: GuildDatabaseManager::new(config).unwrap(),
