@@ -41,7 +41,7 @@ pub fn copy_into(from: &Connection, to: &mut Connection) -> Result<(), StoreErro
 /// connection to the live database. The replacement takes the live database's write lock
 /// before the copy reads and keeps it to its end, so no commit, from this process or
 /// another, falls between the two: the copy holds exactly what was replaced.
-pub fn replace_keeping_copy(
+fn replace_keeping_copy(
     prepared: &Connection,
     live: &mut Connection,
     snapshot: &Connection,
@@ -153,7 +153,7 @@ impl GuildDatabaseManager {
     /// file: another process that holds it open sees the restored data at its next query. The
     /// content it replaces is first copied to `quotes.db.pre-restore-<stamp>` in the guild's
     /// directory, whose path is returned; no write falls between that copy and the
-    /// replacement (see [`replace_keeping_copy`]). A guild without a database gets one.
+    /// replacement (see `replace_keeping_copy`). A guild without a database gets one.
     pub async fn restore_guild(
         &self,
         guild: u64,

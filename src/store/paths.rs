@@ -150,7 +150,7 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
 /// that no file needs to be kept for it. Every process using the data directory honours it,
 /// so a process that finds no database under the lock may clear the side files an old one
 /// left, knowing no other process has just created one there. Blocks until it is free.
-pub fn lock_guild_creation(dir: &DataDir) -> Result<File, StoreError> {
+pub(super) fn lock_guild_creation(dir: &DataDir) -> Result<File, StoreError> {
     let guilds = dir.guilds_dir();
     create_private_dir(&guilds)?;
     let lock = File::open(&guilds).map_err(StoreError::io(&guilds))?;
