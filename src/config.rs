@@ -76,7 +76,7 @@ const KEYS: &[(&str, &str, Apply)] = &[
         Ok(())
     }),
     ("idle_timeout", "GUILDKEEP_IDLE_TIMEOUT", |c, raw| {
-        c.store.idle_timeout = duration(raw, false)?;
+        c.store.idle_timeout = duration(raw, false, ON_THE_CLOCK)?;
         Ok(())
     }),
     (
@@ -88,7 +88,7 @@ const KEYS: &[(&str, &str, Apply)] = &[
         },
     ),
     ("busy_timeout", "GUILDKEEP_BUSY_TIMEOUT", |c, raw| {
-        c.store.busy_timeout = duration(raw, false)?;
+        c.store.busy_timeout = duration(raw, false, IN_SQLITE)?;
         Ok(())
     }),
     ("synchronous", "GUILDKEEP_SYNCHRONOUS", |c, raw| {
@@ -100,11 +100,11 @@ const KEYS: &[(&str, &str, Apply)] = &[
         Ok(())
     }),
     ("open_wait", "GUILDKEEP_OPEN_WAIT", |c, raw| {
-        c.store.open_wait = duration(raw, false)?;
+        c.store.open_wait = duration(raw, false, ON_THE_CLOCK)?;
         Ok(())
     }),
     ("deletion_grace", "GUILDKEEP_DELETION_GRACE", |c, raw| {
-        c.deletion_grace = duration(raw, true)?;
+        c.deletion_grace = duration(raw, true, ON_THE_CLOCK)?;
         Ok(())
     }),
     ("reminder_cap", "GUILDKEEP_REMINDER_CAP", |c, raw| {
@@ -263,8 +263,28 @@ fn whole<T: TryFrom<u64>>(raw: &Raw, min: u64, max: u64) -> Result<T, &'static s
     T::try_from(n).map_err(|_| EXPECTED)
 }
 
-/// `"90s"`, `"10m"`, `"14days"` (humantime), or a bare number of seconds.
-fn duration(raw: &Raw, zero_allowed: bool) -> Result<Duration, &'static str> {
+/// The longest a duration may be, and the message that says so.
+struct Limit {
+    max: Duration,
+    expected: &'static str,
+}
+
+/// A duration SQLite is given (the busy timeout): it takes a 32-bit count of milliseconds,
+/// a little under 25 days, and rusqlite panics on anything longer.
+const IN_SQLITE: Limit = Limit {
+    max: Duration::from_secs(24 * 86_400),
+    expected: "expected a duration of at most 24days (SQLite counts it in 32-bit milliseconds)",
+};
+
+/// A duration added to a clock reading (an `Instant`; the date, for `deletion_grace`), where
+/// an unbounded one overflows and panics. A century is longer than any sensible setting.
+const ON_THE_CLOCK: Limit = Limit {
+    max: Duration::from_secs(100 * 365 * 86_400),
+    expected: "expected a duration of at most 36500days",
+};
+
+/// `"90s"`, `"10m"`, `"14days"` (humantime), or a bare number of seconds, up to `limit`.
+fn duration(raw: &Raw, zero_allowed: bool, limit: Limit) -> Result<Duration, &'static str> {
     let text = raw.text.trim();
     let parsed = match text.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -273,6 +293,9 @@ fn duration(raw: &Raw, zero_allowed: bool) -> Result<Duration, &'static str> {
     };
     if parsed.is_zero() && !zero_allowed {
         return Err("expected a duration greater than zero");
+    }
+    if parsed > limit.max {
+        return Err(limit.expected);
     }
     Ok(parsed)
 }
@@ -359,6 +382,56 @@ mod tests {
             );
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn durations_past_what_sqlite_or_the_clock_can_hold_are_refused_naming_the_limit() {
+        let cases = [
+            ("GUILDKEEP_BUSY_TIMEOUT", "25days", "busy_timeout", "24days"),
+            (
+                "GUILDKEEP_IDLE_TIMEOUT",
+                "36501days",
+                "idle_timeout",
+                "36500days",
+            ),
+            (
+                "GUILDKEEP_OPEN_WAIT",
+                "18446744073709551615",
+                "open_wait",
+                "36500days",
+            ),
+            (
+                "GUILDKEEP_DELETION_GRACE",
+                "300000years",
+                "deletion_grace",
+                "36500days",
+            ),
+        ];
+        for (var, value, key, limit) in cases {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}` = `{value}`")), "{err}");
+            assert!(err.contains(&format!("at most {limit}")), "{err}");
+        }
+        // The limits themselves are taken, and every use of them works.
+        let c = Config::load(
+            None,
+            env(&[
+                ("GUILDKEEP_BUSY_TIMEOUT", "24days"),
+                ("GUILDKEEP_IDLE_TIMEOUT", "36500days"),
+                ("GUILDKEEP_OPEN_WAIT", "36500days"),
+                ("GUILDKEEP_DELETION_GRACE", "36500days"),
+            ]),
+        )
+        .unwrap();
+        rusqlite::Connection::open_in_memory()
+            .unwrap()
+            .busy_timeout(c.store.busy_timeout)
+            .unwrap();
+        let now = std::time::Instant::now();
+        let _ = now + c.store.open_wait + c.store.idle_timeout;
+        let _ = chrono::Utc::now() + chrono::TimeDelta::from_std(c.deletion_grace).unwrap();
     }
 
     #[test]

@@ -10,9 +10,13 @@
 //! right as a guild is being deleted, or in the middle of an online backup. It then restarts
 //! the child (which first finishes a deletion that was cut short, as a caller retrying an
 //! unacknowledged deletion would) and, after the last round, a child that stops cleanly.
-//! Finally every guild file must pass `integrity_check`, every acknowledged write must be
-//! there, and no row acknowledged before a guild's deletion may be back. Every complete backup set (one with its manifest) must
-//! hold only copies that pass `integrity_check`; a set cut short has no manifest.
+//! After every round, killed or clean, every guild file must pass `integrity_check`, every
+//! write acknowledged since its guild's last deletion must be there, and no row acknowledged
+//! before a finished deletion may be back; only the rows of a deletion the kill cut short may
+//! still be there until the next child finishes it. The files are read with read-only
+//! connections, which change nothing the next round finds. At the end every complete backup
+//! set (one with its manifest) must hold only copies that pass `integrity_check`; a set cut
+//! short has no manifest.
 //!
 //! `GUILDKEEP_CRASH_ROUNDS` (default 5) and `GUILDKEEP_CRASH_SEED` size and steer it;
 //! `scripts/crash-test` runs a large setting. Not here: damaged files (`damaged.rs`).
@@ -30,7 +34,7 @@ use guildkeep::{
     store::{GuildDatabaseManager, StoreConfig},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
 const TEST_NAME: &str = "acknowledged_writes_survive_sigkill_and_deleted_guilds_stay_deleted";
@@ -183,10 +187,11 @@ enum Moment {
 struct Acknowledged {
     /// Rows acknowledged since the guild's last deletion began: they must be there.
     live: BTreeMap<u64, BTreeSet<String>>,
-    /// Rows acknowledged before a deletion of their guild: they must never be seen again.
+    /// Rows acknowledged before a finished deletion of their guild: never to be seen again.
     deleted: BTreeMap<u64, BTreeSet<String>>,
-    /// A deletion that began and was not acknowledged: the next child finishes it.
-    pending: Option<u64>,
+    /// A deletion that began and was not acknowledged, with the rows it is deleting: the next
+    /// child finishes it, and until then those rows may or may not be there.
+    pending: Option<(u64, BTreeSet<String>)>,
     deletions: usize,
 }
 
@@ -204,12 +209,13 @@ impl Acknowledged {
             "creating" => Some("creating"),
             "deleting" => {
                 let rows = self.live.remove(&guild).unwrap_or_default();
-                self.deleted.entry(guild).or_default().extend(rows);
-                self.pending = Some(guild);
+                self.pending = Some((guild, rows));
                 Some("deleting")
             }
             "deleted" => {
-                self.pending = None;
+                let (deleted, rows) = self.pending.take()?;
+                assert_eq!(deleted, guild, "deleted a guild that was not being deleted");
+                self.deleted.entry(guild).or_default().extend(rows);
                 self.deletions += 1;
                 Some("deleted")
             }
@@ -226,6 +232,7 @@ fn parent() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut acked = Acknowledged::default();
     let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut total_checked = 0;
     for round in 1..=rounds + 1 {
         let moment = (round <= rounds).then(|| match rng.random_range(0..4) {
             0 => Moment::AfterWrites(rng.random_range(5..MAX_ACKS_PER_ROUND / 2)),
@@ -242,7 +249,7 @@ fn parent() {
             .env_remove("GUILDKEEP_CRASH_PENDING")
             .env_remove("GUILDKEEP_CRASH_FINISH")
             .stdout(Stdio::piped());
-        if let Some(guild) = acked.pending {
+        if let Some((guild, _)) = &acked.pending {
             command.env("GUILDKEEP_CRASH_PENDING", guild.to_string());
         }
         if moment.is_none() {
@@ -285,38 +292,44 @@ fn parent() {
                 "seed {seed} round {round}: the child ended on its own ({status})"
             ),
         }
+        let (checked, lost, resurrected) = verify(tmp.path(), &acked);
+        println!(
+            "crash test: seed {seed} round {round} ({}): {checked} acknowledged writes \
+             checked, lost {}, deleted rows back {}",
+            killed.unwrap_or("clean stop"),
+            lost.len(),
+            resurrected.len()
+        );
+        assert!(lost.is_empty(), "seed {seed} round {round}: lost {lost:?}");
+        assert!(
+            resurrected.is_empty(),
+            "seed {seed} round {round}: deleted rows back {resurrected:?}"
+        );
+        total_checked += checked;
     }
 
-    let (checked, lost, resurrected) = verify(tmp.path(), &acked);
     let (sets, copies) = verify_backups(tmp.path());
     println!(
         "crash test: seed {seed}, {rounds} rounds killed {kills:?}, {} deletions, \
-         {checked} acknowledged writes checked, lost {}, deleted rows back {}, \
+         {total_checked} acknowledged writes checked over all rounds, \
          {sets} complete backup sets with {copies} copies passing integrity_check",
         acked.deletions,
-        lost.len(),
-        resurrected.len()
-    );
-    assert!(lost.is_empty(), "seed {seed}: lost {lost:?}");
-    assert!(
-        resurrected.is_empty(),
-        "seed {seed}: deleted rows back {resurrected:?}"
     );
     assert!(
-        checked > 0 && acked.deletions > 0,
+        total_checked > 0 && acked.deletions > 0,
         "seed {seed}: the test exercised nothing"
     );
 }
 
 /// Every guild file passes `integrity_check`; returns (acknowledged rows checked, rows
-/// lost, deleted rows found again).
+/// lost, deleted rows found again). The rows of a deletion still pending are neither.
 fn verify(dir: &Path, acked: &Acknowledged) -> (usize, Vec<String>, Vec<String>) {
     let mut on_disk: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for entry in std::fs::read_dir(dir.join("guilds")).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
         // A spare, or one a kill cut short; neither is a guild.
-        if name.starts_with(".spare-") {
+        if name.starts_with('.') {
             continue;
         }
         let guild: u64 = name.parse().unwrap();
@@ -324,7 +337,7 @@ fn verify(dir: &Path, acked: &Acknowledged) -> (usize, Vec<String>, Vec<String>)
         if !db.exists() {
             continue;
         }
-        let conn = Connection::open(&db).unwrap();
+        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();

@@ -3,6 +3,7 @@
 //! shutdown and permissions, as an operator would observe them on disk.
 
 use std::{
+    collections::HashSet,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     sync::{
@@ -13,7 +14,7 @@ use std::{
 };
 
 use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig, StoreError};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
 const LATEST: u32 = 1;
@@ -410,6 +411,104 @@ async fn idle_pools_are_closed_after_the_idle_timeout_and_not_before() {
     );
 }
 
+/// An operator's `backup` or `check` holds a read transaction on guild 1 while the idle
+/// pools of guilds 1 and 2 are closed in one batch. The close does not wait for that reader:
+/// both guilds answer their next use at once, where they used to wait out the busy timeout.
+#[tokio::test(start_paused = true)]
+async fn a_reader_outside_the_store_does_not_hold_up_idle_closes() {
+    let tmp = TempDir::new().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.busy_timeout = Duration::from_secs(20);
+    let store = GuildDatabaseManager::new(cfg).unwrap();
+    store.with_guild(1, |c| insert_quote(c, "a")).await.unwrap();
+    store.with_guild(2, |c| insert_quote(c, "b")).await.unwrap();
+    let reader =
+        Connection::open_with_flags(db_path(tmp.path(), 1), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    assert_eq!(quote_texts(&reader), ["a"]);
+    // Written after the reader's snapshot: no checkpoint can finish while it reads.
+    store.with_guild(1, |c| insert_quote(c, "c")).await.unwrap();
+
+    tokio::time::advance(Duration::from_secs(90)).await;
+    while store.stats().idle_closes < 2 {
+        tokio::task::yield_now().await;
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        store.with_guild(2, |c| quote_texts(c)).await.unwrap(),
+        ["b"]
+    );
+    assert_eq!(
+        store.with_guild(1, |c| quote_texts(c)).await.unwrap(),
+        ["a", "c"]
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the guilds waited {waited:?} for a reader elsewhere"
+    );
+    drop(reader);
+}
+
+/// A restore while members keep writing: every acknowledged write is in the restored guild
+/// or in the copy the restore kept of what it replaced. None falls between the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_falls_between_a_restores_kept_copy_and_the_restore() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store.with_guild(3, |_| ()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let text = format!("w{}", acknowledged.len());
+                let written = text.clone();
+                store
+                    .with_guild(3, move |c| insert_quote(c, &written))
+                    .await
+                    .unwrap();
+                acknowledged.push(text);
+            }
+            acknowledged
+        })
+    };
+    let mut kept = Vec::new();
+    for _ in 0..20 {
+        let prepared = tokio::task::spawn_blocking(|| {
+            let mut conn = Connection::open_in_memory().unwrap();
+            Migrations::embedded().apply(&mut conn).unwrap();
+            insert_quote(&conn, "restored");
+            conn
+        })
+        .await
+        .unwrap();
+        kept.push(store.restore_guild(3, prepared).await.unwrap());
+    }
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = writer.await.unwrap();
+    let mut seen: HashSet<String> = store
+        .with_guild(3, |c| quote_texts(c))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    for copy in &kept {
+        let conn = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        seen.extend(quote_texts(&conn));
+    }
+    let lost: Vec<_> = acknowledged.iter().filter(|w| !seen.contains(*w)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes are neither restored over nor kept: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_every_file() {
     let tmp = TempDir::new().unwrap();
@@ -462,6 +561,45 @@ async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_ever
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A deletion whose caller stops waiting for it (an interaction that timed out, an operator's
+/// request cut off) still runs to its end: the guild is neither refused for good nor
+/// reopened with its old rows.
+#[tokio::test]
+async fn a_deletion_whose_caller_gives_up_still_finishes() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store
+        .with_guild(9, |c| insert_quote(c, "doomed"))
+        .await
+        .unwrap();
+    let (release, lease, _) = hold_writing_lease(&store, 9, "last write").await;
+    let mut deletion = Box::pin(store.delete_guild(9));
+    // Polled until it has begun (uses are refused), then dropped while it waits for the lease.
+    loop {
+        assert!(futures::poll!(deletion.as_mut()).is_pending());
+        match store.with_guild(9, |_| ()).await {
+            Err(StoreError::BeingDeleted(9)) => break,
+            Ok(()) => tokio::task::yield_now().await,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    drop(deletion);
+    assert!(matches!(
+        store.with_guild(9, |_| ()).await,
+        Err(StoreError::BeingDeleted(9))
+    ));
+    release.send(()).unwrap();
+    lease.await.unwrap().unwrap();
+    let rows = loop {
+        match store.with_guild(9, |c| quote_texts(c)).await {
+            Ok(rows) => break rows,
+            Err(StoreError::BeingDeleted(9)) => tokio::task::yield_now().await,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    };
+    assert!(rows.is_empty(), "the deleted guild came back with {rows:?}");
 }
 
 #[tokio::test]

@@ -11,6 +11,14 @@
 //! uses refused as "being deleted" must overlap a deletion, and "shutting down" must come
 //! after the shutdown began. After the run a fresh store checks every file the same way.
 //!
+//! After every operation, the pools open, being opened and being closed together stay within
+//! the cap: a pool still closing holds its files as much as an open one.
+//!
+//! Every seed runs twice: on one thread with paused time, and on two worker threads with a
+//! spare guild kept (as the bot runs), where the store's own tasks and the uses race for its
+//! locks in parallel. Tokio cannot pause time on more than one thread, so that run waits in
+//! real time, on a shorter idle timeout and shorter pauses.
+//!
 //! The seed fixes every task's operations and pauses; the threads of the blocking pool still
 //! run in the operating system's order, so a failing seed is re-run, and printed, to
 //! reproduce it. `GUILDKEEP_TORTURE_SEEDS=N` runs seeds 1..=N (CI: 4),
@@ -29,13 +37,39 @@ use guildkeep::{
     store::{GuildDatabaseManager, StoreConfig, StoreError},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
 const GUILDS: u64 = 6;
 const CAP: usize = 2;
 const TASKS: u64 = 8;
 const OPS_PER_TASK: u64 = 50;
+
+/// The runtime a seed runs on.
+#[derive(Debug, Clone, Copy)]
+enum Flavor {
+    /// One thread, paused time; a one-second idle timeout, pauses of up to three seconds.
+    Paused,
+    /// Two worker threads and a spare guild kept; real pauses five times shorter, and an
+    /// idle timeout ten times shorter, since real operations take part of the pauses' time.
+    Parallel,
+}
+
+impl Flavor {
+    fn pause(self, up_to_3s: Duration) -> Duration {
+        match self {
+            Self::Paused => up_to_3s,
+            Self::Parallel => up_to_3s / 5,
+        }
+    }
+
+    fn idle_timeout(self) -> Duration {
+        match self {
+            Self::Paused => Duration::from_secs(1),
+            Self::Parallel => Duration::from_millis(100),
+        }
+    }
+}
 
 /// An operation's span on the logical clock: `start` is taken before it is called and `end`
 /// after it returned.
@@ -145,7 +179,7 @@ fn texts(conn: &Connection) -> Vec<String> {
         .unwrap()
 }
 
-async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>) {
+async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>, flavor: Flavor) {
     let mut rng = StdRng::seed_from_u64(seed * 1000 + task);
     for op in 0..OPS_PER_TASK {
         if shutdown_at == Some(op) {
@@ -215,7 +249,8 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>) {
             }
             83..93 => {
                 // Paused time: long enough, now and then, for the idle task to close pools.
-                tokio::time::sleep(Duration::from_millis(rng.random_range(0..3000))).await;
+                let pause = Duration::from_millis(rng.random_range(0..3000));
+                tokio::time::sleep(flavor.pause(pause)).await;
             }
             93..96 => {
                 let options = BackupOptions {
@@ -237,12 +272,20 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>) {
                     start,
                     end: run.tick(),
                 };
-                if let Some(file) = copy {
-                    let rows = tokio::task::spawn_blocking(move || {
-                        texts(&Connection::open(file).unwrap())
+                let rows = match copy {
+                    Some(file) => tokio::task::spawn_blocking(move || {
+                        match Connection::open_with_flags(&file, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                            Ok(conn) => Some(texts(&conn)),
+                            // Another task's backup, finished since, removed this set (`keep`).
+                            Err(_) if !file.exists() => None,
+                            Err(e) => panic!("{}: {e}", file.display()),
+                        }
                     })
                     .await
-                    .unwrap();
+                    .unwrap(),
+                    None => None,
+                };
+                if let Some(rows) = rows {
                     run.record(|h| {
                         h.reads.push(Read {
                             guild,
@@ -259,22 +302,33 @@ async fn task(run: Arc<Run>, seed: u64, task: u64, shutdown_at: Option<u64>) {
                 }
             }
         }
-        let open = run.store.stats().open_pools;
-        assert!(open <= CAP, "{open} pools open above the cap of {CAP}");
+        let stats = run.store.stats();
+        let held = stats.open_pools + stats.opening_pools + stats.closing_pools;
+        assert!(
+            held <= CAP,
+            "{held} pools open, opening or closing above the cap of {CAP}: {stats:?}"
+        );
     }
 }
 
-fn run_seed(seed: u64) -> History {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+fn run_seed(seed: u64, flavor: Flavor) -> History {
+    let runtime = match flavor {
+        Flavor::Paused => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build(),
+        Flavor::Parallel => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .unwrap();
     let tmp = TempDir::new().unwrap();
     let history = runtime.block_on(async {
         let mut config = StoreConfig::new(tmp.path());
         config.max_open_guilds = CAP;
-        config.idle_timeout = Duration::from_secs(1);
+        config.idle_timeout = flavor.idle_timeout();
+        config.keep_spare_guild = matches!(flavor, Flavor::Parallel);
         let run = Arc::new(Run {
             store: GuildDatabaseManager::new(config).unwrap(),
             clock: AtomicU64::new(0),
@@ -286,7 +340,7 @@ fn run_seed(seed: u64) -> History {
         let tasks: Vec<_> = (0..TASKS)
             .map(|t| {
                 let shutdown_at = (t == stopper).then_some(stop_at);
-                tokio::spawn(task(run.clone(), seed, t, shutdown_at))
+                tokio::spawn(task(run.clone(), seed, t, shutdown_at, flavor))
             })
             .collect();
         for t in tasks {
@@ -387,6 +441,15 @@ fn check_files(dir: &std::path::Path, h: &History) {
 
 #[test]
 fn random_interleavings_of_use_eviction_idle_close_deletion_and_shutdown_match_the_model() {
+    run_seeds(Flavor::Paused);
+}
+
+#[test]
+fn the_same_on_two_threads_keeping_a_spare_guild() {
+    run_seeds(Flavor::Parallel);
+}
+
+fn run_seeds(flavor: Flavor) {
     let seeds: Vec<u64> = match (
         std::env::var("GUILDKEEP_TORTURE_SEED"),
         std::env::var("GUILDKEEP_TORTURE_SEEDS"),
@@ -397,8 +460,10 @@ fn random_interleavings_of_use_eviction_idle_close_deletion_and_shutdown_match_t
     };
     let (mut ops, mut deletions, mut evictions, mut idle_closes, mut backups) = (0, 0, 0, 0, 0);
     for &seed in &seeds {
-        let history = std::panic::catch_unwind(|| run_seed(seed)).unwrap_or_else(|panic| {
-            eprintln!("torture failed at seed {seed}; rerun with GUILDKEEP_TORTURE_SEED={seed}");
+        let history = std::panic::catch_unwind(|| run_seed(seed, flavor)).unwrap_or_else(|panic| {
+            eprintln!(
+                "torture ({flavor:?}) failed at seed {seed}; rerun with GUILDKEEP_TORTURE_SEED={seed}"
+            );
             std::panic::resume_unwind(panic)
         });
         ops += history.ops;
@@ -408,7 +473,7 @@ fn random_interleavings_of_use_eviction_idle_close_deletion_and_shutdown_match_t
         backups += history.backups;
     }
     println!(
-        "torture: seeds {seeds:?}, {ops} operations, {deletions} deletions, \
+        "torture ({flavor:?}): seeds {seeds:?}, {ops} operations, {deletions} deletions, \
          {evictions} evictions, {idle_closes} idle closes, {backups} backup copies checked"
     );
     assert!(

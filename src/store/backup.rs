@@ -21,7 +21,7 @@ use rusqlite::{
 };
 
 use super::{
-    open::{FORMAT_VERSIONS_AT, ROLLBACK_FORMAT},
+    open::{self, FORMAT_VERSIONS_AT, ROLLBACK_FORMAT},
     paths::{self, GuildId},
     GuildDatabaseManager, Migrations, StoreError,
 };
@@ -33,19 +33,45 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Copies all of `from` into `to` in a single backup step (a single read transaction on
 /// `from`), retrying while either side is locked by another connection.
 pub fn copy_into(from: &Connection, to: &mut Connection) -> Result<(), StoreError> {
-    let backup = Backup::new(from, to)?;
+    step_past_locks(&Backup::new(from, to)?, -1).map(drop)
+}
+
+/// Replaces the content of `live` by that of `prepared`, after copying the content it
+/// replaces into the new file `kept` (see [`copy_to_new_file`]) through `snapshot`, another
+/// connection to the live database. The replacement takes the live database's write lock
+/// before the copy reads and keeps it to its end, so no commit, from this process or
+/// another, falls between the two: the copy holds exactly what was replaced.
+fn replace_keeping_copy(
+    prepared: &Connection,
+    live: &mut Connection,
+    snapshot: &Connection,
+    kept: &Path,
+) -> Result<(), StoreError> {
+    let replacement = Backup::new(prepared, live)?;
+    // A step of no pages only locks the destination (a database has at least one page, so
+    // it is never done), and SQLite holds that lock until the backup ends.
+    step_past_locks(&replacement, 0)?;
+    copy_to_new_file(snapshot, kept)?;
+    step_past_locks(&replacement, -1).map(drop)
+}
+
+/// One backup step of `pages` (-1: all), retried while another connection's lock holds it
+/// off, for up to [`LOCK_WAIT`].
+fn step_past_locks(backup: &Backup, pages: std::ffi::c_int) -> Result<StepResult, StoreError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match backup.step(-1)? {
-            StepResult::Done => return Ok(()),
-            _ if Instant::now() >= deadline => {
+        match backup.step(pages)? {
+            StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            StepResult::Busy | StepResult::Locked => {
                 return Err(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
                     Some(format!("database stayed locked for {LOCK_WAIT:?}")),
                 )
                 .into())
             }
-            _ => std::thread::sleep(Duration::from_millis(20)),
+            stepped => return Ok(stepped),
         }
     }
 }
@@ -126,19 +152,21 @@ impl GuildDatabaseManager {
     /// at this binary's schema version, typically in memory), through a connection to the live
     /// file: another process that holds it open sees the restored data at its next query. The
     /// content it replaces is first copied to `quotes.db.pre-restore-<stamp>` in the guild's
-    /// directory, whose path is returned. A guild without a database gets one.
+    /// directory, whose path is returned; no write falls between that copy and the
+    /// replacement (see `replace_keeping_copy`). A guild without a database gets one.
     pub async fn restore_guild(
         &self,
         guild: u64,
         prepared: Connection,
     ) -> Result<PathBuf, StoreError> {
-        let db = self.paths().guild_db(GuildId::new(guild)?);
+        let id = GuildId::new(guild)?;
+        let dir = self.paths().clone();
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let kept = paths::with_suffix(&db, &format!(".pre-restore-{stamp}"));
+        let kept = paths::with_suffix(&dir.guild_db(id), &format!(".pre-restore-{stamp}"));
         let kept_in_lease = kept.clone();
         self.with_guild(guild, move |live| {
-            copy_to_new_file(live, &kept_in_lease)?;
-            copy_into(&prepared, live)
+            let snapshot = open::open_read_only(&dir, id, LOCK_WAIT)?;
+            replace_keeping_copy(&prepared, live, &snapshot, &kept_in_lease)
         })
         .await??;
         if let Some(dir) = kept.parent() {

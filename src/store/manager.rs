@@ -27,7 +27,7 @@ use std::{
 use rusqlite::Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::{
-    sync::{watch, Notify},
+    sync::{oneshot, watch, Notify},
     task::JoinHandle,
     time::Instant,
 };
@@ -96,6 +96,11 @@ impl StoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     pub open_pools: usize,
+    /// Pools whose file is being opened, and pools being closed (evicted, idle, or their
+    /// guild deleted) whose files are not closed yet. Both count toward `max_open_guilds`
+    /// with the open ones.
+    pub opening_pools: usize,
+    pub closing_pools: usize,
     pub leased: usize,
     /// Uses served by an already open pool.
     pub hits: u64,
@@ -159,10 +164,10 @@ struct State {
     slots: Slots<GuildId, Slot>,
     /// Tombstones: guilds whose deletion is running. No use may open them meanwhile.
     deleting: HashSet<GuildId>,
-    /// Guilds whose evicted or idle pool is being closed in the background. Until the close
-    /// (for an idle guild, a WAL checkpoint first) is done their files are still open:
-    /// shutdown waits for it, and a reopen or a deletion of the guild waits rather than
-    /// running beside it.
+    /// Guilds whose evicted, idle or deleted pool is being closed in the background. Until
+    /// the close (for an idle guild, a WAL checkpoint first) is done their files are still
+    /// open: they count toward the cap, shutdown waits for them, and a reopen or a deletion
+    /// of the guild waits rather than running beside the close.
     closing: HashSet<GuildId>,
     shutting_down: bool,
 }
@@ -214,14 +219,26 @@ impl GuildPool {
     }
 
     /// Copies the WAL into the database and empties it, leaving the database complete on its
-    /// own; closing does not (see `open.rs`). A failure is logged: the WAL still holds it all.
+    /// own; closing does not (see `open.rs`). It does not wait for other connections: a
+    /// reader elsewhere (an operator's backup or check) holding an older snapshot would
+    /// otherwise keep the guild closing for the whole busy timeout. What it cannot copy stays
+    /// in the WAL, which SQLite reads back at the next open, and a failure is logged: the WAL
+    /// still holds it all. Only for a pool about to be closed, since it leaves the
+    /// connection it used without a busy timeout.
     fn checkpoint(&self) {
         let checkpointed = self.pool.get().map_err(|e| e.to_string()).and_then(|conn| {
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            conn.busy_timeout(Duration::ZERO)
+                .and_then(|()| {
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                        row.get::<_, bool>(0)
+                    })
+                })
                 .map_err(|e| e.to_string())
         });
-        if let Err(e) = checkpointed {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        match checkpointed {
+            Ok(false) => {}
+            Ok(true) => tracing::debug!("WAL checkpoint cut short by another connection"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
     }
 }
@@ -372,6 +389,11 @@ impl GuildDatabaseManager {
     /// Deletes every file of `guild`. While it runs the guild cannot be opened (uses get
     /// [`StoreError::BeingDeleted`]); running leases finish first. Deleting a guild that has
     /// no database is not an error. The next use after it returns creates the guild afresh.
+    ///
+    /// Once this future has been polled, the deletion runs to its end even if the future is
+    /// dropped: a caller that stops waiting (an interaction that timed out, an operator's
+    /// request cut off) leaves the guild neither half deleted nor refused for good. A failure
+    /// no caller is left to hear of is logged.
     pub async fn delete_guild(&self, guild: u64) -> Result<(), StoreError> {
         let guild = GuildId::new(guild)?;
         self.wait_for(|state| {
@@ -383,38 +405,64 @@ impl GuildDatabaseManager {
         .await?;
         let tombstone = Tombstone {
             guild,
-            inner: &self.inner,
+            inner: self.inner.clone(),
         };
-        let open = self
-            .wait_for(|state| match state.slots.peek(&guild) {
-                _ if state.closing.contains(&guild) => None,
-                None => Some(None),
-                Some(Slot::Open(pool)) if pool.is_idle() => match state.slots.pop(&guild) {
-                    Some(Slot::Open(pool)) => Some(Some(pool)),
-                    _ => unreachable!("peeked an open slot"),
-                },
-                Some(_) => None,
-            })
-            .await;
-        let dir = self.inner.dir.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            drop(open);
-            remove_guild_files(&dir, guild)
-        })
-        .await;
-        drop(tombstone);
-        removed?
+        let store = self.clone();
+        let (report, result) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            if let Err(Err(e)) = report.send(store.delete_marked(tombstone).await) {
+                tracing::error!(guild = guild.get(), error = %e, "deleting a guild failed after its caller stopped waiting");
+            }
+        });
+        match result.await {
+            Ok(deleted) => deleted,
+            Err(_) => match task.await {
+                Err(e) => Err(e.into()),
+                Ok(()) => unreachable!("the task sends its result before it ends"),
+            },
+        }
     }
 
-    /// Stops new leases, waits for running ones, checkpoints every WAL into its database,
-    /// closes every pool and waits for a spare guild being made. Later uses fail with
-    /// [`StoreError::ShuttingDown`].
+    /// The deletion proper, while `tombstone` keeps uses out: once the guild's leases have
+    /// ended its pool is closed, then its files are removed, and only then is the tombstone
+    /// lifted.
+    async fn delete_marked(&self, tombstone: Tombstone) -> Result<(), StoreError> {
+        let guild = tombstone.guild;
+        self.wait_for(|state| {
+            if state.closing.contains(&guild) {
+                return None;
+            }
+            match state.slots.peek(&guild) {
+                None => Some(()),
+                Some(Slot::Open(pool)) if pool.is_idle() => {
+                    // Closing, like an evicted pool, counts toward the cap until it is done;
+                    // the files are removed after that.
+                    self.inner.close_in_background(state, &[guild], false);
+                    None
+                }
+                Some(_) => None,
+            }
+        })
+        .await;
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let removed = remove_guild_files(&dir, guild);
+            drop(tombstone);
+            removed
+        })
+        .await?
+    }
+
+    /// Stops new leases, waits for running leases and deletions, checkpoints every WAL into
+    /// its database, closes every pool and waits for a spare guild being made. Later uses
+    /// fail with [`StoreError::ShuttingDown`].
     pub async fn shutdown(&self) {
         self.lock().shutting_down = true;
         self.inner.changed.notify_waiters();
         let pools: Vec<Arc<GuildPool>> = self
             .wait_for(|state| {
                 let busy = !state.closing.is_empty()
+                    || !state.deleting.is_empty()
                     || state.slots.iter().any(|(_, slot)| match slot {
                         Slot::Opening(_) => true,
                         Slot::Open(pool) => !pool.is_idle(),
@@ -461,15 +509,20 @@ impl GuildDatabaseManager {
     }
 
     pub fn stats(&self) -> Stats {
-        let (open_pools, leased) = {
+        let (open_pools, opening_pools, leased, closing_pools) = {
             let state = self.lock();
-            state
-                .slots
-                .iter()
-                .fold((0, 0), |(open, leased), (_, slot)| match slot {
-                    Slot::Open(pool) => (open + 1, leased + pool.leases.load(Ordering::Acquire)),
-                    Slot::Opening(_) => (open, leased),
-                })
+            let (open, opening, leased) = state.slots.iter().fold(
+                (0, 0, 0),
+                |(open, opening, leased), (_, slot)| match slot {
+                    Slot::Open(pool) => (
+                        open + 1,
+                        opening,
+                        leased + pool.leases.load(Ordering::Acquire),
+                    ),
+                    Slot::Opening(_) => (open, opening + 1, leased),
+                },
+            );
+            (open, opening, leased, state.closing.len())
         };
         let mut recent: Vec<Duration> = self
             .inner
@@ -489,6 +542,8 @@ impl GuildDatabaseManager {
         let c = &self.inner.counters;
         Stats {
             open_pools,
+            opening_pools,
+            closing_pools,
             leased,
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
@@ -557,11 +612,12 @@ impl GuildDatabaseManager {
     /// Takes a lease on `guild`'s open pool, or the duty to open it.
     async fn acquire(&self, guild: GuildId) -> Result<Acquired, StoreError> {
         let deadline = Instant::now() + self.inner.config.open_wait;
+        let mut evicted = None;
         loop {
             let changed = self.inner.changed.notified();
             let step = {
                 let mut state = self.lock();
-                self.step(&mut state, guild)?
+                self.step(&mut state, guild, &mut evicted)?
             };
             match step {
                 Step::Leased(lease) => return Ok(Acquired::Leased(lease)),
@@ -590,8 +646,14 @@ impl GuildDatabaseManager {
         }
     }
 
-    /// One decision of `acquire`, under the state lock.
-    fn step(&self, state: &mut State, guild: GuildId) -> Result<Step, StoreError> {
+    /// One decision of `acquire`, under the state lock. `evicted`: the guild whose pool this
+    /// use last closed to make room.
+    fn step(
+        &self,
+        state: &mut State,
+        guild: GuildId,
+        evicted: &mut Option<GuildId>,
+    ) -> Result<Step, StoreError> {
         state.admits(guild)?;
         if state.closing.contains(&guild) {
             return Ok(Step::Wait);
@@ -604,7 +666,13 @@ impl GuildDatabaseManager {
             Some(Slot::Opening(opening)) => return Ok(Step::AwaitOpen(opening.clone())),
             None => {}
         }
-        if state.slots.len() >= self.inner.config.max_open_guilds {
+        // Pools being opened or closed hold files as much as open ones: all count.
+        if state.slots.len() + state.closing.len() >= self.inner.config.max_open_guilds {
+            // Until the room this use made is free, evicting another pool would close it for
+            // nothing.
+            if evicted.is_some_and(|victim| state.closing.contains(&victim)) {
+                return Ok(Step::Wait);
+            }
             let idle = state
                 .slots
                 .eviction_order()
@@ -612,17 +680,17 @@ impl GuildDatabaseManager {
                     Slot::Open(pool) if pool.is_idle() => Some(*id),
                     _ => None,
                 });
-            let Some(idle) = idle else {
-                return Ok(Step::Wait);
-            };
-            // The victim is closed in the background, off this use's path, and without a
-            // checkpoint: a guild evicted under churn is likely back soon, and its WAL is
-            // checkpointed once it has grown (see `open.rs`).
-            self.inner.close_in_background(state, &[idle], false);
-            self.inner
-                .counters
-                .evictions
-                .fetch_add(1, Ordering::Relaxed);
+            if let Some(idle) = idle {
+                // Closed without a checkpoint: a guild evicted under churn is likely back
+                // soon, and its WAL is checkpointed once it has grown (see `open.rs`).
+                self.inner.close_in_background(state, &[idle], false);
+                self.inner
+                    .counters
+                    .evictions
+                    .fetch_add(1, Ordering::Relaxed);
+                *evicted = Some(idle);
+            }
+            return Ok(Step::Wait);
         }
         let (done, opening) = watch::channel(None);
         state.slots.put(guild, Slot::Opening(opening));
@@ -641,7 +709,8 @@ enum Step {
     Leased(Lease),
     Open(watch::Sender<Option<Opened>>),
     AwaitOpen(watch::Receiver<Option<Opened>>),
-    /// For a slot to free up, or for this guild's background close to finish.
+    /// For a slot to free up (a pool closing, or a lease ending so that one can be closed),
+    /// or for this guild's background close to finish.
     Wait,
 }
 
@@ -726,7 +795,8 @@ impl Inner {
 
     /// Takes the idle pools of `guilds` out of the cache and closes them on the blocking
     /// pool, each after a checkpoint if `checkpoint`, marking each guild as closing until its
-    /// files are closed.
+    /// own files are closed: one guild's slow checkpoint keeps no other guild of the batch
+    /// waiting.
     fn close_in_background(
         self: &Arc<Self>,
         state: &mut State,
@@ -745,20 +815,19 @@ impl Inner {
             .collect();
         let inner = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut closed = Vec::with_capacity(pools.len());
             for (id, pool) in pools {
                 if checkpoint {
                     pool.checkpoint();
                 }
                 drop(pool);
-                closed.push(id);
+                inner
+                    .state
+                    .lock()
+                    .expect("store state lock poisoned")
+                    .closing
+                    .remove(&id);
+                inner.changed.notify_waiters();
             }
-            let mut state = inner.state.lock().expect("store state lock poisoned");
-            for id in closed {
-                state.closing.remove(&id);
-            }
-            drop(state);
-            inner.changed.notify_waiters();
         });
     }
 
@@ -806,12 +875,12 @@ impl Inner {
 }
 
 /// Lifts a guild's tombstone when its deletion ends, however it ends.
-struct Tombstone<'a> {
+struct Tombstone {
     guild: GuildId,
-    inner: &'a Inner,
+    inner: Arc<Inner>,
 }
 
-impl Drop for Tombstone<'_> {
+impl Drop for Tombstone {
     fn drop(&mut self) {
         self.inner
             .state

@@ -173,13 +173,24 @@ pub fn open_guild(
     if !create {
         return Err(StoreError::UnknownGuild(guild.get()));
     }
+    let creating = paths::lock_guild_creation(dir)?;
+    // Another process, or another use of this one, may have created it while this one waited.
+    if db.exists() {
+        drop(creating);
+        return Ok((
+            open_file(dir, guild, &db, migrations, settings)?,
+            Origin::Existing,
+        ));
+    }
     if !spare::take(dir, guild, migrations.latest())? {
         create_from_template(dir, guild, &db, template)?;
+        drop(creating);
         return Ok((
             open_file(dir, guild, &db, migrations, settings)?,
             Origin::Template,
         ));
     }
+    drop(creating);
     // The spare's new name is made durable while SQLite opens the file; the guild is neither
     // used nor reported created before both are done.
     std::thread::scope(|scope| {
@@ -249,12 +260,13 @@ fn create_from_template(
     paths::create_private_dir(&dir.guild_dir(guild))?;
     // Side files beside a missing database belong to an old file (a deletion cut short by a
     // crash, or a file removed by hand). SQLite would replay that WAL into the new file,
-    // bringing deleted rows back or corrupting it. A guild is created only by the process
-    // that owns it, so these cannot be a live database's.
+    // bringing deleted rows back or corrupting it. The caller holds the creation lock and
+    // found no database, so no process has created one here since: these cannot be a live
+    // database's.
     for suffix in SIDE_FILES {
         paths::remove_if_present(&paths::with_suffix(db, suffix))?;
     }
-    // Ok(false): another process created it first; theirs is as good as ours.
+    // Under the lock nobody else creates it, so the file is ours.
     template.write_new(db)?;
     Ok(())
 }
@@ -288,6 +300,9 @@ pub fn is_not_a_database(error: &rusqlite::Error) -> bool {
 /// Moves a damaged database (and its side files) out of the guild directory, so the guild's
 /// next use starts afresh and an operator can restore a backup. Returns the error to report.
 fn quarantine(dir: &DataDir, guild: GuildId, db: &Path) -> Result<StoreError, StoreError> {
+    // Under the creation lock: a guild created in the moment between moving the database and
+    // removing its side files would lose its own.
+    let _creating = paths::lock_guild_creation(dir)?;
     let target_dir = dir.quarantine_dir();
     paths::create_private_dir(&target_dir)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -354,5 +369,60 @@ impl r2d2::ManageConnection for GuildConnections {
 
     fn has_broken(&self, _: &mut Connection) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    /// Several processes meeting a new guild at once each open it and commit a row, keeping
+    /// their connection open as a running bot would: every row is in the database, because
+    /// no creator removes the side files of a database another has just created and written.
+    #[test]
+    fn concurrent_creators_of_one_guild_keep_every_row_each_of_them_committed() {
+        const CREATORS: usize = 3;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let migrations = Migrations::embedded();
+        let template = Template::build(&migrations).unwrap();
+        let settings = ConnectionSettings {
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+        };
+        for raw in 1..=100 {
+            let guild = GuildId::new(raw).unwrap();
+            let start = Barrier::new(CREATORS);
+            let open: Vec<Connection> = std::thread::scope(|scope| {
+                let creators: Vec<_> = (0..CREATORS)
+                    .map(|creator| {
+                        let (dir, template, migrations, start) =
+                            (&dir, &template, &migrations, &start);
+                        scope.spawn(move || {
+                            start.wait();
+                            let (conn, _) =
+                                open_guild(dir, guild, true, template, migrations, settings)
+                                    .unwrap();
+                            conn.execute(
+                                "INSERT INTO quotes (text, added_by, created_at, updated_at)
+                                 VALUES (?1, 1, 0, 0)",
+                                [format!("creator {creator}")],
+                            )
+                            .unwrap();
+                            conn
+                        })
+                    })
+                    .collect();
+                creators.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            let fresh = Connection::open_with_flags(dir.guild_db(guild), flags()).unwrap();
+            let rows: i64 = fresh
+                .query_row("SELECT count(*) FROM quotes", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, CREATORS as i64, "guild {guild}");
+            drop(open);
+        }
     }
 }

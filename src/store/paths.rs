@@ -145,6 +145,19 @@ pub fn create_private_dir(path: &Path) -> Result<(), StoreError> {
     fsync_dir(parent)
 }
 
+/// Takes the lock under which a guild's database is created (or moved to quarantine), held
+/// until the returned file is dropped: an exclusive advisory lock on `guilds/` itself, so
+/// that no file needs to be kept for it. Every process using the data directory honours it,
+/// so a process that finds no database under the lock may clear the side files an old one
+/// left, knowing no other process has just created one there. Blocks until it is free.
+pub(super) fn lock_guild_creation(dir: &DataDir) -> Result<File, StoreError> {
+    let guilds = dir.guilds_dir();
+    create_private_dir(&guilds)?;
+    let lock = File::open(&guilds).map_err(StoreError::io(&guilds))?;
+    lock.lock().map_err(StoreError::io(&guilds))?;
+    Ok(lock)
+}
+
 /// Writes `bytes` to `path` (mode 0600) so that `path` is either absent or complete: the
 /// bytes go to a temporary file that is fsynced and then linked into place. Linking, unlike
 /// renaming, fails if `path` exists, so a file another process just created is never
