@@ -108,6 +108,11 @@ pub struct SchedulerConfig {
     pub delivery_timeout: Duration,
     /// When to look again at a reminder whose guild database could not be used.
     pub store_retry: Duration,
+    /// How long [`Scheduler::shutdown`] lets sends in progress finish and be recorded. With
+    /// the bot's 10 s for commands to drain, this stays well inside the 60 s `TimeoutStopSec`
+    /// of `scripts/guildkeep.service`. A send still running then is abandoned: it stays
+    /// claimed and goes again after the restart.
+    pub shutdown_limit: Duration,
     pub policy: DeliveryPolicy,
 }
 
@@ -118,6 +123,7 @@ impl Default for SchedulerConfig {
             claim_ahead: Duration::from_secs(20),
             delivery_timeout: Duration::from_secs(30),
             store_retry: Duration::from_secs(60),
+            shutdown_limit: Duration::from_secs(20),
             policy: DeliveryPolicy::default(),
         }
     }
@@ -132,9 +138,9 @@ const MAX_IN_FLIGHT: usize = 100_000;
 
 /// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
 /// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
-/// lets them finish, and abandons those still waiting for their time.
+/// lets them finish for a bounded time, and leaves those not started claimed.
 pub struct Scheduler {
-    shared: Arc<Shared>,
+    worker: Arc<Worker>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -149,13 +155,12 @@ impl Scheduler {
     ) -> Result<Self, StoreError> {
         let index = build_index(&store, config.max_concurrent.max(1)).await?;
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
-        let shared = Arc::new(Shared {
-            index: Mutex::new(index),
-            wake: Notify::new(),
-        });
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
-            shared: shared.clone(),
+            shared: Shared {
+                index: Mutex::new(index),
+                wake: Notify::new(),
+            },
             store,
             deliver,
             clock,
@@ -163,9 +168,9 @@ impl Scheduler {
             sending: Semaphore::new(config.max_concurrent.max(1)),
             config,
         });
-        let task = tokio::spawn(worker.run(stopped));
+        let task = tokio::spawn(worker.clone().run(stopped));
         Ok(Self {
-            shared,
+            worker,
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -173,39 +178,50 @@ impl Scheduler {
 
     /// Reminder `id` of `guild` is (now) next due at `due`.
     pub fn upsert(&self, guild: u64, id: u64, due: DateTime<Utc>) {
-        if self.shared.lock().upsert(guild, id, due) {
-            self.shared.wake.notify_one();
+        if self.worker.shared.lock().upsert(guild, id, due) {
+            self.worker.shared.wake.notify_one();
         }
     }
 
     /// Reminder `id` of `guild` will not be due again.
     pub fn remove(&self, guild: u64, id: u64) {
-        self.shared.lock().remove(guild, id);
+        self.worker.shared.lock().remove(guild, id);
     }
 
     /// `guild`'s data is gone: drop all of its reminders from the index.
     pub fn forget_guild(&self, guild: u64) {
-        self.shared.lock().forget_guild(guild);
+        self.worker.shared.lock().forget_guild(guild);
     }
 
     /// A member of `guild` changed what may be sent to or about them (an opt-out, an erasure):
     /// the guild's claimed reminders are checked against the database again before they go.
     pub fn recheck_guild(&self, guild: u64) {
-        self.shared.lock().recheck_guild(guild);
+        self.worker.shared.lock().recheck_guild(guild);
     }
 
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.worker.shared.lock().queue.len()
     }
 
-    /// Stops taking due reminders, lets sends in progress finish and record their outcome.
+    /// Stops taking due reminders and lets sends in progress finish and record their outcome,
+    /// for at most [`SchedulerConfig::shutdown_limit`]. Sends not started (waiting for their
+    /// time or for a send slot) stay claimed, and go after the restart.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "the reminder scheduler task failed");
+        let Some(mut task) = task else { return };
+        let limit = self.worker.config.shutdown_limit;
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the reminder scheduler task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    ?limit,
+                    "reminder sends still running at the shutdown limit were abandoned; \
+                     they stay claimed and go again after the restart"
+                );
+                task.abort();
             }
         }
     }
@@ -379,7 +395,7 @@ impl Index {
 }
 
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Shared,
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
     clock: Arc<dyn Clock>,
@@ -461,16 +477,21 @@ impl Worker {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
         };
-        let wait = (send_at - self.clock.now()).to_std().ok();
-        if let Some(wait) = wait.filter(|wait| !wait.is_zero()) {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                // Left claimed: `claim` takes it again after a restart.
-                _ = stop.wait_for(|stopped| *stopped) => return None,
-            }
-        }
+        let ready = async {
+            let wait = (send_at - self.clock.now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            self.sending.acquire().await.expect("never closed")
+        };
+        let permit = tokio::select! {
+            permit = ready => permit,
+            // Not started, so left claimed: `claim` takes it again after a restart.
+            _ = stop.wait_for(|stopped| *stopped) => return None,
+        };
+        // Checked with the send slot in hand: a change made while this waited for its time
+        // or for the slot (a cancel, an opt-out, an erasure, a forgotten guild) calls it off.
         let (due_at, attempt) = (delivery.due_at, delivery.attempt);
         if !self.shared.lock().unchanged((guild, id)) {
+            drop(permit);
             let released = self
                 .on_guild(guild, move |c| delivery::release(c, id, due_at, attempt))
                 .await;
@@ -478,12 +499,11 @@ impl Worker {
             let _ = self.checked(guild, id, released);
             return Some(send_at);
         }
-        let outcome = {
-            let _permit = self.sending.acquire().await.expect("never closed");
+        let outcome =
             tokio::time::timeout(self.config.delivery_timeout, self.deliver.deliver(delivery))
                 .await
-                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())))
-        };
+                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
+        drop(permit);
         if let Err(e) = &outcome {
             tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
         }

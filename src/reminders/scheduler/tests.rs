@@ -42,6 +42,8 @@ struct Recorder {
     clock: Arc<dyn Clock>,
     attempts: Mutex<Vec<Attempt>>,
     script: Mutex<HashMap<u64, VecDeque<Result<(), DeliveryError>>>>,
+    /// Reminders whose sends hang until let go, holding their send slot.
+    held: Mutex<HashMap<u64, Arc<Semaphore>>>,
     changed: Notify,
 }
 
@@ -51,8 +53,21 @@ impl Recorder {
             clock,
             attempts: Mutex::default(),
             script: Mutex::default(),
+            held: Mutex::default(),
             changed: Notify::new(),
         })
+    }
+
+    /// Sends of `reminder` hang (until [`Recorder::let_go`] or the delivery timeout).
+    fn hold(&self, reminder: u64) {
+        self.held
+            .lock()
+            .unwrap()
+            .insert(reminder, Arc::new(Semaphore::new(0)));
+    }
+
+    fn let_go(&self, reminder: u64) {
+        self.held.lock().unwrap()[&reminder].add_permits(1);
     }
 
     fn answer(&self, reminder: u64, outcomes: impl IntoIterator<Item = Result<(), DeliveryError>>) {
@@ -93,6 +108,10 @@ impl Recorder {
 impl Deliver for Recorder {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
         Box::pin(async move {
+            let held = self.held.lock().unwrap().get(&delivery.reminder).cloned();
+            if let Some(held) = held {
+                held.acquire().await.unwrap().forget();
+            }
             let outcome = self
                 .script
                 .lock()
@@ -150,14 +169,13 @@ impl Env {
     }
 
     async fn start(&self, recorder: &Arc<Recorder>) -> Scheduler {
-        Scheduler::start(
-            self.store.clone(),
-            recorder.clone(),
-            self.clock.clone(),
-            SchedulerConfig::default(),
-        )
-        .await
-        .unwrap()
+        self.start_with(recorder, SchedulerConfig::default()).await
+    }
+
+    async fn start_with(&self, recorder: &Arc<Recorder>, config: SchedulerConfig) -> Scheduler {
+        Scheduler::start(self.store.clone(), recorder.clone(), self.clock.clone(), config)
+            .await
+            .unwrap()
     }
 
     fn recorder(&self) -> Arc<Recorder> {
@@ -736,4 +754,137 @@ fn the_index_follows_upserts_removals_and_forgotten_guilds() {
     );
     index.remove(1, 10);
     assert_eq!(index.pop_due(at(1000)), Err(None));
+}
+
+/// Sends made by `recorder`, as reminder ids in order.
+fn sent_ids(recorder: &Recorder) -> Vec<u64> {
+    recorder
+        .attempts()
+        .iter()
+        .map(|a| a.delivery.reminder)
+        .collect()
+}
+
+/// With one send slot: a post due at 10 s hangs in its send, holding the slot, while `queued`
+/// (due at 11 s) waits for it. Returns at 15 s with the ids of both.
+async fn queued_for_a_send_slot(
+    env: &Env,
+    queued: NewReminder,
+) -> (u64, u64, Arc<Recorder>, Scheduler) {
+    let first = env
+        .remind(GUILD, post("first", t0() + Span::seconds(10)), t0())
+        .await;
+    let queued = env.remind(GUILD, queued, t0()).await;
+    let recorder = env.recorder();
+    recorder.hold(first);
+    let one_slot = SchedulerConfig {
+        max_concurrent: 1,
+        ..SchedulerConfig::default()
+    };
+    let scheduler = env.start_with(&recorder, one_slot).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(recorder.attempts().is_empty(), "the first send still hangs");
+    assert_eq!(env.deliveries(GUILD, queued).await[0].0, "claimed");
+    (first, queued, recorder, scheduler)
+}
+
+fn at_eleven(new: fn(&str, DateTime<Utc>) -> NewReminder) -> NewReminder {
+    new("queued", t0() + Span::seconds(11))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reminder_cancelled_while_queued_for_a_send_slot_is_not_sent() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| {
+        reminders::cancel(c, queued, ALICE, false, now).unwrap()
+    })
+    .await;
+    scheduler.remove(GUILD, queued);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [first]);
+    assert!(env.deliveries(GUILD, queued).await.is_empty(), "claim released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dm_queued_for_a_send_slot_is_not_sent_after_its_member_opts_out() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let dm_at_eleven = at_eleven(|message, due| dm(ALICE, message, due));
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, dm_at_eleven).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| set_dm_opt_in(c, ALICE, false, now).unwrap())
+        .await;
+    scheduler.recheck_guild(GUILD);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [first]);
+    let refused = env.reminder(GUILD, queued).await;
+    assert_eq!(
+        (refused.status, refused.last_error.as_deref()),
+        (Status::Failed, Some(NOT_OPTED_IN))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_of_a_forgotten_guild_is_sent_neither_queued_for_a_slot_nor_claimed_ahead() {
+    let env = Env::new(t0());
+    let ahead = env
+        .remind(GUILD, post("claimed ahead", t0() + Span::seconds(30)), t0())
+        .await;
+    let (first, _queued, recorder, scheduler) =
+        queued_for_a_send_slot(&env, at_eleven(post)).await;
+    assert_eq!(env.deliveries(GUILD, ahead).await[0].0, "claimed");
+
+    scheduler.forget_guild(GUILD);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [first], "only the send already under way");
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_send_under_way_finish_and_leaves_queued_ones_for_the_restart() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let let_go_soon = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        recorder.let_go(first);
+    };
+    tokio::join!(scheduler.shutdown(), let_go_soon);
+    assert_eq!(sent_ids(&recorder), [first]);
+    assert_eq!(env.deliveries(GUILD, first).await, [("delivered".into(), 1)]);
+    assert_eq!(env.deliveries(GUILD, queued).await[0].0, "claimed");
+
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    second.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&second), [queued]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_on_a_hung_send_at_its_limit() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let stopping = Instant::now();
+    scheduler.shutdown().await;
+    let limit = SchedulerConfig::default().shutdown_limit;
+    assert!(stopping.elapsed() <= limit, "{:?}", stopping.elapsed());
+    assert!(recorder.attempts().is_empty());
+
+    // The hung send may have reached Discord: both go (again) after the restart.
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    second.wait_for(2).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let mut again = sent_ids(&second);
+    again.sort_unstable();
+    assert_eq!(again, [first, queued]);
 }
