@@ -132,6 +132,10 @@ impl Default for SchedulerConfig {
 /// The longest single sleep, so that a wall clock stepped by NTP is noticed within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// The first wait before recording a send's outcome again; doubled up to
+/// [`SchedulerConfig::store_retry`].
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+
 /// The most reminders claimed and waiting for their time at once, which bounds the memory a
 /// burst takes; the rest are claimed as these go out.
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -507,14 +511,34 @@ impl Worker {
         if let Err(e) = &outcome {
             tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
         }
-        let now = self.clock.now();
-        let finished = self
-            .on_guild(guild, move |c| {
-                delivery::finish(c, id, due_at, outcome, now, &policy)
-            })
-            .await;
-        self.checked(guild, id, finished)
-            .unwrap_or_else(|next| next)
+        self.record(guild, id, due_at, outcome).await
+    }
+
+    /// Records the outcome of a send of `(id, due_at)`, trying again for as long as the
+    /// database cannot take it (busy, at capacity): a send that went out is never repeated
+    /// for want of a record. Only a restart before it is recorded sends it again.
+    async fn record(
+        &self,
+        guild: u64,
+        id: u64,
+        due_at: DateTime<Utc>,
+        outcome: Result<(), DeliveryError>,
+    ) -> Option<DateTime<Utc>> {
+        let (policy, ended) = (self.config.policy, self.clock.now());
+        let mut wait = RECORD_RETRY;
+        loop {
+            let outcome = outcome.clone();
+            let finished = self
+                .on_guild(guild, move |c| {
+                    delivery::finish(c, id, due_at, outcome, ended, &policy)
+                })
+                .await;
+            match self.checked(guild, id, finished) {
+                Ok(next) | Err(next @ None) => return next,
+                Err(Some(_)) => tokio::time::sleep(wait).await,
+            }
+            wait = (wait * 2).min(self.config.store_retry);
+        }
     }
 
     /// Runs `f` on `guild`'s database once a bookkeeping permit is free.

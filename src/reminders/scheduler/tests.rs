@@ -138,8 +138,23 @@ struct Env {
 
 impl Env {
     fn new(start: DateTime<Utc>) -> Self {
+        Self::with_store(start, |dir| StoreConfig::new(dir))
+    }
+
+    /// Where a test holds a guild's write lock: a use gives up after a (real) tenth of a second.
+    fn impatient(start: DateTime<Utc>) -> Self {
+        Self::with_store(start, |dir| StoreConfig {
+            busy_timeout: Duration::from_millis(100),
+            ..StoreConfig::new(dir)
+        })
+    }
+
+    fn with_store(
+        start: DateTime<Utc>,
+        config: impl FnOnce(&std::path::Path) -> StoreConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = GuildDatabaseManager::new(StoreConfig::new(dir.path())).unwrap();
+        let store = GuildDatabaseManager::new(config(dir.path())).unwrap();
         Self {
             dir,
             store,
@@ -173,13 +188,24 @@ impl Env {
     }
 
     async fn start_with(&self, recorder: &Arc<Recorder>, config: SchedulerConfig) -> Scheduler {
-        Scheduler::start(self.store.clone(), recorder.clone(), self.clock.clone(), config)
-            .await
-            .unwrap()
+        Scheduler::start(
+            self.store.clone(),
+            recorder.clone(),
+            self.clock.clone(),
+            config,
+        )
+        .await
+        .unwrap()
     }
 
     fn recorder(&self) -> Arc<Recorder> {
         Recorder::new(self.clock.clone())
+    }
+
+    /// A connection of its own to `guild`'s file, behind the store's back.
+    fn raw(&self, guild: u64) -> Connection {
+        let file = self.dir.path().join(format!("guilds/{guild}/quotes.db"));
+        Connection::open(file).unwrap()
     }
 
     async fn reminder(&self, guild: u64, id: u64) -> reminders::Reminder {
@@ -806,7 +832,10 @@ async fn a_reminder_cancelled_while_queued_for_a_send_slot_is_not_sent() {
     recorder.let_go(first);
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(sent_ids(&recorder), [first]);
-    assert!(env.deliveries(GUILD, queued).await.is_empty(), "claim released");
+    assert!(
+        env.deliveries(GUILD, queued).await.is_empty(),
+        "claim released"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -836,14 +865,17 @@ async fn nothing_of_a_forgotten_guild_is_sent_neither_queued_for_a_slot_nor_clai
     let ahead = env
         .remind(GUILD, post("claimed ahead", t0() + Span::seconds(30)), t0())
         .await;
-    let (first, _queued, recorder, scheduler) =
-        queued_for_a_send_slot(&env, at_eleven(post)).await;
+    let (first, _queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
     assert_eq!(env.deliveries(GUILD, ahead).await[0].0, "claimed");
 
     scheduler.forget_guild(GUILD);
     recorder.let_go(first);
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(sent_ids(&recorder), [first], "only the send already under way");
+    assert_eq!(
+        sent_ids(&recorder),
+        [first],
+        "only the send already under way"
+    );
     assert_eq!(scheduler.pending(), 0);
 }
 
@@ -858,7 +890,10 @@ async fn shutdown_lets_the_send_under_way_finish_and_leaves_queued_ones_for_the_
     };
     tokio::join!(scheduler.shutdown(), let_go_soon);
     assert_eq!(sent_ids(&recorder), [first]);
-    assert_eq!(env.deliveries(GUILD, first).await, [("delivered".into(), 1)]);
+    assert_eq!(
+        env.deliveries(GUILD, first).await,
+        [("delivered".into(), 1)]
+    );
     assert_eq!(env.deliveries(GUILD, queued).await[0].0, "claimed");
 
     let second = env.recorder();
@@ -887,4 +922,34 @@ async fn shutdown_gives_up_on_a_hung_send_at_its_limit() {
     let mut again = sent_ids(&second);
     again.sort_unstable();
     assert_eq!(again, [first, queued]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_sent_again() {
+    let env = Env::impatient(t0());
+    let id = env
+        .remind(GUILD, post("once", t0() + Span::seconds(10)), t0())
+        .await;
+    let recorder = env.recorder();
+    recorder.hold(id);
+    let _scheduler = env.start(&recorder).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+
+    // The send is under way; its record meets a write lock held for ten seconds.
+    let blocker = env.raw(GUILD);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    recorder.let_go(id);
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        env.deliveries(GUILD, id).await[0].0,
+        "claimed",
+        "not recorded yet"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [id], "sent once");
+    assert_eq!(env.deliveries(GUILD, id).await[0].0, "delivered");
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
 }
