@@ -315,9 +315,15 @@ pub fn choices(
         .collect())
 }
 
-/// Every active reminder's id and next due time: what the scheduler indexes at start-up.
+/// Every active reminder's id and when it next needs looking at (its due time, or the later
+/// time set for the next attempt after a failed one): what the scheduler indexes at start-up.
 pub fn active_due_times(conn: &Connection) -> Result<Vec<(u64, DateTime<Utc>)>, ReminderError> {
-    let mut stmt = conn.prepare("SELECT id, due_at FROM reminders WHERE status = 'active'")?;
+    let mut stmt = conn.prepare(
+        "SELECT r.id, max(r.due_at, coalesce(d.retry_at, r.due_at))
+         FROM reminders r LEFT JOIN reminder_deliveries d
+              ON d.reminder_id = r.id AND d.due_at = r.due_at AND d.status = 'claimed'
+         WHERE r.status = 'active'",
+    )?;
     let rows = stmt.query_map([], |r| Ok((row_id(r, 0)?, r.get::<_, i64>(1)?)))?;
     rows.map(|row| {
         let (id, due) = row?;

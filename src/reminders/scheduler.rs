@@ -493,11 +493,11 @@ impl Worker {
         };
         // Checked with the send slot in hand: a change made while this waited for its time
         // or for the slot (a cancel, an opt-out, an erasure, a forgotten guild) calls it off.
-        let (due_at, attempt) = (delivery.due_at, delivery.attempt);
+        let due_at = delivery.due_at;
         if !self.shared.lock().unchanged((guild, id)) {
             drop(permit);
             let released = self
-                .on_guild(guild, move |c| delivery::release(c, id, due_at, attempt))
+                .on_guild(guild, move |c| delivery::release(c, id, due_at))
                 .await;
             // Released or not, `settle` looks at it again (or drops it) as the change says.
             let _ = self.checked(guild, id, released);

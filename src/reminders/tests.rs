@@ -333,17 +333,41 @@ fn a_delivered_one_off_is_sent_and_never_delivered_again() {
 }
 
 #[test]
-fn a_claim_left_by_a_crash_is_claimed_again() {
+fn a_claim_left_by_a_crash_or_a_shutdown_is_claimed_again_as_the_same_attempt() {
     let (_dir, conn) = guild_db();
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
     let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
     assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
     let again = sent(claim_at(&conn, r.id, r.due_at + Duration::minutes(5)));
-    assert_eq!((again.attempt, again.late), (2, true));
+    assert_eq!((again.attempt, again.late), (1, true));
     assert_eq!(
         delivery_row(&conn, r.id),
-        [(r.due_at.timestamp(), "claimed".into(), 2, true)]
+        [(r.due_at.timestamp(), "claimed".into(), 0, true)],
+        "no outcome recorded, no attempt counted"
     );
+}
+
+#[test]
+fn a_failed_attempt_is_not_claimed_again_before_its_retry_time() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    sent(claim_at(&conn, r.id, r.due_at));
+    let outcome = Err(DeliveryError::Transient("503".into()));
+    let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(retry, r.due_at + Duration::seconds(30));
+    assert_eq!(
+        active_due_times(&conn).unwrap(),
+        [(r.id, retry)],
+        "as read at start-up"
+    );
+    assert_eq!(
+        claim_at(&conn, r.id, retry - Duration::seconds(1)),
+        Claim::Settled { next: Some(retry) }
+    );
+    assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
 }
 
 #[test]
@@ -373,10 +397,10 @@ fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
     assert_eq!((first.attempt, first.late), (1, false));
     assert_eq!(
         delivery_row(&conn, r.id),
-        [(r.due_at.timestamp(), "claimed".into(), 1, false)]
+        [(r.due_at.timestamp(), "claimed".into(), 0, false)]
     );
 
-    delivery::release(&conn, r.id, r.due_at, 1).unwrap();
+    delivery::release(&conn, r.id, r.due_at).unwrap();
     assert!(
         delivery_row(&conn, r.id).is_empty(),
         "a first claim leaves no row"
@@ -384,20 +408,18 @@ fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
     assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 0);
 
     assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
-    assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 2);
-    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
+    let outcome = Err(DeliveryError::Transient("503".into()));
+    let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
+    delivery::release(&conn, r.id, r.due_at).unwrap();
     assert_eq!(
         delivery_row(&conn, r.id),
         [(r.due_at.timestamp(), "claimed".into(), 1, false)],
-        "a later claim goes back to the attempt before it"
+        "the failed attempt still counts, the released one does not"
     );
     assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 1);
-    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
-    assert_eq!(
-        delivery_row(&conn, r.id).len(),
-        1,
-        "releasing an attempt that is no longer the claim's does nothing"
-    );
 }
 
 #[test]

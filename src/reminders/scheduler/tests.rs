@@ -320,7 +320,11 @@ async fn nothing_sent_for_an_hour(recorder: &Recorder) {
 async fn a_reminder_is_claimed_ahead_and_still_sent_at_its_due_time() {
     let env = Env::new(t0());
     let (id, recorder, _scheduler) = claimed_ahead(&env, post("standup", in_a_minute())).await;
-    assert_eq!(env.deliveries(GUILD, id).await, [("claimed".into(), 1)]);
+    assert_eq!(
+        env.deliveries(GUILD, id).await,
+        [("claimed".into(), 0)],
+        "an attempt counts once made"
+    );
     assert!(recorder.attempts().is_empty(), "claimed, not sent");
 
     let sent = recorder.wait_for(1).await;
@@ -387,8 +391,12 @@ async fn shutdown_does_not_wait_for_claimed_reminders_and_a_restart_sends_them_o
     let sent = second.wait_for(1).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(second.attempts().len(), 1);
-    assert_eq!((sent[0].at, sent[0].delivery.attempt), (in_a_minute(), 2));
-    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
+    assert_eq!(
+        (sent[0].at, sent[0].delivery.attempt),
+        (in_a_minute(), 1),
+        "the claim left by the shutdown was never sent, so not counted"
+    );
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -894,13 +902,14 @@ async fn shutdown_lets_the_send_under_way_finish_and_leaves_queued_ones_for_the_
         env.deliveries(GUILD, first).await,
         [("delivered".into(), 1)]
     );
-    assert_eq!(env.deliveries(GUILD, queued).await[0].0, "claimed");
+    assert_eq!(env.deliveries(GUILD, queued).await, [("claimed".into(), 0)]);
 
     let second = env.recorder();
     let _restarted = env.start(&second).await;
     second.wait_for(1).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(sent_ids(&second), [queued]);
+    assert_eq!(second.attempts()[0].delivery.attempt, 1, "not sent before");
 }
 
 #[tokio::test(start_paused = true)]
@@ -952,4 +961,29 @@ async fn an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_s
     assert_eq!(sent_ids(&recorder), [id], "sent once");
     assert_eq!(env.deliveries(GUILD, id).await[0].0, "delivered");
     assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_during_a_retry_backoff_waits_for_the_retry_time() {
+    let env = Env::new(t0());
+    let due = t0() + Span::seconds(10);
+    let id = env.remind(GUILD, post("x", due), t0()).await;
+    let first = env.recorder();
+    first.answer(id, [Err(DeliveryError::Transient("503".into()))]);
+    let scheduler = env.start(&first).await;
+    first.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scheduler.shutdown().await;
+
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    let retried = second.wait_for(1).await;
+    assert_eq!(
+        (retried[0].at, retried[0].delivery.attempt),
+        (due + Span::seconds(30), 2),
+        "the first backoff after the failed attempt, neither at once nor counted twice"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(second.attempts().len(), 1);
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
 }
