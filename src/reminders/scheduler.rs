@@ -2,8 +2,9 @@
 //! when they come due.
 //!
 //! It keeps an in-memory index of the next due time of every active reminder in every guild on
-//! disk: built at start-up by reading each guild through the store (never creating one; a
-//! guild whose database cannot be read is logged and skipped), then kept current by the bot
+//! disk: built at start-up by reading each guild through the store (never creating one; an
+//! unreadable reminder is logged and left out, and a guild that cannot be read for now, busy
+//! or out of file descriptors, is read again later with backoff), then kept current by the bot
 //! ([`Scheduler::upsert`] after a create or edit, [`Scheduler::remove`] after a cancel,
 //! [`Scheduler::forget_guild`] when a guild's data is deleted). The task sleeps until the
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
@@ -39,7 +40,7 @@ use tokio::{
 use super::{
     active_due_times,
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
-    ReminderError,
+    NextLook, ReminderError,
 };
 use crate::store::{GuildDatabaseManager, StoreError};
 
@@ -136,6 +137,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// [`SchedulerConfig::store_retry`].
 const RECORD_RETRY: Duration = Duration::from_secs(1);
 
+/// A guild that keeps failing to be read is read again at most every `store_retry` times 2^this.
+const MAX_REREAD_DOUBLINGS: u32 = 5;
+
 /// The most reminders claimed and waiting for their time at once, which bounds the memory a
 /// burst takes; the rest are claimed as these go out.
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -157,13 +161,14 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let index = build_index(&store, config.max_concurrent.max(1)).await?;
+        let index = build_index(&store, &config).await?;
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
             shared: Shared {
                 index: Mutex::new(index),
                 wake: Notify::new(),
+                reread: Notify::new(),
             },
             store,
             deliver,
@@ -244,45 +249,78 @@ impl Drop for Scheduler {
     }
 }
 
-async fn build_index(store: &GuildDatabaseManager, parallel: usize) -> Result<Index, StoreError> {
+async fn build_index(
+    store: &GuildDatabaseManager,
+    config: &SchedulerConfig,
+) -> Result<Index, StoreError> {
     let mut index = Index::default();
     let mut guilds = store.guilds_on_disk().await?.into_iter();
     let mut reads = JoinSet::new();
     loop {
-        while reads.len() < parallel {
+        while reads.len() < config.max_concurrent.max(1) {
             let Some(guild) = guilds.next() else { break };
             let store = store.clone();
-            reads.spawn(async move {
-                let due = store
-                    .with_existing_guild(guild, |c| active_due_times(c))
-                    .await;
-                (guild, due)
-            });
+            reads.spawn(async move { (guild, read_guild(&store, guild).await) });
         }
         let Some(read) = reads.join_next().await else {
             return Ok(index);
         };
         match read {
-            Ok((guild, Ok(Ok(due)))) => {
-                for (id, at) in due {
-                    index.upsert(guild, id, at);
-                }
+            Ok((guild, Ok(found))) => {
+                index.merge(guild, index.generation(guild), found);
             }
-            Ok((guild, Ok(Err(e)))) => skipped(guild, &e),
-            Ok((guild, Err(e))) => skipped(guild, &e),
+            Ok((guild, Err(e))) => {
+                skipped(guild, &e);
+                index.read_failed(guild, &e, config.store_retry);
+            }
             Err(e) => tracing::error!(error = %e, "reading a guild's reminders panicked; skipped"),
         }
     }
 }
 
-fn skipped(guild: u64, error: &dyn std::fmt::Display) {
-    tracing::error!(guild, error = %error, "guild skipped: its reminders could not be read");
+/// Reads `guild`'s active reminders for the index: each one that cannot be read is logged and
+/// left out, the rest are returned.
+async fn read_guild(store: &GuildDatabaseManager, guild: u64) -> Result<Vec<NextLook>, StoreError> {
+    let rows = store
+        .with_existing_guild(guild, |c| active_due_times(c))
+        .await??;
+    let readable = rows.into_iter().filter_map(|row| {
+        row.inspect_err(
+            |e| tracing::error!(guild, error = %e, "reminder unreadable; not scheduled"),
+        )
+        .ok()
+    });
+    Ok(readable.collect())
+}
+
+/// Whether a guild that could not be used may be usable later (busy, at capacity, out of file
+/// descriptors), rather than gone, quarantined or not this process's.
+fn may_pass(error: &StoreError) -> bool {
+    !matches!(
+        error,
+        StoreError::InvalidGuildId(_)
+            | StoreError::UnknownGuild(_)
+            | StoreError::BeingDeleted(_)
+            | StoreError::NotOurShard { .. }
+            | StoreError::Quarantined { .. }
+            | StoreError::ShuttingDown
+    )
+}
+
+fn skipped(guild: u64, error: &StoreError) {
+    if may_pass(error) {
+        tracing::error!(guild, %error, "guild skipped for now: its reminders could not be read; will read it again");
+    } else {
+        tracing::error!(guild, %error, "guild skipped: its reminders could not be read");
+    }
 }
 
 struct Shared {
     index: Mutex<Index>,
     /// Woken when an entry becomes the earliest, so the task does not oversleep it.
     wake: Notify,
+    /// Woken when a guild is to be read again.
+    reread: Notify,
 }
 
 impl Shared {
@@ -303,6 +341,19 @@ struct Index {
     due: HashMap<u64, HashMap<u64, DateTime<Utc>>>,
     /// Reminders being sent, with what the bot said about them meanwhile.
     in_flight: HashMap<Key, Meanwhile>,
+    /// Guilds whose reminders could not be read (busy, at capacity, out of file descriptors),
+    /// to be read again.
+    unread: HashMap<u64, Unread>,
+    /// How often each guild was forgotten: a read begun before `forget_guild` must not put the
+    /// guild's reminders back.
+    forgets: HashMap<u64, u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Unread {
+    at: Instant,
+    /// Failed reads in a row; each one doubles the wait, up to [`MAX_REREAD_DOUBLINGS`].
+    failures: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -335,11 +386,55 @@ impl Index {
     }
 
     fn forget_guild(&mut self, guild: u64) {
+        self.unqueue_guild(guild);
+        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
+            *meanwhile = Meanwhile::Removed;
+        }
+        self.unread.remove(&guild);
+        *self.forgets.entry(guild).or_default() += 1;
+    }
+
+    fn unqueue_guild(&mut self, guild: u64) {
         for (id, due) in self.due.remove(&guild).unwrap_or_default() {
             self.queue.remove(&(due, guild, id));
         }
-        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
-            *meanwhile = Meanwhile::Removed;
+    }
+
+    /// Which reads of `guild` may still fill the index: those begun at this generation.
+    fn generation(&self, guild: u64) -> u64 {
+        self.forgets.get(&guild).copied().unwrap_or(0)
+    }
+
+    /// Puts what a read of `guild` begun at `generation` found into the index, unless the
+    /// guild was forgotten since. Returns whether an entry is now the earliest.
+    fn merge(&mut self, guild: u64, generation: u64, found: Vec<NextLook>) -> bool {
+        if self.generation(guild) != generation {
+            return false;
+        }
+        self.unread.remove(&guild);
+        found.into_iter().fold(false, |earliest, (id, due)| {
+            self.upsert(guild, id, due) | earliest
+        })
+    }
+
+    /// A read of `guild` failed with `error`: if that may pass, read it again after
+    /// `first_wait`, doubled for each failure in a row.
+    fn read_failed(&mut self, guild: u64, error: &StoreError, first_wait: Duration) {
+        if !may_pass(error) {
+            self.unread.remove(&guild);
+            return;
+        }
+        let failures = self.unread.get(&guild).map_or(0, |u| u.failures) + 1;
+        let wait = first_wait.saturating_mul(1 << (failures - 1).min(MAX_REREAD_DOUBLINGS));
+        let at = Instant::now() + wait;
+        self.unread.insert(guild, Unread { at, failures });
+    }
+
+    /// The guild to read again now, with its generation; otherwise when the next one is due.
+    fn next_reread(&self, now: Instant) -> Result<(u64, u64), Option<Instant>> {
+        match self.unread.iter().min_by_key(|(_, unread)| unread.at) {
+            Some((&guild, unread)) if unread.at <= now => Ok((guild, self.generation(guild))),
+            next => Err(next.map(|(_, unread)| unread.at)),
         }
     }
 
@@ -411,7 +506,58 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        tokio::join!(self.clone().send_due(stop.clone()), self.reread(stop));
+    }
+
+    /// Reads again, one at a time, the guilds whose reminders could not be read.
+    async fn reread(&self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next = self.shared.lock().next_reread(Instant::now());
+            match next {
+                Ok((guild, generation)) => tokio::select! {
+                    read = self.read_into_index(guild, generation) => match read {
+                        Ok(()) => tracing::info!(guild, "guild's reminders read after all"),
+                        Err(e) => skipped(guild, &e),
+                    },
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                },
+                Err(next) => tokio::select! {
+                    () = sleep(next.map(|at| at.saturating_duration_since(Instant::now()))) => {}
+                    () = self.shared.reread.notified() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                },
+            }
+        }
+    }
+
+    /// Reads `guild` into the index for a read begun at `generation` (see [`read_guild`]).
+    /// A failure that may pass has the guild read again later.
+    async fn read_into_index(&self, guild: u64, generation: u64) -> Result<(), StoreError> {
+        let read = {
+            let _permit = self.bookkeeping.acquire().await.expect("never closed");
+            read_guild(&self.store, guild).await
+        };
+        let mut index = self.shared.lock();
+        match read {
+            Ok(found) => {
+                if index.merge(guild, generation, found) {
+                    self.shared.wake.notify_one();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if index.generation(guild) == generation {
+                    index.read_failed(guild, &e, self.config.store_retry);
+                    self.shared.reread.notify_one();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends each reminder as it comes due, until stopped.
+    async fn send_due(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let ahead =
             chrono::Duration::from_std(self.config.claim_ahead).unwrap_or(chrono::Duration::zero());
@@ -566,11 +712,7 @@ impl Worker {
         };
         match result {
             Ok(Ok(value)) => Ok(value),
-            Err(
-                StoreError::UnknownGuild(_)
-                | StoreError::BeingDeleted(_)
-                | StoreError::ShuttingDown,
-            ) => Err(None),
+            Err(e) if !may_pass(&e) => Err(None),
             Err(e) => {
                 tracing::error!(guild, reminder = id, error = %e, "guild database unavailable; will retry");
                 retry()

@@ -250,13 +250,43 @@ fn an_unreadable_row_is_reported_not_guessed() {
     ));
 }
 
+/// What the scheduler would index, every row readable.
+fn due_times(conn: &Connection) -> Vec<NextLook> {
+    active_due_times(conn)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn active_due_times_lists_every_active_reminder() {
     let (_dir, conn) = guild_db();
     let a = create_ok(&conn, &dm(ALICE, "a", Duration::hours(1)));
     let b = create_ok(&conn, &dm(BOB, "b", Duration::hours(2)));
     cancel(&conn, a.id, ALICE, false, now()).unwrap();
-    assert_eq!(active_due_times(&conn).unwrap(), [(b.id, b.due_at)]);
+    assert_eq!(due_times(&conn), [(b.id, b.due_at)]);
+}
+
+#[test]
+fn active_due_times_reports_an_unreadable_row_in_its_place_and_lists_the_rest() {
+    let (_dir, conn) = guild_db();
+    let a = create_ok(&conn, &dm(ALICE, "a", Duration::hours(1)));
+    let b = create_ok(&conn, &dm(BOB, "b", Duration::hours(2)));
+    conn.execute(
+        "UPDATE reminders SET due_at = 'soon' WHERE id = ?1",
+        [sql_id(a.id).unwrap()],
+    )
+    .unwrap();
+    let rows = active_due_times(&conn).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|row| matches!(
+        row,
+        Err(ReminderError::Corrupt { id, column: "due_at", .. }) if *id == a.id
+    )));
+    assert!(rows
+        .iter()
+        .any(|row| matches!(row, Ok(look) if *look == (b.id, b.due_at))));
 }
 
 // --- delivery bookkeeping ---
@@ -358,11 +388,7 @@ fn a_failed_attempt_is_not_claimed_again_before_its_retry_time() {
         .unwrap()
         .unwrap();
     assert_eq!(retry, r.due_at + Duration::seconds(30));
-    assert_eq!(
-        active_due_times(&conn).unwrap(),
-        [(r.id, retry)],
-        "as read at start-up"
-    );
+    assert_eq!(due_times(&conn), [(r.id, retry)], "as read at start-up");
     assert_eq!(
         claim_at(&conn, r.id, retry - Duration::seconds(1)),
         Claim::Settled { next: Some(retry) }

@@ -136,17 +136,21 @@ struct Env {
     clock: Arc<TokioClock>,
 }
 
+/// For tests that hold a guild's lock: a use gives up after a (real) tenth of a second.
+fn impatient(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        busy_timeout: Duration::from_millis(100),
+        ..StoreConfig::new(dir)
+    }
+}
+
 impl Env {
     fn new(start: DateTime<Utc>) -> Self {
         Self::with_store(start, |dir| StoreConfig::new(dir))
     }
 
-    /// Where a test holds a guild's write lock: a use gives up after a (real) tenth of a second.
     fn impatient(start: DateTime<Utc>) -> Self {
-        Self::with_store(start, |dir| StoreConfig {
-            busy_timeout: Duration::from_millis(100),
-            ..StoreConfig::new(dir)
-        })
+        Self::with_store(start, impatient)
     }
 
     fn with_store(
@@ -986,4 +990,65 @@ async fn a_restart_during_a_retry_backoff_waits_for_the_retry_time() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(second.attempts().len(), 1);
     assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_reminder_is_skipped_and_the_rest_of_its_guild_still_go_out() {
+    let env = Env::new(t0());
+    let broken = env
+        .remind(GUILD, post("broken", t0() + Span::seconds(10)), t0())
+        .await;
+    let fine = env
+        .remind(GUILD, post("fine", t0() + Span::seconds(20)), t0())
+        .await;
+    env.on(GUILD, move |c| {
+        c.execute(
+            "UPDATE reminders SET due_at = 'soon' WHERE id = ?1",
+            [i64::try_from(broken).unwrap()],
+        )
+        .unwrap()
+    })
+    .await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    assert_eq!(scheduler.pending(), 1);
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [fine]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guild_locked_at_start_up_is_read_again_later_and_its_reminders_go_out() {
+    let env = Env::impatient(t0());
+    let due = t0() + Span::minutes(5);
+    let locked = env.remind(GUILD, post("locked", due), t0()).await;
+    let free = env.remind(GUILD + 1, post("free", due), t0()).await;
+    env.store.shutdown().await;
+    let holder = env.raw(GUILD);
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
+        .unwrap();
+
+    let store = GuildDatabaseManager::new(impatient(env.dir.path())).unwrap();
+    let recorder = env.recorder();
+    let scheduler = Scheduler::start(
+        store,
+        recorder.clone(),
+        env.clock.clone(),
+        SchedulerConfig::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scheduler.pending(), 1, "the locked guild was skipped");
+    drop(holder);
+
+    let sent = recorder.wait_for(2).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(recorder.attempts().len(), 2);
+    let guilds: HashSet<(u64, u64)> = sent
+        .iter()
+        .map(|a| (a.delivery.guild, a.delivery.reminder))
+        .collect();
+    assert_eq!(guilds, HashSet::from([(GUILD, locked), (GUILD + 1, free)]));
+    assert!(sent.iter().all(|a| a.at == due), "on time");
 }
