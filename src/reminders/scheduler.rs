@@ -208,6 +208,16 @@ impl Scheduler {
         self.worker.shared.lock().recheck_guild(guild);
     }
 
+    /// `guild`'s database was written behind the bot's commands (an operator's restore or
+    /// legacy import): drops the guild's entries from the index, has its sends under way
+    /// checked against the database again before they go, then reads its active reminders as
+    /// start-up does. On an error that may pass (busy, at capacity) the guild is also read
+    /// again later, as a guild skipped at start-up is.
+    pub async fn reload_guild(&self, guild: u64) -> Result<(), StoreError> {
+        let generation = self.worker.shared.lock().unload(guild);
+        self.worker.read_into_index(guild, generation).await
+    }
+
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
         self.worker.shared.lock().queue.len()
@@ -392,6 +402,15 @@ impl Index {
         }
         self.unread.remove(&guild);
         *self.forgets.entry(guild).or_default() += 1;
+    }
+
+    /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at
+    /// again. Returns the generation the read belongs to.
+    fn unload(&mut self, guild: u64) -> u64 {
+        self.unqueue_guild(guild);
+        self.recheck_guild(guild);
+        self.unread.remove(&guild);
+        self.generation(guild)
     }
 
     fn unqueue_guild(&mut self, guild: u64) {

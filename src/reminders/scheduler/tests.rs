@@ -1052,3 +1052,44 @@ async fn a_guild_locked_at_start_up_is_read_again_later_and_its_reminders_go_out
     assert_eq!(guilds, HashSet::from([(GUILD, locked), (GUILD + 1, free)]));
     assert!(sent.iter().all(|a| a.at == due), "on time");
 }
+
+#[tokio::test(start_paused = true)]
+async fn reload_guild_schedules_what_was_written_behind_its_back_and_drops_what_was_deleted() {
+    let env = Env::new(t0());
+    // Claimed ahead (due in a minute), then deleted behind the scheduler's back.
+    let (deleted, recorder, scheduler) = claimed_ahead(&env, post("deleted", in_a_minute())).await;
+    let due = in_a_minute() + Span::minutes(5);
+    let written = env
+        .on(GUILD, move |c| {
+            c.execute(
+                "DELETE FROM reminders WHERE id = ?1",
+                [i64::try_from(deleted).unwrap()],
+            )
+            .unwrap();
+            reminders::create(c, &post("restored", due), usize::MAX, t0())
+                .unwrap()
+                .id
+        })
+        .await;
+
+    scheduler.reload_guild(GUILD).await.unwrap();
+    let sent = recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [written]);
+    assert_eq!(sent[0].at, due);
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[test]
+fn a_read_begun_before_its_guild_was_forgotten_puts_nothing_back() {
+    let mut index = Index::default();
+    let begun = index.unload(1);
+    index.forget_guild(1);
+    assert!(!index.merge(1, begun, vec![(10, t0())]));
+    assert_eq!(index.pop_due(t0()), Err(None));
+    let begun = index.unload(1);
+    assert!(
+        index.merge(1, begun, vec![(10, t0())]),
+        "one begun after it does"
+    );
+}
