@@ -378,25 +378,6 @@ fn a_claim_left_by_a_crash_or_a_shutdown_is_claimed_again_as_the_same_attempt() 
 }
 
 #[test]
-fn a_failed_attempt_is_not_claimed_again_before_its_retry_time() {
-    let (_dir, conn) = guild_db();
-    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
-    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
-    sent(claim_at(&conn, r.id, r.due_at));
-    let outcome = Err(DeliveryError::Transient("503".into()));
-    let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
-        .unwrap()
-        .unwrap();
-    assert_eq!(retry, r.due_at + Duration::seconds(30));
-    assert_eq!(due_times(&conn), [(r.id, retry)], "as read at start-up");
-    assert_eq!(
-        claim_at(&conn, r.id, retry - Duration::seconds(1)),
-        Claim::Settled { next: Some(retry) }
-    );
-    assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
-}
-
-#[test]
 fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
     let (_dir, conn) = guild_db();
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
@@ -524,7 +505,7 @@ fn transient_failures_back_off_then_give_up() {
 }
 
 #[test]
-fn a_retry_after_a_transient_failure_can_succeed() {
+fn a_retry_after_a_transient_failure_waits_for_its_stored_time_and_can_succeed() {
     let (_dir, conn) = guild_db();
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
     let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
@@ -533,6 +514,12 @@ fn a_retry_after_a_transient_failure_can_succeed() {
     let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
         .unwrap()
         .unwrap();
+    assert_eq!(retry, r.due_at + Duration::seconds(30));
+    assert_eq!(due_times(&conn), [(r.id, retry)], "as read at start-up");
+    assert_eq!(
+        claim_at(&conn, r.id, retry - Duration::seconds(1)),
+        Claim::Settled { next: Some(retry) }
+    );
     assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
     assert_eq!(
         delivery::finish(&conn, r.id, r.due_at, Ok(()), retry, &policy()).unwrap(),

@@ -191,6 +191,14 @@ impl Env {
         self.start_with(recorder, SchedulerConfig::default()).await
     }
 
+    /// Starts a scheduler on `store`, a new manager of this data directory (as after a restart).
+    async fn start_on(&self, store: GuildDatabaseManager, recorder: &Arc<Recorder>) -> Scheduler {
+        let config = SchedulerConfig::default();
+        Scheduler::start(store, recorder.clone(), self.clock.clone(), config)
+            .await
+            .unwrap()
+    }
+
     async fn start_with(&self, recorder: &Arc<Recorder>, config: SchedulerConfig) -> Scheduler {
         Scheduler::start(
             self.store.clone(),
@@ -493,14 +501,7 @@ async fn a_restart_mid_way_neither_loses_nor_repeats_a_completed_delivery() {
     assert!(delivered.len() >= 10, "most of the first 15 were recorded");
 
     let second = Recorder::new(env.clock.clone());
-    let restarted = Scheduler::start(
-        store.clone(),
-        second.clone(),
-        env.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let restarted = env.start_on(store.clone(), &second).await;
     second.wait_for(all.len() - delivered.len()).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
 
@@ -745,14 +746,7 @@ async fn a_corrupt_guild_is_skipped_with_an_error_and_the_others_still_deliver()
 
     let store = GuildDatabaseManager::new(StoreConfig::new(env.dir.path())).unwrap();
     let recorder = env.recorder();
-    let scheduler = Scheduler::start(
-        store,
-        recorder.clone(),
-        env.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let scheduler = env.start_on(store, &recorder).await;
     assert_eq!(scheduler.pending(), 2);
     let sent = recorder.wait_for(2).await;
     let guilds: HashSet<u64> = sent.iter().map(|a| a.delivery.guild).collect();
@@ -1031,14 +1025,7 @@ async fn a_guild_locked_at_start_up_is_read_again_later_and_its_reminders_go_out
 
     let store = GuildDatabaseManager::new(impatient(env.dir.path())).unwrap();
     let recorder = env.recorder();
-    let scheduler = Scheduler::start(
-        store,
-        recorder.clone(),
-        env.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let scheduler = env.start_on(store, &recorder).await;
     assert_eq!(scheduler.pending(), 1, "the locked guild was skipped");
     drop(holder);
 
