@@ -6,7 +6,8 @@
 //! unreadable reminder is logged and left out, and a guild that cannot be read for now, busy
 //! or out of file descriptors, is read again later with backoff), then kept current by the bot
 //! ([`Scheduler::upsert`] after a create or edit, [`Scheduler::remove`] after a cancel,
-//! [`Scheduler::forget_guild`] when a guild's data is deleted). The task sleeps until the
+//! [`Scheduler::forget_guild`] when a guild's data is deleted, [`Scheduler::reload_guild`]
+//! after an operator's job wrote a guild's database). The task sleeps until the
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
@@ -16,8 +17,10 @@
 //! time, so that thousands due in the same second (each in its own guild file, opened for the
 //! claim) still go out within it. A change the bot makes meanwhile (a cancel, an edit, a
 //! member's opt-out or erasure, a guild deleted) calls the waiting send off and releases its
-//! claim. Guild reads and writes run at most [`SchedulerConfig::max_concurrent`] at once, and so
-//! do sends; never two for one reminder. Time is read from an injected [`Clock`] and slept on
+//! claim, up to the moment the send has its send slot. Guild reads and writes run at most
+//! [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one reminder.
+//! A send that went out is never repeated because its outcome could not be recorded at once:
+//! the record is retried instead. Time is read from an injected [`Clock`] and slept on
 //! with tokio's timer, so tests run it under `tokio::time::pause()` with a [`TokioClock`].
 //!
 //! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
@@ -197,7 +200,8 @@ impl Scheduler {
         self.worker.shared.lock().remove(guild, id);
     }
 
-    /// `guild`'s data is gone: drop all of its reminders from the index.
+    /// `guild`'s data is gone: drop all of its reminders from the index. Nothing of the guild
+    /// is sent after this, not even a send already claimed or waiting for a send slot.
     pub fn forget_guild(&self, guild: u64) {
         self.worker.shared.lock().forget_guild(guild);
     }
@@ -214,7 +218,8 @@ impl Scheduler {
     /// start-up does. On an error that may pass (busy, at capacity) the guild is also read
     /// again later, as a guild skipped at start-up is.
     pub async fn reload_guild(&self, guild: u64) -> Result<(), StoreError> {
-        let generation = self.worker.shared.lock().unload(guild);
+        let fallback = self.worker.config.store_retry;
+        let generation = self.worker.shared.lock().unload(guild, fallback);
         self.worker.read_into_index(guild, generation).await
     }
 
@@ -351,8 +356,8 @@ struct Index {
     due: HashMap<u64, HashMap<u64, DateTime<Utc>>>,
     /// Reminders being sent, with what the bot said about them meanwhile.
     in_flight: HashMap<Key, Meanwhile>,
-    /// Guilds whose reminders could not be read (busy, at capacity, out of file descriptors),
-    /// to be read again.
+    /// Guilds to be read again: those whose reminders could not be read (busy, at capacity,
+    /// out of file descriptors), and those being reloaded, in case that read never ends.
     unread: HashMap<u64, Unread>,
     /// How often each guild was forgotten: a read begun before `forget_guild` must not put the
     /// guild's reminders back.
@@ -405,11 +410,13 @@ impl Index {
     }
 
     /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at
-    /// again. Returns the generation the read belongs to.
-    fn unload(&mut self, guild: u64) -> u64 {
+    /// again, and it is to be read again after `fallback` unless this read fills the index (its
+    /// caller may drop it half-way). Returns the generation the read belongs to.
+    fn unload(&mut self, guild: u64, fallback: Duration) -> u64 {
         self.unqueue_guild(guild);
         self.recheck_guild(guild);
-        self.unread.remove(&guild);
+        let at = Instant::now() + fallback;
+        self.unread.insert(guild, Unread { at, failures: 0 });
         self.generation(guild)
     }
 

@@ -1070,13 +1070,28 @@ async fn reload_guild_schedules_what_was_written_behind_its_back_and_drops_what_
 #[test]
 fn a_read_begun_before_its_guild_was_forgotten_puts_nothing_back() {
     let mut index = Index::default();
-    let begun = index.unload(1);
+    let begun = index.unload(1, Duration::from_secs(60));
     index.forget_guild(1);
     assert!(!index.merge(1, begun, vec![(10, t0())]));
     assert_eq!(index.pop_due(t0()), Err(None));
-    let begun = index.unload(1);
+    let begun = index.unload(1, Duration::from_secs(60));
     assert!(
         index.merge(1, begun, vec![(10, t0())]),
         "one begun after it does"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_dropped_half_way_still_leaves_the_guild_scheduled() {
+    let env = Env::new(t0());
+    let due = t0() + Span::minutes(5);
+    let id = env.remind(GUILD, post("kept", due), t0()).await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+
+    let cut_short = tokio::time::timeout(Duration::ZERO, scheduler.reload_guild(GUILD)).await;
+    assert!(cut_short.is_err(), "dropped before its read was merged");
+    assert_eq!(scheduler.pending(), 0);
+    let sent = recorder.wait_for(1).await;
+    assert_eq!((sent[0].delivery.reminder, sent[0].at), (id, due));
 }
