@@ -17,7 +17,7 @@ use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig,
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
-const LATEST: u32 = 1;
+const LATEST: u32 = 2;
 
 fn config(dir: &Path) -> StoreConfig {
     StoreConfig::new(dir)
@@ -657,6 +657,13 @@ fn v1() -> Migration {
     }
 }
 
+fn v2() -> Migration {
+    Migration {
+        version: 2,
+        sql: include_str!("../schema/0002_delivery_retry_at.sql"),
+    }
+}
+
 #[tokio::test]
 async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
     let tmp = TempDir::new().unwrap();
@@ -704,8 +711,12 @@ async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
 #[tokio::test]
 async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
     let tmp = TempDir::new().unwrap();
-    let newer =
-        GuildDatabaseManager::new(with_migrations(tmp.path(), vec![v1(), add_column()])).unwrap();
+    let future = Migration {
+        version: LATEST + 1,
+        ..add_column()
+    };
+    let steps = vec![v1(), v2(), future];
+    let newer = GuildDatabaseManager::new(with_migrations(tmp.path(), steps)).unwrap();
     newer
         .with_guild(4, |c| insert_quote(c, "from the future"))
         .await
@@ -719,10 +730,7 @@ async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
     assert!(
         matches!(
             err,
-            StoreError::TooNew {
-                found: 2,
-                supported: 1
-            }
+            StoreError::TooNew { found, supported: LATEST } if found == LATEST + 1
         ),
         "{err}"
     );

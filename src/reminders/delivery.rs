@@ -3,18 +3,22 @@
 //!
 //! A send is bracketed by two transactions on the guild's database:
 //! 1. [`claim`] checks the reminder is active and due, and claims its `(reminder, due_at)` row
-//!    in `reminder_deliveries` (inserting it, or re-claiming a `claimed` row left by a crash or
-//!    a failed attempt — so a crash between sending and [`finish`] sends again: at least
-//!    once). A `delivered` row is never claimed again. A DM whose member has not opted in
-//!    fails here, permanently, without being sent.
+//!    in `reminder_deliveries` (inserting it, or re-claiming a `claimed` row left by a crash,
+//!    a shutdown or a failed attempt — so a crash between sending and [`finish`] sends again:
+//!    at least once). A `delivered` row is never claimed again, nor a failed attempt's row
+//!    before its `retry_at`. A DM whose member has not opted in fails here, permanently,
+//!    without being sent.
 //!    A claim may be made a little before the due time; [`release`] undoes one whose send was
 //!    called off before it went out.
-//! 2. [`finish`] records the outcome. Delivered: the row becomes `delivered`; a one-off
-//!    reminder becomes `sent`, a recurring one moves to its next occurrence (or becomes `sent`
-//!    past its end). Transient failure: the row stays `claimed` and the caller retries after a
-//!    backoff, until [`DeliveryPolicy::max_attempts`]; then the row is `failed` and so is a
-//!    one-off reminder, while a recurring one gives up on this occurrence only and moves on.
-//!    Permanent failure: row and reminder `failed` at once, the reason in `last_error`.
+//! 2. [`finish`] records the outcome, and only then counts the attempt (`attempts`), so a
+//!    claim never sent (called off, or left by a shutdown) is not counted; one cut short by a
+//!    crash mid-send is not either, and is made again under the same number. Delivered: the
+//!    row becomes `delivered`; a one-off reminder becomes `sent`, a recurring one moves to its
+//!    next occurrence (or becomes `sent` past its end). Transient failure: the row stays
+//!    `claimed` with the time of the next attempt in `retry_at`, after a backoff, until
+//!    [`DeliveryPolicy::max_attempts`]; then the row is `failed` and so is a one-off reminder,
+//!    while a recurring one gives up on this occurrence only and moves on. Permanent failure:
+//!    row and reminder `failed` at once, the reason in `last_error`.
 //!
 //! Both return when the reminder next needs looking at, which is all the scheduler indexes.
 //! Not here: timing and sending (`scheduler.rs`).
@@ -24,7 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{load, Reminder, ReminderError, Status, Target};
+use super::{load, timestamp, Reminder, ReminderError, Status, Target};
 use crate::{optins, sql::sql_id};
 
 /// Why a DM is refused at delivery time; stored as the reminder's `last_error`.
@@ -136,34 +140,36 @@ pub fn claim(
     let late = (send_at - reminder.due_at)
         .to_std()
         .is_ok_and(|behind| behind > policy.late_after);
-    let existing: Option<(String, u32)> = tx
+    let existing: Option<(String, u32, Option<i64>)> = tx
         .query_row(
-            "SELECT status, attempts FROM reminder_deliveries WHERE reminder_id = ?1 AND due_at = ?2",
+            "SELECT status, attempts, retry_at FROM reminder_deliveries
+             WHERE reminder_id = ?1 AND due_at = ?2",
             rusqlite::params![sql_id(id)?, due],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     let attempt = match existing {
         // Recorded before, yet the reminder still waits at this due time: only an edit behind
         // our back does that. Never send twice; move the reminder on as after a delivery.
-        Some((status, _)) if status != "claimed" => {
+        Some((status, ..)) if status != "claimed" => {
             let next = conclude(&tx, &reminder, Outcome::Delivered, now)?;
             tx.commit()?;
             return Ok(Claim::Settled { next });
         }
-        Some((_, attempts)) => attempts + 1,
+        Some((_, _, Some(retry))) if retry > send_at.timestamp() => {
+            return Ok(Claim::Settled {
+                next: Some(timestamp(id, "retry_at", retry)?),
+            });
+        }
+        Some((_, attempts, _)) => attempts + 1,
         None => 1,
     };
     tx.execute(
-        "INSERT INTO reminder_deliveries (reminder_id, due_at, status, attempts, late, claimed_at)
-         VALUES (?1, ?2, 'claimed', ?3, ?4, ?5)
+        "INSERT INTO reminder_deliveries (reminder_id, due_at, status, late, claimed_at)
+         VALUES (?1, ?2, 'claimed', ?3, ?4)
          ON CONFLICT (reminder_id, due_at) DO UPDATE
-         SET attempts = excluded.attempts, late = excluded.late, claimed_at = excluded.claimed_at",
-        rusqlite::params![sql_id(id)?, due, attempt, late, now.timestamp()],
-    )?;
-    tx.execute(
-        "UPDATE reminders SET attempts = ?2, updated_at = ?3 WHERE id = ?1",
-        rusqlite::params![sql_id(id)?, attempt, now.timestamp()],
+         SET late = excluded.late, claimed_at = excluded.claimed_at",
+        rusqlite::params![sql_id(id)?, due, late, now.timestamp()],
     )?;
     let target = match &reminder.target {
         Target::Channel {
@@ -202,37 +208,15 @@ pub fn claim(
     }))
 }
 
-/// Calls off the claimed `attempt` at `(id, due_at)` before anything was sent (the reminder
-/// changed while its send waited for its time): the attempt is not counted, and a first
-/// attempt leaves no delivery row. Does nothing if the claim is no longer that attempt's.
-pub fn release(
-    conn: &Connection,
-    id: u64,
-    due_at: DateTime<Utc>,
-    attempt: u32,
-) -> Result<(), ReminderError> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let claim = rusqlite::params![sql_id(id)?, due_at.timestamp(), attempt];
-    let released = if attempt <= 1 {
-        tx.execute(
-            "DELETE FROM reminder_deliveries
-             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed' AND attempts = ?3",
-            claim,
-        )?
-    } else {
-        tx.execute(
-            "UPDATE reminder_deliveries SET attempts = ?3 - 1
-             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed' AND attempts = ?3",
-            claim,
-        )?
-    };
-    if released == 1 {
-        tx.execute(
-            "UPDATE reminders SET attempts = ?2 - 1 WHERE id = ?1 AND attempts = ?2",
-            rusqlite::params![sql_id(id)?, attempt],
-        )?;
-    }
-    tx.commit()?;
+/// Calls off the claim at `(id, due_at)` before anything was sent (the reminder changed while
+/// its send waited): a claim with no attempt recorded leaves no delivery row; one after failed
+/// attempts stays as those left it, since claiming counts nothing.
+pub fn release(conn: &Connection, id: u64, due_at: DateTime<Utc>) -> Result<(), ReminderError> {
+    conn.execute(
+        "DELETE FROM reminder_deliveries
+         WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed' AND attempts = 0",
+        rusqlite::params![sql_id(id)?, due_at.timestamp()],
+    )?;
     Ok(())
 }
 
@@ -256,7 +240,9 @@ pub fn finish(
         // Edited while it was being sent: the delivery row is still written, the reminder's new
         // schedule is left alone.
         tx.execute(
-            "UPDATE reminder_deliveries SET status = ?3, finished_at = ?4, error = ?5
+            "UPDATE reminder_deliveries
+             SET status = ?3, finished_at = ?4, error = ?5, attempts = attempts + 1,
+                 retry_at = NULL
              WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed'",
             rusqlite::params![
                 sql_id(id)?,
@@ -303,26 +289,38 @@ fn record(
             |r| r.get(0),
         )
         .optional()?;
-    let Some(attempts) = attempts else {
+    let Some(attempts) = attempts.map(|recorded| recorded + 1) else {
         // Already recorded: finishing twice must not move the reminder on twice.
         return Ok((reminder.status == Status::Active).then_some(reminder.due_at));
     };
+    tx.execute(
+        "UPDATE reminders SET attempts = ?2 WHERE id = ?1",
+        rusqlite::params![sql_id(reminder.id)?, attempts],
+    )?;
     let (row_status, error, outcome) = match outcome {
         Ok(()) => ("delivered", None, Outcome::Delivered),
         Err(DeliveryError::Transient(reason))
             if attempts < policy.max_attempts && reminder.status == Status::Active =>
         {
+            let wait = chrono::Duration::from_std(policy.backoff(attempts))
+                .unwrap_or(chrono::Duration::MAX);
+            let retry = now.checked_add_signed(wait).unwrap_or(now);
             tx.execute(
-                "UPDATE reminder_deliveries SET error = ?3 WHERE reminder_id = ?1 AND due_at = ?2",
-                rusqlite::params![sql_id(reminder.id)?, reminder.due_at.timestamp(), reason],
+                "UPDATE reminder_deliveries SET attempts = ?3, error = ?4, retry_at = ?5
+                 WHERE reminder_id = ?1 AND due_at = ?2",
+                rusqlite::params![
+                    sql_id(reminder.id)?,
+                    reminder.due_at.timestamp(),
+                    attempts,
+                    reason,
+                    retry.timestamp()
+                ],
             )?;
             tx.execute(
                 "UPDATE reminders SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
                 rusqlite::params![sql_id(reminder.id)?, reason, now.timestamp()],
             )?;
-            let wait = chrono::Duration::from_std(policy.backoff(attempts))
-                .unwrap_or(chrono::Duration::MAX);
-            return Ok(Some(now.checked_add_signed(wait).unwrap_or(now)));
+            return Ok(Some(retry));
         }
         Err(DeliveryError::Transient(reason)) => {
             let reason = format!("gave up after {attempts} attempts: {reason}");
@@ -345,14 +343,16 @@ fn record(
         ),
     };
     tx.execute(
-        "UPDATE reminder_deliveries SET status = ?3, finished_at = ?4, error = ?5
+        "UPDATE reminder_deliveries
+         SET status = ?3, finished_at = ?4, error = ?5, attempts = ?6, retry_at = NULL
          WHERE reminder_id = ?1 AND due_at = ?2",
         rusqlite::params![
             sql_id(reminder.id)?,
             reminder.due_at.timestamp(),
             row_status,
             now.timestamp(),
-            error
+            error,
+            attempts
         ],
     )?;
     conclude(tx, reminder, outcome, now)

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{types::Value, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use delivery::{Claim, Delivery, DeliveryError, DeliveryPolicy, DeliveryTarget};
 pub use parse::{parse_when, ParseError};
@@ -315,15 +315,49 @@ pub fn choices(
         .collect())
 }
 
-/// Every active reminder's id and next due time: what the scheduler indexes at start-up.
-pub fn active_due_times(conn: &Connection) -> Result<Vec<(u64, DateTime<Utc>)>, ReminderError> {
-    let mut stmt = conn.prepare("SELECT id, due_at FROM reminders WHERE status = 'active'")?;
-    let rows = stmt.query_map([], |r| Ok((row_id(r, 0)?, r.get::<_, i64>(1)?)))?;
+/// Every active reminder's id and when it next needs looking at (its due time, or the later
+/// time set for the next attempt after a failed one): what the scheduler indexes. A reminder
+/// whose times cannot be read comes back as its error, so that it hides none of the others;
+/// the outer `Err` is for a database that cannot be read at all.
+pub fn active_due_times(
+    conn: &Connection,
+) -> Result<Vec<Result<NextLook, ReminderError>>, rusqlite::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id, r.due_at, d.retry_at
+         FROM reminders r LEFT JOIN reminder_deliveries d
+              ON d.reminder_id = r.id AND d.due_at = r.due_at AND d.status = 'claimed'
+         WHERE r.status = 'active'",
+    )?;
+    // Raw values: a value of the wrong type is this row's problem, not the query's.
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?;
     rows.map(|row| {
-        let (id, due) = row?;
-        Ok((id, timestamp(id, "due_at", due)?))
+        let (id, due, retry) = row?;
+        Ok(next_look(id, due, retry))
     })
     .collect()
+}
+
+/// A reminder's id and when the scheduler is to look at it next.
+pub type NextLook = (u64, DateTime<Utc>);
+
+/// When to look at reminder `id` next, from its stored `due_at` and its claim's `retry_at`.
+fn next_look(id: i64, due: Value, retry: Value) -> Result<NextLook, ReminderError> {
+    let corrupt = |column, value: &Value| ReminderError::Corrupt {
+        id: id.unsigned_abs(),
+        column,
+        value: format!("{value:?}"),
+    };
+    let id = u64::try_from(id).map_err(|_| corrupt("id", &Value::Integer(id)))?;
+    let time = |column, value: Value| match value {
+        Value::Integer(secs) => timestamp(id, column, secs),
+        other => Err(corrupt(column, &other)),
+    };
+    let due = time("due_at", due)?;
+    let next = match retry {
+        Value::Null => due,
+        retry => time("retry_at", retry)?.max(due),
+    };
+    Ok((id, next))
 }
 
 fn load(conn: &Connection, id: i64) -> Result<Option<Reminder>, ReminderError> {

@@ -2,10 +2,12 @@
 //! when they come due.
 //!
 //! It keeps an in-memory index of the next due time of every active reminder in every guild on
-//! disk: built at start-up by reading each guild through the store (never creating one; a
-//! guild whose database cannot be read is logged and skipped), then kept current by the bot
+//! disk: built at start-up by reading each guild through the store (never creating one; an
+//! unreadable reminder is logged and left out, and a guild that cannot be read for now, busy
+//! or out of file descriptors, is read again later with backoff), then kept current by the bot
 //! ([`Scheduler::upsert`] after a create or edit, [`Scheduler::remove`] after a cancel,
-//! [`Scheduler::forget_guild`] when a guild's data is deleted). The task sleeps until the
+//! [`Scheduler::forget_guild`] when a guild's data is deleted, [`Scheduler::reload_guild`]
+//! after an operator's job wrote a guild's database). The task sleeps until the
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
@@ -15,8 +17,10 @@
 //! time, so that thousands due in the same second (each in its own guild file, opened for the
 //! claim) still go out within it. A change the bot makes meanwhile (a cancel, an edit, a
 //! member's opt-out or erasure, a guild deleted) calls the waiting send off and releases its
-//! claim. Guild reads and writes run at most [`SchedulerConfig::max_concurrent`] at once, and so
-//! do sends; never two for one reminder. Time is read from an injected [`Clock`] and slept on
+//! claim, up to the moment the send has its send slot. Guild reads and writes run at most
+//! [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one reminder.
+//! A send that went out is never repeated because its outcome could not be recorded at once:
+//! the record is retried instead. Time is read from an injected [`Clock`] and slept on
 //! with tokio's timer, so tests run it under `tokio::time::pause()` with a [`TokioClock`].
 //!
 //! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
@@ -39,7 +43,7 @@ use tokio::{
 use super::{
     active_due_times,
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
-    ReminderError,
+    NextLook, ReminderError,
 };
 use crate::store::{GuildDatabaseManager, StoreError};
 
@@ -108,6 +112,11 @@ pub struct SchedulerConfig {
     pub delivery_timeout: Duration,
     /// When to look again at a reminder whose guild database could not be used.
     pub store_retry: Duration,
+    /// How long [`Scheduler::shutdown`] lets sends in progress finish and be recorded. With
+    /// the bot's 10 s for commands to drain, this stays well inside the 60 s `TimeoutStopSec`
+    /// of `scripts/guildkeep.service`. A send still running then is abandoned: it stays
+    /// claimed and goes again after the restart.
+    pub shutdown_limit: Duration,
     pub policy: DeliveryPolicy,
 }
 
@@ -118,6 +127,7 @@ impl Default for SchedulerConfig {
             claim_ahead: Duration::from_secs(20),
             delivery_timeout: Duration::from_secs(30),
             store_retry: Duration::from_secs(60),
+            shutdown_limit: Duration::from_secs(20),
             policy: DeliveryPolicy::default(),
         }
     }
@@ -126,15 +136,22 @@ impl Default for SchedulerConfig {
 /// The longest single sleep, so that a wall clock stepped by NTP is noticed within a minute.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// The first wait before recording a send's outcome again; doubled up to
+/// [`SchedulerConfig::store_retry`].
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+
+/// A guild that keeps failing to be read is read again at most every `store_retry` times 2^this.
+const MAX_REREAD_DOUBLINGS: u32 = 5;
+
 /// The most reminders claimed and waiting for their time at once, which bounds the memory a
 /// burst takes; the rest are claimed as these go out.
 const MAX_IN_FLIGHT: usize = 100_000;
 
 /// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
 /// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
-/// lets them finish, and abandons those still waiting for their time.
+/// lets them finish for a bounded time, and leaves those not started claimed.
 pub struct Scheduler {
-    shared: Arc<Shared>,
+    worker: Arc<Worker>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -147,15 +164,15 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let index = build_index(&store, config.max_concurrent.max(1)).await?;
+        let index = build_index(&store, &config).await?;
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
-        let shared = Arc::new(Shared {
-            index: Mutex::new(index),
-            wake: Notify::new(),
-        });
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
-            shared: shared.clone(),
+            shared: Shared {
+                index: Mutex::new(index),
+                wake: Notify::new(),
+                reread: Notify::new(),
+            },
             store,
             deliver,
             clock,
@@ -163,9 +180,9 @@ impl Scheduler {
             sending: Semaphore::new(config.max_concurrent.max(1)),
             config,
         });
-        let task = tokio::spawn(worker.run(stopped));
+        let task = tokio::spawn(worker.clone().run(stopped));
         Ok(Self {
-            shared,
+            worker,
             stop,
             task: Mutex::new(Some(task)),
         })
@@ -173,25 +190,37 @@ impl Scheduler {
 
     /// Reminder `id` of `guild` is (now) next due at `due`.
     pub fn upsert(&self, guild: u64, id: u64, due: DateTime<Utc>) {
-        if self.shared.lock().upsert(guild, id, due) {
-            self.shared.wake.notify_one();
+        if self.worker.shared.lock().upsert(guild, id, due) {
+            self.worker.shared.wake.notify_one();
         }
     }
 
     /// Reminder `id` of `guild` will not be due again.
     pub fn remove(&self, guild: u64, id: u64) {
-        self.shared.lock().remove(guild, id);
+        self.worker.shared.lock().remove(guild, id);
     }
 
-    /// `guild`'s data is gone: drop all of its reminders from the index.
+    /// `guild`'s data is gone: drop all of its reminders from the index. Nothing of the guild
+    /// is sent after this, not even a send already claimed or waiting for a send slot.
     pub fn forget_guild(&self, guild: u64) {
-        self.shared.lock().forget_guild(guild);
+        self.worker.shared.lock().forget_guild(guild);
     }
 
     /// A member of `guild` changed what may be sent to or about them (an opt-out, an erasure):
     /// the guild's claimed reminders are checked against the database again before they go.
     pub fn recheck_guild(&self, guild: u64) {
-        self.shared.lock().recheck_guild(guild);
+        self.worker.shared.lock().recheck_guild(guild);
+    }
+
+    /// `guild`'s database was written behind the bot's commands (an operator's restore or
+    /// legacy import): drops the guild's entries from the index, has its sends under way
+    /// checked against the database again before they go, then reads its active reminders as
+    /// start-up does. On an error that may pass (busy, at capacity) the guild is also read
+    /// again later, as a guild skipped at start-up is.
+    pub async fn reload_guild(&self, guild: u64) -> Result<(), StoreError> {
+        let fallback = self.worker.config.store_retry;
+        let generation = self.worker.shared.lock().unload(guild, fallback);
+        self.worker.read_into_index(guild, generation).await
     }
 
     /// `guild`'s reminders were rewritten behind the scheduler (a restore, an import): drop
@@ -220,16 +249,27 @@ impl Scheduler {
 
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.worker.shared.lock().queue.len()
     }
 
-    /// Stops taking due reminders, lets sends in progress finish and record their outcome.
+    /// Stops taking due reminders and lets sends in progress finish and record their outcome,
+    /// for at most [`SchedulerConfig::shutdown_limit`]. Sends not started (waiting for their
+    /// time or for a send slot) stay claimed, and go after the restart.
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "the reminder scheduler task failed");
+        let Some(mut task) = task else { return };
+        let limit = self.worker.config.shutdown_limit;
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the reminder scheduler task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    ?limit,
+                    "reminder sends still running at the shutdown limit were abandoned; \
+                     they stay claimed and go again after the restart"
+                );
+                task.abort();
             }
         }
     }
@@ -248,45 +288,78 @@ impl Drop for Scheduler {
     }
 }
 
-async fn build_index(store: &GuildDatabaseManager, parallel: usize) -> Result<Index, StoreError> {
+async fn build_index(
+    store: &GuildDatabaseManager,
+    config: &SchedulerConfig,
+) -> Result<Index, StoreError> {
     let mut index = Index::default();
     let mut guilds = store.guilds_on_disk().await?.into_iter();
     let mut reads = JoinSet::new();
     loop {
-        while reads.len() < parallel {
+        while reads.len() < config.max_concurrent.max(1) {
             let Some(guild) = guilds.next() else { break };
             let store = store.clone();
-            reads.spawn(async move {
-                let due = store
-                    .with_existing_guild(guild, |c| active_due_times(c))
-                    .await;
-                (guild, due)
-            });
+            reads.spawn(async move { (guild, read_guild(&store, guild).await) });
         }
         let Some(read) = reads.join_next().await else {
             return Ok(index);
         };
         match read {
-            Ok((guild, Ok(Ok(due)))) => {
-                for (id, at) in due {
-                    index.upsert(guild, id, at);
-                }
+            Ok((guild, Ok(found))) => {
+                index.merge(guild, index.generation(guild), found);
             }
-            Ok((guild, Ok(Err(e)))) => skipped(guild, &e),
-            Ok((guild, Err(e))) => skipped(guild, &e),
+            Ok((guild, Err(e))) => {
+                skipped(guild, &e);
+                index.read_failed(guild, &e, config.store_retry);
+            }
             Err(e) => tracing::error!(error = %e, "reading a guild's reminders panicked; skipped"),
         }
     }
 }
 
-fn skipped(guild: u64, error: &dyn std::fmt::Display) {
-    tracing::error!(guild, error = %error, "guild skipped: its reminders could not be read");
+/// Reads `guild`'s active reminders for the index: each one that cannot be read is logged and
+/// left out, the rest are returned.
+async fn read_guild(store: &GuildDatabaseManager, guild: u64) -> Result<Vec<NextLook>, StoreError> {
+    let rows = store
+        .with_existing_guild(guild, |c| active_due_times(c))
+        .await??;
+    let readable = rows.into_iter().filter_map(|row| {
+        row.inspect_err(
+            |e| tracing::error!(guild, error = %e, "reminder unreadable; not scheduled"),
+        )
+        .ok()
+    });
+    Ok(readable.collect())
+}
+
+/// Whether a guild that could not be used may be usable later (busy, at capacity, out of file
+/// descriptors), rather than gone, quarantined or not this process's.
+fn may_pass(error: &StoreError) -> bool {
+    !matches!(
+        error,
+        StoreError::InvalidGuildId(_)
+            | StoreError::UnknownGuild(_)
+            | StoreError::BeingDeleted(_)
+            | StoreError::NotOurShard { .. }
+            | StoreError::Quarantined { .. }
+            | StoreError::ShuttingDown
+    )
+}
+
+fn skipped(guild: u64, error: &StoreError) {
+    if may_pass(error) {
+        tracing::error!(guild, %error, "guild skipped for now: its reminders could not be read; will read it again");
+    } else {
+        tracing::error!(guild, %error, "guild skipped: its reminders could not be read");
+    }
 }
 
 struct Shared {
     index: Mutex<Index>,
     /// Woken when an entry becomes the earliest, so the task does not oversleep it.
     wake: Notify,
+    /// Woken when a guild is to be read again.
+    reread: Notify,
 }
 
 impl Shared {
@@ -307,6 +380,19 @@ struct Index {
     due: HashMap<u64, HashMap<u64, DateTime<Utc>>>,
     /// Reminders being sent, with what the bot said about them meanwhile.
     in_flight: HashMap<Key, Meanwhile>,
+    /// Guilds to be read again: those whose reminders could not be read (busy, at capacity,
+    /// out of file descriptors), and those being reloaded, in case that read never ends.
+    unread: HashMap<u64, Unread>,
+    /// How often each guild was forgotten: a read begun before `forget_guild` must not put the
+    /// guild's reminders back.
+    forgets: HashMap<u64, u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Unread {
+    at: Instant,
+    /// Failed reads in a row; each one doubles the wait, up to [`MAX_REREAD_DOUBLINGS`].
+    failures: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -339,11 +425,66 @@ impl Index {
     }
 
     fn forget_guild(&mut self, guild: u64) {
+        self.unqueue_guild(guild);
+        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
+            *meanwhile = Meanwhile::Removed;
+        }
+        self.unread.remove(&guild);
+        *self.forgets.entry(guild).or_default() += 1;
+    }
+
+    /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at
+    /// again, and it is to be read again after `fallback` unless this read fills the index (its
+    /// caller may drop it half-way). Returns the generation the read belongs to.
+    fn unload(&mut self, guild: u64, fallback: Duration) -> u64 {
+        self.unqueue_guild(guild);
+        self.recheck_guild(guild);
+        let at = Instant::now() + fallback;
+        self.unread.insert(guild, Unread { at, failures: 0 });
+        self.generation(guild)
+    }
+
+    fn unqueue_guild(&mut self, guild: u64) {
         for (id, due) in self.due.remove(&guild).unwrap_or_default() {
             self.queue.remove(&(due, guild, id));
         }
-        for (_, meanwhile) in self.in_flight.iter_mut().filter(|((g, _), _)| *g == guild) {
-            *meanwhile = Meanwhile::Removed;
+    }
+
+    /// Which reads of `guild` may still fill the index: those begun at this generation.
+    fn generation(&self, guild: u64) -> u64 {
+        self.forgets.get(&guild).copied().unwrap_or(0)
+    }
+
+    /// Puts what a read of `guild` begun at `generation` found into the index, unless the
+    /// guild was forgotten since. Returns whether an entry is now the earliest.
+    fn merge(&mut self, guild: u64, generation: u64, found: Vec<NextLook>) -> bool {
+        if self.generation(guild) != generation {
+            return false;
+        }
+        self.unread.remove(&guild);
+        found.into_iter().fold(false, |earliest, (id, due)| {
+            self.upsert(guild, id, due) | earliest
+        })
+    }
+
+    /// A read of `guild` failed with `error`: if that may pass, read it again after
+    /// `first_wait`, doubled for each failure in a row.
+    fn read_failed(&mut self, guild: u64, error: &StoreError, first_wait: Duration) {
+        if !may_pass(error) {
+            self.unread.remove(&guild);
+            return;
+        }
+        let failures = self.unread.get(&guild).map_or(0, |u| u.failures) + 1;
+        let wait = first_wait.saturating_mul(1 << (failures - 1).min(MAX_REREAD_DOUBLINGS));
+        let at = Instant::now() + wait;
+        self.unread.insert(guild, Unread { at, failures });
+    }
+
+    /// The guild to read again now, with its generation; otherwise when the next one is due.
+    fn next_reread(&self, now: Instant) -> Result<(u64, u64), Option<Instant>> {
+        match self.unread.iter().min_by_key(|(_, unread)| unread.at) {
+            Some((&guild, unread)) if unread.at <= now => Ok((guild, self.generation(guild))),
+            next => Err(next.map(|(_, unread)| unread.at)),
         }
     }
 
@@ -403,7 +544,7 @@ impl Index {
 }
 
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Shared,
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
     clock: Arc<dyn Clock>,
@@ -415,7 +556,58 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        tokio::join!(self.clone().send_due(stop.clone()), self.reread(stop));
+    }
+
+    /// Reads again, one at a time, the guilds whose reminders could not be read.
+    async fn reread(&self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next = self.shared.lock().next_reread(Instant::now());
+            match next {
+                Ok((guild, generation)) => tokio::select! {
+                    read = self.read_into_index(guild, generation) => match read {
+                        Ok(()) => tracing::info!(guild, "guild's reminders read after all"),
+                        Err(e) => skipped(guild, &e),
+                    },
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                },
+                Err(next) => tokio::select! {
+                    () = sleep(next.map(|at| at.saturating_duration_since(Instant::now()))) => {}
+                    () = self.shared.reread.notified() => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                },
+            }
+        }
+    }
+
+    /// Reads `guild` into the index for a read begun at `generation` (see [`read_guild`]).
+    /// A failure that may pass has the guild read again later.
+    async fn read_into_index(&self, guild: u64, generation: u64) -> Result<(), StoreError> {
+        let read = {
+            let _permit = self.bookkeeping.acquire().await.expect("never closed");
+            read_guild(&self.store, guild).await
+        };
+        let mut index = self.shared.lock();
+        match read {
+            Ok(found) => {
+                if index.merge(guild, generation, found) {
+                    self.shared.wake.notify_one();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if index.generation(guild) == generation {
+                    index.read_failed(guild, &e, self.config.store_retry);
+                    self.shared.reread.notify_one();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends each reminder as it comes due, until stopped.
+    async fn send_due(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let ahead =
             chrono::Duration::from_std(self.config.claim_ahead).unwrap_or(chrono::Duration::zero());
@@ -485,40 +677,64 @@ impl Worker {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
         };
-        let wait = (send_at - self.clock.now()).to_std().ok();
-        if let Some(wait) = wait.filter(|wait| !wait.is_zero()) {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                // Left claimed: `claim` takes it again after a restart.
-                _ = stop.wait_for(|stopped| *stopped) => return None,
-            }
-        }
-        let (due_at, attempt) = (delivery.due_at, delivery.attempt);
+        let ready = async {
+            let wait = (send_at - self.clock.now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            self.sending.acquire().await.expect("never closed")
+        };
+        let permit = tokio::select! {
+            permit = ready => permit,
+            // Not started, so left claimed: `claim` takes it again after a restart.
+            _ = stop.wait_for(|stopped| *stopped) => return None,
+        };
+        // Checked with the send slot in hand: a change made while this waited for its time
+        // or for the slot (a cancel, an opt-out, an erasure, a forgotten guild) calls it off.
+        let due_at = delivery.due_at;
         if !self.shared.lock().unchanged((guild, id)) {
+            drop(permit);
             let released = self
-                .on_guild(guild, move |c| delivery::release(c, id, due_at, attempt))
+                .on_guild(guild, move |c| delivery::release(c, id, due_at))
                 .await;
             // Released or not, `settle` looks at it again (or drops it) as the change says.
             let _ = self.checked(guild, id, released);
             return Some(send_at);
         }
-        let outcome = {
-            let _permit = self.sending.acquire().await.expect("never closed");
+        let outcome =
             tokio::time::timeout(self.config.delivery_timeout, self.deliver.deliver(delivery))
                 .await
-                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())))
-        };
+                .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
+        drop(permit);
         if let Err(e) = &outcome {
             tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
         }
-        let now = self.clock.now();
-        let finished = self
-            .on_guild(guild, move |c| {
-                delivery::finish(c, id, due_at, outcome, now, &policy)
-            })
-            .await;
-        self.checked(guild, id, finished)
-            .unwrap_or_else(|next| next)
+        self.record(guild, id, due_at, outcome).await
+    }
+
+    /// Records the outcome of a send of `(id, due_at)`, trying again for as long as the
+    /// database cannot take it (busy, at capacity): a send that went out is never repeated
+    /// for want of a record. Only a restart before it is recorded sends it again.
+    async fn record(
+        &self,
+        guild: u64,
+        id: u64,
+        due_at: DateTime<Utc>,
+        outcome: Result<(), DeliveryError>,
+    ) -> Option<DateTime<Utc>> {
+        let (policy, ended) = (self.config.policy, self.clock.now());
+        let mut wait = RECORD_RETRY;
+        loop {
+            let outcome = outcome.clone();
+            let finished = self
+                .on_guild(guild, move |c| {
+                    delivery::finish(c, id, due_at, outcome, ended, &policy)
+                })
+                .await;
+            match self.checked(guild, id, finished) {
+                Ok(next) | Err(next @ None) => return next,
+                Err(Some(_)) => tokio::time::sleep(wait).await,
+            }
+            wait = (wait * 2).min(self.config.store_retry);
+        }
     }
 
     /// Runs `f` on `guild`'s database once a bookkeeping permit is free.
@@ -546,11 +762,7 @@ impl Worker {
         };
         match result {
             Ok(Ok(value)) => Ok(value),
-            Err(
-                StoreError::UnknownGuild(_)
-                | StoreError::BeingDeleted(_)
-                | StoreError::ShuttingDown,
-            ) => Err(None),
+            Err(e) if !may_pass(&e) => Err(None),
             Err(e) => {
                 tracing::error!(guild, reminder = id, error = %e, "guild database unavailable; will retry");
                 retry()

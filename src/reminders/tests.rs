@@ -250,13 +250,43 @@ fn an_unreadable_row_is_reported_not_guessed() {
     ));
 }
 
+/// What the scheduler would index, every row readable.
+fn due_times(conn: &Connection) -> Vec<NextLook> {
+    active_due_times(conn)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn active_due_times_lists_every_active_reminder() {
     let (_dir, conn) = guild_db();
     let a = create_ok(&conn, &dm(ALICE, "a", Duration::hours(1)));
     let b = create_ok(&conn, &dm(BOB, "b", Duration::hours(2)));
     cancel(&conn, a.id, ALICE, false, now()).unwrap();
-    assert_eq!(active_due_times(&conn).unwrap(), [(b.id, b.due_at)]);
+    assert_eq!(due_times(&conn), [(b.id, b.due_at)]);
+}
+
+#[test]
+fn active_due_times_reports_an_unreadable_row_in_its_place_and_lists_the_rest() {
+    let (_dir, conn) = guild_db();
+    let a = create_ok(&conn, &dm(ALICE, "a", Duration::hours(1)));
+    let b = create_ok(&conn, &dm(BOB, "b", Duration::hours(2)));
+    conn.execute(
+        "UPDATE reminders SET due_at = 'soon' WHERE id = ?1",
+        [sql_id(a.id).unwrap()],
+    )
+    .unwrap();
+    let rows = active_due_times(&conn).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|row| matches!(
+        row,
+        Err(ReminderError::Corrupt { id, column: "due_at", .. }) if *id == a.id
+    )));
+    assert!(rows
+        .iter()
+        .any(|row| matches!(row, Ok(look) if *look == (b.id, b.due_at))));
 }
 
 // --- delivery bookkeeping ---
@@ -333,16 +363,17 @@ fn a_delivered_one_off_is_sent_and_never_delivered_again() {
 }
 
 #[test]
-fn a_claim_left_by_a_crash_is_claimed_again() {
+fn a_claim_left_by_a_crash_or_a_shutdown_is_claimed_again_as_the_same_attempt() {
     let (_dir, conn) = guild_db();
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
     let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
     assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
     let again = sent(claim_at(&conn, r.id, r.due_at + Duration::minutes(5)));
-    assert_eq!((again.attempt, again.late), (2, true));
+    assert_eq!((again.attempt, again.late), (1, true));
     assert_eq!(
         delivery_row(&conn, r.id),
-        [(r.due_at.timestamp(), "claimed".into(), 2, true)]
+        [(r.due_at.timestamp(), "claimed".into(), 0, true)],
+        "no outcome recorded, no attempt counted"
     );
 }
 
@@ -373,10 +404,10 @@ fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
     assert_eq!((first.attempt, first.late), (1, false));
     assert_eq!(
         delivery_row(&conn, r.id),
-        [(r.due_at.timestamp(), "claimed".into(), 1, false)]
+        [(r.due_at.timestamp(), "claimed".into(), 0, false)]
     );
 
-    delivery::release(&conn, r.id, r.due_at, 1).unwrap();
+    delivery::release(&conn, r.id, r.due_at).unwrap();
     assert!(
         delivery_row(&conn, r.id).is_empty(),
         "a first claim leaves no row"
@@ -384,20 +415,18 @@ fn a_claim_ahead_is_for_its_send_time_and_a_released_one_is_not_counted() {
     assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 0);
 
     assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 1);
-    assert_eq!(sent(claim_at(&conn, r.id, r.due_at)).attempt, 2);
-    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
+    let outcome = Err(DeliveryError::Transient("503".into()));
+    let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
+    delivery::release(&conn, r.id, r.due_at).unwrap();
     assert_eq!(
         delivery_row(&conn, r.id),
         [(r.due_at.timestamp(), "claimed".into(), 1, false)],
-        "a later claim goes back to the attempt before it"
+        "the failed attempt still counts, the released one does not"
     );
     assert_eq!(get(&conn, r.id).unwrap().unwrap().attempts, 1);
-    delivery::release(&conn, r.id, r.due_at, 2).unwrap();
-    assert_eq!(
-        delivery_row(&conn, r.id).len(),
-        1,
-        "releasing an attempt that is no longer the claim's does nothing"
-    );
 }
 
 #[test]
@@ -476,7 +505,7 @@ fn transient_failures_back_off_then_give_up() {
 }
 
 #[test]
-fn a_retry_after_a_transient_failure_can_succeed() {
+fn a_retry_after_a_transient_failure_waits_for_its_stored_time_and_can_succeed() {
     let (_dir, conn) = guild_db();
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
     let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
@@ -485,6 +514,12 @@ fn a_retry_after_a_transient_failure_can_succeed() {
     let retry = delivery::finish(&conn, r.id, r.due_at, outcome, r.due_at, &policy())
         .unwrap()
         .unwrap();
+    assert_eq!(retry, r.due_at + Duration::seconds(30));
+    assert_eq!(due_times(&conn), [(r.id, retry)], "as read at start-up");
+    assert_eq!(
+        claim_at(&conn, r.id, retry - Duration::seconds(1)),
+        Claim::Settled { next: Some(retry) }
+    );
     assert_eq!(sent(claim_at(&conn, r.id, retry)).attempt, 2);
     assert_eq!(
         delivery::finish(&conn, r.id, r.due_at, Ok(()), retry, &policy()).unwrap(),

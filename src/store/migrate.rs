@@ -21,10 +21,16 @@ pub struct Migration {
 #[derive(Debug, Clone)]
 pub struct Migrations(Vec<Migration>);
 
-const EMBEDDED: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../schema/0001_init.sql"),
-}];
+const EMBEDDED: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../schema/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../schema/0002_delivery_retry_at.sql"),
+    },
+];
 
 impl Migrations {
     pub fn embedded() -> Self {

@@ -42,6 +42,8 @@ struct Recorder {
     clock: Arc<dyn Clock>,
     attempts: Mutex<Vec<Attempt>>,
     script: Mutex<HashMap<u64, VecDeque<Result<(), DeliveryError>>>>,
+    /// Reminders whose sends hang until let go, holding their send slot.
+    held: Mutex<HashMap<u64, Arc<Semaphore>>>,
     changed: Notify,
 }
 
@@ -51,8 +53,21 @@ impl Recorder {
             clock,
             attempts: Mutex::default(),
             script: Mutex::default(),
+            held: Mutex::default(),
             changed: Notify::new(),
         })
+    }
+
+    /// Sends of `reminder` hang (until [`Recorder::let_go`] or the delivery timeout).
+    fn hold(&self, reminder: u64) {
+        self.held
+            .lock()
+            .unwrap()
+            .insert(reminder, Arc::new(Semaphore::new(0)));
+    }
+
+    fn let_go(&self, reminder: u64) {
+        self.held.lock().unwrap()[&reminder].add_permits(1);
     }
 
     fn answer(&self, reminder: u64, outcomes: impl IntoIterator<Item = Result<(), DeliveryError>>) {
@@ -93,6 +108,10 @@ impl Recorder {
 impl Deliver for Recorder {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
         Box::pin(async move {
+            let held = self.held.lock().unwrap().get(&delivery.reminder).cloned();
+            if let Some(held) = held {
+                held.acquire().await.unwrap().forget();
+            }
             let outcome = self
                 .script
                 .lock()
@@ -117,10 +136,29 @@ struct Env {
     clock: Arc<TokioClock>,
 }
 
+/// For tests that hold a guild's lock: a use gives up after a (real) tenth of a second.
+fn impatient(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        busy_timeout: Duration::from_millis(100),
+        ..StoreConfig::new(dir)
+    }
+}
+
 impl Env {
     fn new(start: DateTime<Utc>) -> Self {
+        Self::with_store(start, |dir| StoreConfig::new(dir))
+    }
+
+    fn impatient(start: DateTime<Utc>) -> Self {
+        Self::with_store(start, impatient)
+    }
+
+    fn with_store(
+        start: DateTime<Utc>,
+        config: impl FnOnce(&std::path::Path) -> StoreConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = GuildDatabaseManager::new(StoreConfig::new(dir.path())).unwrap();
+        let store = GuildDatabaseManager::new(config(dir.path())).unwrap();
         Self {
             dir,
             store,
@@ -150,11 +188,23 @@ impl Env {
     }
 
     async fn start(&self, recorder: &Arc<Recorder>) -> Scheduler {
+        self.start_with(recorder, SchedulerConfig::default()).await
+    }
+
+    /// Starts a scheduler on `store`, a new manager of this data directory (as after a restart).
+    async fn start_on(&self, store: GuildDatabaseManager, recorder: &Arc<Recorder>) -> Scheduler {
+        let config = SchedulerConfig::default();
+        Scheduler::start(store, recorder.clone(), self.clock.clone(), config)
+            .await
+            .unwrap()
+    }
+
+    async fn start_with(&self, recorder: &Arc<Recorder>, config: SchedulerConfig) -> Scheduler {
         Scheduler::start(
             self.store.clone(),
             recorder.clone(),
             self.clock.clone(),
-            SchedulerConfig::default(),
+            config,
         )
         .await
         .unwrap()
@@ -162,6 +212,12 @@ impl Env {
 
     fn recorder(&self) -> Arc<Recorder> {
         Recorder::new(self.clock.clone())
+    }
+
+    /// A connection of its own to `guild`'s file, behind the store's back.
+    fn raw(&self, guild: u64) -> Connection {
+        let file = self.dir.path().join(format!("guilds/{guild}/quotes.db"));
+        Connection::open(file).unwrap()
     }
 
     async fn reminder(&self, guild: u64, id: u64) -> reminders::Reminder {
@@ -276,7 +332,11 @@ async fn nothing_sent_for_an_hour(recorder: &Recorder) {
 async fn a_reminder_is_claimed_ahead_and_still_sent_at_its_due_time() {
     let env = Env::new(t0());
     let (id, recorder, _scheduler) = claimed_ahead(&env, post("standup", in_a_minute())).await;
-    assert_eq!(env.deliveries(GUILD, id).await, [("claimed".into(), 1)]);
+    assert_eq!(
+        env.deliveries(GUILD, id).await,
+        [("claimed".into(), 0)],
+        "an attempt counts once made"
+    );
     assert!(recorder.attempts().is_empty(), "claimed, not sent");
 
     let sent = recorder.wait_for(1).await;
@@ -343,8 +403,12 @@ async fn shutdown_does_not_wait_for_claimed_reminders_and_a_restart_sends_them_o
     let sent = second.wait_for(1).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(second.attempts().len(), 1);
-    assert_eq!((sent[0].at, sent[0].delivery.attempt), (in_a_minute(), 2));
-    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
+    assert_eq!(
+        (sent[0].at, sent[0].delivery.attempt),
+        (in_a_minute(), 1),
+        "the claim left by the shutdown was never sent, so not counted"
+    );
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -437,14 +501,7 @@ async fn a_restart_mid_way_neither_loses_nor_repeats_a_completed_delivery() {
     assert!(delivered.len() >= 10, "most of the first 15 were recorded");
 
     let second = Recorder::new(env.clock.clone());
-    let restarted = Scheduler::start(
-        store.clone(),
-        second.clone(),
-        env.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let restarted = env.start_on(store.clone(), &second).await;
     second.wait_for(all.len() - delivered.len()).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
 
@@ -689,14 +746,7 @@ async fn a_corrupt_guild_is_skipped_with_an_error_and_the_others_still_deliver()
 
     let store = GuildDatabaseManager::new(StoreConfig::new(env.dir.path())).unwrap();
     let recorder = env.recorder();
-    let scheduler = Scheduler::start(
-        store,
-        recorder.clone(),
-        env.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let scheduler = env.start_on(store, &recorder).await;
     assert_eq!(scheduler.pending(), 2);
     let sent = recorder.wait_for(2).await;
     let guilds: HashSet<u64> = sent.iter().map(|a| a.delivery.guild).collect();
@@ -736,4 +786,324 @@ fn the_index_follows_upserts_removals_and_forgotten_guilds() {
     );
     index.remove(1, 10);
     assert_eq!(index.pop_due(at(1000)), Err(None));
+}
+
+/// Sends made by `recorder`, as reminder ids in order.
+fn sent_ids(recorder: &Recorder) -> Vec<u64> {
+    recorder
+        .attempts()
+        .iter()
+        .map(|a| a.delivery.reminder)
+        .collect()
+}
+
+/// With one send slot: a post due at 10 s hangs in its send, holding the slot, while `queued`
+/// (due at 11 s) waits for it. Returns at 15 s with the ids of both.
+async fn queued_for_a_send_slot(
+    env: &Env,
+    queued: NewReminder,
+) -> (u64, u64, Arc<Recorder>, Scheduler) {
+    let first = env
+        .remind(GUILD, post("first", t0() + Span::seconds(10)), t0())
+        .await;
+    let queued = env.remind(GUILD, queued, t0()).await;
+    let recorder = env.recorder();
+    recorder.hold(first);
+    let one_slot = SchedulerConfig {
+        max_concurrent: 1,
+        ..SchedulerConfig::default()
+    };
+    let scheduler = env.start_with(&recorder, one_slot).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(recorder.attempts().is_empty(), "the first send still hangs");
+    assert_eq!(env.deliveries(GUILD, queued).await[0].0, "claimed");
+    (first, queued, recorder, scheduler)
+}
+
+fn at_eleven(new: fn(&str, DateTime<Utc>) -> NewReminder) -> NewReminder {
+    new("queued", t0() + Span::seconds(11))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reminder_cancelled_while_queued_for_a_send_slot_is_not_sent() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| {
+        reminders::cancel(c, queued, ALICE, false, now).unwrap()
+    })
+    .await;
+    scheduler.remove(GUILD, queued);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [first]);
+    assert!(
+        env.deliveries(GUILD, queued).await.is_empty(),
+        "claim released"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dm_queued_for_a_send_slot_is_not_sent_after_its_member_opts_out() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let dm_at_eleven = at_eleven(|message, due| dm(ALICE, message, due));
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, dm_at_eleven).await;
+
+    let now = env.clock.now();
+    env.on(GUILD, move |c| set_dm_opt_in(c, ALICE, false, now).unwrap())
+        .await;
+    scheduler.recheck_guild(GUILD);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [first]);
+    let refused = env.reminder(GUILD, queued).await;
+    assert_eq!(
+        (refused.status, refused.last_error.as_deref()),
+        (Status::Failed, Some(NOT_OPTED_IN))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_of_a_forgotten_guild_is_sent_neither_queued_for_a_slot_nor_claimed_ahead() {
+    let env = Env::new(t0());
+    let ahead = env
+        .remind(GUILD, post("claimed ahead", t0() + Span::seconds(30)), t0())
+        .await;
+    let (first, _queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+    assert_eq!(env.deliveries(GUILD, ahead).await[0].0, "claimed");
+
+    scheduler.forget_guild(GUILD);
+    recorder.let_go(first);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        sent_ids(&recorder),
+        [first],
+        "only the send already under way"
+    );
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_send_under_way_finish_and_leaves_queued_ones_for_the_restart() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let let_go_soon = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        recorder.let_go(first);
+    };
+    tokio::join!(scheduler.shutdown(), let_go_soon);
+    assert_eq!(sent_ids(&recorder), [first]);
+    assert_eq!(
+        env.deliveries(GUILD, first).await,
+        [("delivered".into(), 1)]
+    );
+    assert_eq!(env.deliveries(GUILD, queued).await, [("claimed".into(), 0)]);
+
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    second.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&second), [queued]);
+    assert_eq!(second.attempts()[0].delivery.attempt, 1, "not sent before");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_on_a_hung_send_at_its_limit() {
+    let env = Env::new(t0());
+    let (first, queued, recorder, scheduler) = queued_for_a_send_slot(&env, at_eleven(post)).await;
+
+    let stopping = Instant::now();
+    scheduler.shutdown().await;
+    let limit = SchedulerConfig::default().shutdown_limit;
+    assert!(stopping.elapsed() <= limit, "{:?}", stopping.elapsed());
+    assert!(recorder.attempts().is_empty());
+
+    // The hung send may have reached Discord: both go (again) after the restart.
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    second.wait_for(2).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let mut again = sent_ids(&second);
+    again.sort_unstable();
+    assert_eq!(again, [first, queued]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_sent_again() {
+    let env = Env::impatient(t0());
+    let id = env
+        .remind(GUILD, post("once", t0() + Span::seconds(10)), t0())
+        .await;
+    let recorder = env.recorder();
+    recorder.hold(id);
+    let _scheduler = env.start(&recorder).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+
+    // The send is under way; its record meets a write lock held for ten seconds.
+    let blocker = env.raw(GUILD);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    recorder.let_go(id);
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        env.deliveries(GUILD, id).await[0].0,
+        "claimed",
+        "not recorded yet"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [id], "sent once");
+    assert_eq!(env.deliveries(GUILD, id).await[0].0, "delivered");
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_during_a_retry_backoff_waits_for_the_retry_time() {
+    let env = Env::new(t0());
+    let due = t0() + Span::seconds(10);
+    let id = env.remind(GUILD, post("x", due), t0()).await;
+    let first = env.recorder();
+    first.answer(id, [Err(DeliveryError::Transient("503".into()))]);
+    let scheduler = env.start(&first).await;
+    first.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scheduler.shutdown().await;
+
+    let second = env.recorder();
+    let _restarted = env.start(&second).await;
+    let retried = second.wait_for(1).await;
+    assert_eq!(
+        (retried[0].at, retried[0].delivery.attempt),
+        (due + Span::seconds(30), 2),
+        "the first backoff after the failed attempt, neither at once nor counted twice"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(second.attempts().len(), 1);
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_reminder_is_skipped_and_the_rest_of_its_guild_still_go_out() {
+    let env = Env::new(t0());
+    let broken = env
+        .remind(GUILD, post("broken", t0() + Span::seconds(10)), t0())
+        .await;
+    let fine = env
+        .remind(GUILD, post("fine", t0() + Span::seconds(20)), t0())
+        .await;
+    env.on(GUILD, move |c| {
+        c.execute(
+            "UPDATE reminders SET due_at = 'soon' WHERE id = ?1",
+            [i64::try_from(broken).unwrap()],
+        )
+        .unwrap()
+    })
+    .await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    assert_eq!(scheduler.pending(), 1);
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [fine]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guild_locked_at_start_up_is_read_again_later_and_its_reminders_go_out() {
+    let env = Env::impatient(t0());
+    let due = t0() + Span::minutes(5);
+    let locked = env.remind(GUILD, post("locked", due), t0()).await;
+    let free = env.remind(GUILD + 1, post("free", due), t0()).await;
+    env.store.shutdown().await;
+    let holder = env.raw(GUILD);
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;")
+        .unwrap();
+
+    let store = GuildDatabaseManager::new(impatient(env.dir.path())).unwrap();
+    let recorder = env.recorder();
+    let scheduler = env.start_on(store, &recorder).await;
+    assert_eq!(scheduler.pending(), 1, "the locked guild was skipped");
+    drop(holder);
+
+    let sent = recorder.wait_for(2).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(recorder.attempts().len(), 2);
+    let guilds: HashSet<(u64, u64)> = sent
+        .iter()
+        .map(|a| (a.delivery.guild, a.delivery.reminder))
+        .collect();
+    assert_eq!(guilds, HashSet::from([(GUILD, locked), (GUILD + 1, free)]));
+    assert!(sent.iter().all(|a| a.at == due), "on time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_guild_schedules_what_was_written_behind_its_back_and_drops_what_was_deleted() {
+    let env = Env::new(t0());
+    // Claimed ahead (due in a minute), then deleted behind the scheduler's back.
+    let (deleted, recorder, scheduler) = claimed_ahead(&env, post("deleted", in_a_minute())).await;
+    let due = in_a_minute() + Span::minutes(5);
+    let written = env
+        .on(GUILD, move |c| {
+            c.execute(
+                "DELETE FROM reminders WHERE id = ?1",
+                [i64::try_from(deleted).unwrap()],
+            )
+            .unwrap();
+            reminders::create(c, &post("restored", due), usize::MAX, t0())
+                .unwrap()
+                .id
+        })
+        .await;
+
+    scheduler.reload_guild(GUILD).await.unwrap();
+    let sent = recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(sent_ids(&recorder), [written]);
+    assert_eq!(sent[0].at, due);
+    assert_eq!(scheduler.pending(), 0);
+}
+
+#[test]
+fn a_read_begun_before_its_guild_was_forgotten_puts_nothing_back() {
+    let mut index = Index::default();
+    let begun = index.unload(1, Duration::from_secs(60));
+    index.forget_guild(1);
+    assert!(!index.merge(1, begun, vec![(10, t0())]));
+    assert_eq!(index.pop_due(t0()), Err(None));
+    let begun = index.unload(1, Duration::from_secs(60));
+    assert!(
+        index.merge(1, begun, vec![(10, t0())]),
+        "one begun after it does"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_dropped_half_way_still_leaves_the_guild_scheduled() {
+    let env = Env::new(t0());
+    let due = t0() + Span::minutes(5);
+    let id = env.remind(GUILD, post("kept", due), t0()).await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+
+    // Polled once (it unloads the guild and starts reading), then dropped. A read quick enough
+    // to end within that poll makes a whole reload instead, so try until one is cut short.
+    let mut cut_short = false;
+    for _ in 0..100 {
+        cut_short = tokio::select! {
+            biased;
+            _ = scheduler.reload_guild(GUILD) => false,
+            () = std::future::ready(()) => true,
+        };
+        if cut_short {
+            break;
+        }
+    }
+    assert!(cut_short, "dropped before its read was merged");
+    assert_eq!(scheduler.pending(), 0);
+    let sent = recorder.wait_for(1).await;
+    assert_eq!((sent[0].delivery.reminder, sent[0].at), (id, due));
 }
