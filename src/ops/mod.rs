@@ -62,7 +62,10 @@ impl Owner {
     /// reads them again, so none is missed and none removed is sent.
     pub async fn reload_reminders(&self, guild: u64) -> Result<(), StoreError> {
         match &self.bot {
-            Some(bot) => bot.scheduler.reload_guild(guild, &self.store).await,
+            Some(bot) => match bot.scheduler.reload_guild(guild).await {
+                Err(StoreError::UnknownGuild(_)) => Ok(()),
+                reloaded => reloaded,
+            },
             None => Ok(()),
         }
     }

@@ -223,30 +223,6 @@ impl Scheduler {
         self.worker.read_into_index(guild, generation).await
     }
 
-    /// `guild`'s reminders were rewritten behind the scheduler (a restore, an import): drop
-    /// what the index holds of the guild and read its active reminders again.
-    pub async fn reload_guild(
-        &self,
-        guild: u64,
-        store: &GuildDatabaseManager,
-    ) -> Result<(), StoreError> {
-        self.forget_guild(guild);
-        let due = match store
-            .with_existing_guild(guild, |c| active_due_times(c))
-            .await
-        {
-            Err(StoreError::UnknownGuild(_)) => return Ok(()),
-            read => read?.map_err(|e| StoreError::OpenFailed {
-                guild,
-                reason: e.to_string(),
-            })?,
-        };
-        for (id, at) in due {
-            self.upsert(guild, id, at);
-        }
-        Ok(())
-    }
-
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
         self.worker.shared.lock().queue.len()
