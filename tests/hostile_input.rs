@@ -397,7 +397,7 @@ fn every_bad_argument_to_a_quote_command_gets_its_message() {
                 )
                 .map(drop)
             }),
-            "Only the member who saved this quote or a moderator can change it.",
+            "Only the member who saved this quote or a moderator can change it (and the member it quotes can delete it).",
         ),
         (
             "/quote delete id:999",
@@ -407,7 +407,7 @@ fn every_bad_argument_to_a_quote_command_gets_its_message() {
         (
             "/quote delete by another member",
             Box::new(|| quotes::delete(c, mine, BOB, false)),
-            "Only the member who saved this quote or a moderator can change it.",
+            "Only the member who saved this quote or a moderator can change it (and the member it quotes can delete it).",
         ),
         (
             "/quote rate stars:0",
@@ -432,7 +432,7 @@ fn every_bad_argument_to_a_quote_command_gets_its_message() {
         (
             "/quote tag add by another member",
             Box::new(|| quotes::add_tags(c, mine, BOB, false, &tags(1, 2), now()).map(drop)),
-            "Only the member who saved this quote or a moderator can change it.",
+            "Only the member who saved this quote or a moderator can change it (and the member it quotes can delete it).",
         ),
         (
             "/quote tag remove id:999",
