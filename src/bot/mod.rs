@@ -317,6 +317,12 @@ fn framework(
         .build()
 }
 
+/// The commands as they are registered with Discord (the body of `PUT .../commands`).
+pub fn registration_json() -> serde_json::Value {
+    let commands = poise::builtins::create_application_commands(&commands::all());
+    serde_json::to_value(commands).expect("commands serialise")
+}
+
 /// The guild an interaction came from, as a plain id (commands are guild-only).
 pub fn guild_of(ctx: Context<'_>) -> Result<u64, Error> {
     Ok(ctx

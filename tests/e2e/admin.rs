@@ -7,15 +7,7 @@ use crate::support::*;
 #[tokio::test]
 async fn stats_shows_the_guilds_data_ephemerally() {
     let bot = TestBot::start().await;
-    let body = bot
-        .slash_with(
-            ADMIN,
-            MEMBER_PERMISSIONS | MANAGE_GUILD,
-            "admin data stats",
-            json!([]),
-        )
-        .await
-        .body;
+    let body = bot.slash(ADMIN, "admin data stats", json!([])).await;
     assert!(is_ephemeral(&body), "{body}");
     assert_eq!(body["data"]["embeds"][0]["title"], "This server's data");
     assert_no_pings(&body);
@@ -39,10 +31,7 @@ async fn a_non_admin_is_refused_even_when_the_command_is_sent() {
 async fn delete_asks_first_and_deletes_on_confirmation() {
     let bot = TestBot::start().await;
     bot.store.with_guild(GUILD, |_| ()).await.unwrap();
-    let body = bot
-        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
-        .await
-        .body;
+    let body = bot.slash(ADMIN, "admin data delete", json!([])).await;
     assert!(is_ephemeral(&body), "{body}");
     let ids = buttons(&body);
     assert_eq!(ids.len(), 2, "{body}");
@@ -69,9 +58,7 @@ async fn delete_confirmation_expires() {
     })
     .await;
     bot.store.with_guild(GUILD, |_| ()).await.unwrap();
-    let sent = bot
-        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
-        .await;
+    let sent = bot.slash_seen(ADMIN, "admin data delete", json!([])).await;
     let token = sent.path.split('/').nth(3).unwrap().to_owned();
     let edit = bot.webhook("PATCH", &token).await;
     assert!(
@@ -91,9 +78,7 @@ async fn shutdown_lets_a_running_command_finish() {
     })
     .await;
     bot.store.with_guild(GUILD, |_| ()).await.unwrap();
-    let sent = bot
-        .slash_with(ADMIN, MANAGE_GUILD, "admin data delete", json!([]))
-        .await;
+    let sent = bot.slash_seen(ADMIN, "admin data delete", json!([])).await;
     let token = sent.path.split('/').nth(3).unwrap().to_owned();
     let mut bot = bot;
     bot.stop().await;

@@ -46,7 +46,8 @@ async fn rejoining_within_the_grace_period_cancels_the_deletion() {
     let on_disk = std::fs::read_to_string(bot.dir.path().join("pending_deletions.json")).unwrap();
     assert!(on_disk.contains(&GUILD.to_string()), "persisted: {on_disk}");
 
-    bot.fake.dispatch("GUILD_CREATE", payloads::guild(GUILD));
+    bot.fake
+        .dispatch("GUILD_CREATE", payloads::guild(GUILD, &payloads::ROLES));
     tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_none()))
         .await
         .expect("deletion cancelled")

@@ -28,9 +28,7 @@ async fn seed(bot: &TestBot, by: u64) -> i64 {
 async fn export_is_an_ephemeral_json_attachment() {
     let bot = TestBot::start().await;
     let id = seed(&bot, ALICE).await;
-    let sent = bot
-        .slash_with(ALICE, MEMBER_PERMISSIONS, "privacy export", json!([]))
-        .await;
+    let sent = bot.slash_seen(ALICE, "privacy export", json!([])).await;
     assert!(is_ephemeral(&sent.body), "{:?}", sent.body);
     assert_no_pings(&sent.body);
     assert_eq!(sent.files.len(), 1, "one attachment");

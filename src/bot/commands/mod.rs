@@ -6,12 +6,12 @@ mod privacy;
 mod quote;
 mod remind;
 
-use std::{fmt::Display, time::Duration};
+use std::{fmt::Display, str::FromStr, time::Duration};
 
 use poise::serenity_prelude as serenity;
 use rusqlite::Connection;
 
-use super::{Context, Data, Error};
+use super::{Context, Data, Error, UserError};
 
 /// Every command the bot registers.
 pub fn all() -> Vec<poise::Command<Data, Error>> {
@@ -66,4 +66,30 @@ where
 fn log_failure(error: &dyn Display) -> Vec<serenity::AutocompleteChoice> {
     tracing::warn!(error = %error, "autocomplete failed");
     Vec::new()
+}
+
+/// The number in an id option. Id options are text, not INTEGER, because a Discord client
+/// lets only digits into an INTEGER option, and members search these by words: the choice
+/// they pick sends the number, and a typed `#12` works too.
+fn parse_id<T: FromStr>(typed: &str, what: &str) -> Result<T, UserError> {
+    let digits = typed.trim().trim_start_matches('#');
+    let digits = digits.split_whitespace().next().unwrap_or_default();
+    digits.parse().map_err(|_| {
+        UserError(format!(
+            "Pick a {what} from the list, or type its number (like 12)."
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_id;
+
+    #[test]
+    fn ids_are_read_from_a_picked_choice_or_a_typed_number() {
+        assert_eq!(parse_id::<i64>("12", "quote").unwrap(), 12);
+        assert_eq!(parse_id::<i64>(" #12 some words", "quote").unwrap(), 12);
+        assert!(parse_id::<u64>("lunch", "reminder").is_err());
+        assert!(parse_id::<u64>("", "reminder").is_err());
+    }
 }

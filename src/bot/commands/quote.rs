@@ -5,7 +5,7 @@
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
 
-use super::suggestions;
+use super::{parse_id, suggestions};
 use crate::{
     bot::{self, buttons, reply, Context, Error, OrUserError},
     quotes::{self, NewQuote, PageAt, Quote, QuoteEdit, QuoteSource},
@@ -118,11 +118,13 @@ pub async fn random(
 #[poise::command(slash_command, guild_only)]
 pub async fn get(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let found = ctx
         .data()
         .store
@@ -190,9 +192,10 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn edit(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "The new text"]
     #[max_length = 2000]
     text: Option<String>,
@@ -201,6 +204,7 @@ pub async fn edit(
     author: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
     let change = QuoteEdit {
         text,
@@ -221,11 +225,13 @@ pub async fn edit(
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn delete(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
     ctx.data()
         .store
@@ -239,15 +245,17 @@ pub async fn delete(
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn rate(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "Stars, 1 to 5"]
     #[min = 1]
     #[max = 5]
     stars: u8,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let user = ctx.author().id.get();
     let summary = ctx
         .data()
@@ -276,15 +284,17 @@ pub enum TagAction {
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn tag(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "Add or remove"] action: TagAction,
     #[description = "Tags, separated by commas"]
     #[autocomplete = "complete_tag"]
     tags: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
     let tags = split_tags(Some(&tags));
     let changed = ctx
@@ -373,7 +383,10 @@ async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutoco
         ctx,
         move |c| quotes::autocomplete_ids(c, &typed, quotes::MAX_AUTOCOMPLETE),
         |(id, text)| {
-            serenity::AutocompleteChoice::new(reply::shorten(&format!("#{id} {text}"), 100), id)
+            serenity::AutocompleteChoice::new(
+                reply::shorten(&format!("#{id} {text}"), 100),
+                id.to_string(),
+            )
         },
     )
     .await

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use poise::serenity_prelude as serenity;
 
-use super::suggestions;
+use super::{parse_id, suggestions};
 use crate::{
     bot::{self, reply, Context, Error, UserError},
     optins,
@@ -163,11 +163,13 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn cancel(
     ctx: Context<'_>,
-    #[description = "Reminder number"]
+    #[description = "Reminder number, or words from it to search"]
     #[autocomplete = "complete_reminder"]
-    id: u64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: u64 = parse_id(&id, "reminder")?;
     let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
     let cancelled = ctx
         .data()
@@ -276,7 +278,7 @@ async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAut
     suggestions(
         ctx,
         move |c| reminders::choices(c, user, &typed, 25),
-        |c| serenity::AutocompleteChoice::new(c.label, c.id),
+        |c| serenity::AutocompleteChoice::new(c.label, c.id.to_string()),
     )
     .await
 }

@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod payloads;
+pub mod rules;
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,13 +18,14 @@ use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use fake::{FakeDiscord, Recorded, WAIT};
-pub use payloads::{
-    option, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MEMBER_PERMISSIONS, OTHER_GUILD, ROLE,
-};
+pub use payloads::{option, ADMIN_ROLE, CHANNEL, GUILD, MODERATOR_ROLE, OTHER_GUILD, ROLE};
 
 pub const ALICE: u64 = 300_000_000_000_000_001;
 pub const BOB: u64 = 300_000_000_000_000_002;
+/// Has [`ADMIN_ROLE`] (Manage Server).
 pub const ADMIN: u64 = 300_000_000_000_000_003;
+/// Has [`MODERATOR_ROLE`] (Manage Messages).
+pub const MODERATOR: u64 = 300_000_000_000_000_004;
 
 /// A syntactically valid token; the fake accepts any.
 const TOKEN: &str = "MTIz.fake.token";
@@ -63,7 +65,9 @@ impl TestBot {
     /// Starts a bot after `adjust` has changed its setup.
     pub async fn start_with(adjust: impl FnOnce(&mut Setup)) -> Self {
         init_logging();
-        let fake = FakeDiscord::start(&[GUILD, OTHER_GUILD]).await;
+        let fake = FakeDiscord::start(&[GUILD, OTHER_GUILD], &payloads::ROLES).await;
+        fake.give_role(ADMIN, ADMIN_ROLE);
+        fake.give_role(MODERATOR, MODERATOR_ROLE);
         let dir = tempfile::tempdir().expect("data dir");
         let mut setup = Setup {
             config: Config {
@@ -109,45 +113,43 @@ impl TestBot {
         }
     }
 
-    /// Sends a slash command as a member with ordinary permissions; returns the body of the
-    /// interaction response.
+    /// Sends a slash command as `user` (with the roles and channel permissions the fake gives
+    /// them); returns what they see: the response, or after a deferral the message that
+    /// replaced it (see [`TestBot::seen`]).
     pub async fn slash(&self, user: u64, path: &str, options: Value) -> Value {
-        self.slash_with(user, MEMBER_PERMISSIONS, path, options)
-            .await
-            .body
+        self.slash_seen(user, path, options).await.body
     }
 
-    /// Sends a slash command as a member with `permissions`; returns the interaction response.
-    pub async fn slash_with(
-        &self,
-        user: u64,
-        permissions: u64,
-        path: &str,
-        options: Value,
-    ) -> Recorded {
+    /// Like [`slash`](Self::slash), with the whole request that showed the answer.
+    pub async fn slash_seen(&self, user: u64, path: &str, options: Value) -> Recorded {
         let id = self.fake.next_id();
+        let options = typed_as_registered(&self.fake.registered(), path, options);
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::slash(id, user, permissions, path, options),
+            payloads::slash(id, &self.fake.invoker(user), path, options),
         );
-        self.response(id, path).await
+        self.seen(id, path).await
     }
 
-    /// Sends an autocomplete request with one focused option; returns the choices offered.
-    pub async fn autocomplete(
-        &self,
-        user: u64,
-        path: &str,
-        name: &str,
-        typed: &str,
-        kind: u8,
-    ) -> Vec<Value> {
+    /// Sends an autocomplete request with one focused option, typed as a real client does for
+    /// that option's type (digits only for numbers); returns the choices offered.
+    pub async fn autocomplete(&self, user: u64, path: &str, name: &str, typed: &str) -> Vec<Value> {
         let id = self.fake.next_id();
+        let registered = self.fake.registered();
+        let kind = registered_option(&registered, path, name)["type"].clone();
+        if kind == 4 || kind == 10 {
+            assert!(
+                typed
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == '.'),
+                "a Discord client only lets numbers into option `{name}` of /{path}"
+            );
+        }
         let focused =
             serde_json::json!([{"name": name, "type": kind, "value": typed, "focused": true}]);
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::autocomplete(id, user, path, focused),
+            payloads::autocomplete(id, &self.fake.invoker(user), path, focused),
         );
         let body = self.response(id, path).await.body;
         assert_eq!(body["type"], 8, "an autocomplete result: {body}");
@@ -162,27 +164,68 @@ impl TestBot {
         let id = self.fake.next_id();
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::message_command(id, user, name, target),
+            payloads::message_command(id, &self.fake.invoker(user), name, target),
         );
-        self.response(id, name).await.body
+        self.seen(id, name).await.body
     }
 
-    /// Presses the button `custom_id` on the bot's message; returns the response to the press.
+    /// Presses the button `custom_id` on the bot's message; returns what the presser sees:
+    /// the response, or after a deferred update the edit that followed it.
     pub async fn press(&self, user: u64, custom_id: &str) -> Value {
         let id = self.fake.next_id();
         let message = payloads::message(self.fake.next_id(), CHANNEL, payloads::APP, "");
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::button(id, user, custom_id, &message),
+            payloads::button(id, &self.fake.invoker(user), custom_id, &message),
         );
-        self.response(id, custom_id).await.body
+        self.seen(id, custom_id).await.body
     }
 
+    /// The accepted first response to interaction `id`.
     async fn response(&self, id: u64, what: &str) -> Recorded {
         let path = format!("/interactions/{id}/token-{id}/callback");
-        self.fake
+        let answer = self
+            .fake
             .wait_for(&format!("the response to `{what}`"), |r| r.path == path)
-            .await
+            .await;
+        assert!(
+            answer.accepted(),
+            "Discord refused the response to `{what}` ({}): {:?}",
+            answer.status,
+            answer.refusal
+        );
+        answer
+    }
+
+    /// What the member sees of interaction `id`: its response; after a deferral (type 5: a
+    /// loading message, 6: nothing yet), the first message sent through its token instead,
+    /// with the deferral's type and flags, so that `body["data"]` is what was shown.
+    pub async fn seen(&self, id: u64, what: &str) -> Recorded {
+        let response = self.response(id, what).await;
+        let kind = response.body["type"].as_u64();
+        if !matches!(kind, Some(5 | 6)) {
+            return response;
+        }
+        let token = format!("/token-{id}");
+        let mut shown = self
+            .fake
+            .wait_for(&format!("the answer to `{what}` after its deferral"), |r| {
+                r.method != "DELETE" && r.path.starts_with("/webhooks/") && r.path.contains(&token)
+            })
+            .await;
+        assert!(
+            shown.accepted(),
+            "Discord refused the answer to `{what}` ({}): {:?}",
+            shown.status,
+            shown.refusal
+        );
+        let mut data = shown.body.clone();
+        if let Some(flags) = response.body["data"]["flags"].as_u64() {
+            data["flags"] = flags.into();
+        }
+        shown.body = serde_json::json!({"type": kind, "data": data});
+        shown.path = response.path;
+        shown
     }
 
     /// Waits for the next request to the interaction's webhook (follow-ups and edits).
@@ -246,6 +289,75 @@ pub fn buttons(body: &Value) -> Vec<String> {
         .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
         .filter_map(|b| b["custom_id"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// `options` as a real client sends them for the command `path` as registered: each option's
+/// type is the registered one, and its value of that type. Panics on an option the command
+/// does not have, a value of the wrong type, a text over its `max_length`, or a value outside
+/// the offered choices: a real client sends none of these.
+fn typed_as_registered(registered: &Value, path: &str, options: Value) -> Value {
+    let options = options.as_array().cloned().unwrap_or_default();
+    let typed: Vec<Value> = options
+        .into_iter()
+        .map(|mut option| {
+            let name = option["name"].as_str().expect("option name").to_owned();
+            let spec = registered_option(registered, path, &name);
+            let value = option["value"].clone();
+            let value = match spec["type"].as_u64() {
+                Some(3) => Value::String(match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+                Some(4) => match &value {
+                    Value::Number(n) if n.is_i64() || n.is_u64() => value,
+                    _ => panic!("option `{name}` of /{path} takes an integer, not {value}"),
+                },
+                _ => value,
+            };
+            if let (Some(max), Some(text)) = (spec["max_length"].as_u64(), value.as_str()) {
+                assert!(
+                    text.chars().count() as u64 <= max,
+                    "a Discord client sends at most {max} characters in option `{name}` of /{path}"
+                );
+            }
+            if let Some(choices) = spec["choices"].as_array().filter(|c| !c.is_empty()) {
+                assert!(
+                    choices.iter().any(|c| c["value"] == value),
+                    "{value} is not a choice of option `{name}` of /{path}"
+                );
+            }
+            option["type"] = spec["type"].clone();
+            option["value"] = value;
+            option
+        })
+        .collect();
+    Value::Array(typed)
+}
+
+/// The registered option `name` of the command `path` (e.g. `"quote get"`).
+fn registered_option<'a>(registered: &'a Value, path: &str, name: &str) -> &'a Value {
+    let mut words = path.split(' ');
+    let first = words.next().expect("a command name");
+    let mut at = registered
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == first && c["type"].as_u64().unwrap_or(1) == 1)
+        .unwrap_or_else(|| panic!("/{first} is not registered"));
+    for word in words {
+        at = at["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == word)
+            .unwrap_or_else(|| panic!("/{path}: no subcommand {word}"));
+    }
+    at["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("/{path} has no option `{name}`"))
 }
 
 /// Asserts the response pings nobody.
