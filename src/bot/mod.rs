@@ -194,7 +194,9 @@ impl Bot {
         let config = &self.base.config;
         let result = match (config.shard_count, &config.store.shards) {
             (Some(count), Some(owned)) => {
-                let range = u32::try_from(owned.owned.start)?..u32::try_from(owned.owned.end)?;
+                // serenity 0.12 starts shards `start` through `end` inclusive; the configured
+                // range excludes its end (and is never empty).
+                let range = u32::try_from(owned.owned.start)?..u32::try_from(owned.owned.end - 1)?;
                 self.client
                     .start_shard_range(range, u32::try_from(count)?)
                     .await

@@ -8,5 +8,6 @@ mod events;
 mod privacy;
 mod quotes;
 mod reminders;
+mod sharding;
 mod startup;
 mod support;
