@@ -3,12 +3,14 @@
 
 mod guild_create;
 mod guild_delete;
+mod roles;
 
 use poise::serenity_prelude as serenity;
 
 use super::{Data, Error};
 
 pub async fn handle(data: &Data, event: &serenity::FullEvent) -> Result<(), Error> {
+    roles::record(&data.roles, event);
     match event {
         serenity::FullEvent::GuildCreate { guild, .. } => {
             guild_create::handle(data, guild.id.get()).await

@@ -10,6 +10,7 @@
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
+//! - `permissions.rs`: server-wide permissions from the guild's roles.
 //!
 //! Not here: SQL or rules (domain modules), paths or pools (`store/`).
 
@@ -20,6 +21,7 @@ mod delivery;
 mod error;
 mod events;
 mod gate;
+mod permissions;
 mod reply;
 mod types;
 
@@ -29,6 +31,7 @@ use anyhow::{bail, Context as _};
 use poise::serenity_prelude as serenity;
 
 pub use error::{domain, MemberFixable, OrUserError, UserError};
+pub use permissions::is_moderator;
 pub use types::{Context, Data, Error};
 
 use crate::{
@@ -103,6 +106,7 @@ impl Builder {
             pending: Arc::new(pending),
             button_timeout: self.button_timeout,
             clock: self.clock,
+            roles: Arc::default(),
         };
         let mut http = serenity::HttpBuilder::new(&token);
         if let Some(api) = &base.config.api_base {
@@ -135,6 +139,7 @@ struct Base {
     pending: Arc<PendingDeletions>,
     button_timeout: Duration,
     clock: Arc<dyn Clock>,
+    roles: Arc<permissions::GuildRoles>,
 }
 
 /// Set up on the first READY (the scheduler delivers through the connected client's HTTP
@@ -250,6 +255,7 @@ async fn start(
         pending: base.pending,
         scheduler: Arc::new(scheduler),
         button_timeout: base.button_timeout,
+        roles: base.roles,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
@@ -331,17 +337,4 @@ pub fn guild_of(ctx: Context<'_>) -> Result<u64, Error> {
         .guild_id()
         .ok_or_else(|| UserError("This command only works in a server.".into()))?
         .get())
-}
-
-/// Whether the invoker has Manage Messages here (may edit or delete anyone's quote).
-pub fn is_moderator(ctx: Context<'_>) -> bool {
-    match ctx {
-        poise::Context::Application(app) => app
-            .interaction
-            .member
-            .as_ref()
-            .and_then(|m| m.permissions)
-            .is_some_and(|p| p.manage_messages() || p.administrator()),
-        poise::Context::Prefix(_) => false,
-    }
 }

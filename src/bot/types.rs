@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use super::permissions::GuildRoles;
 use crate::{
     config::Config,
     reminders::Scheduler,
@@ -20,6 +21,8 @@ pub struct Data {
     pub scheduler: Arc<Scheduler>,
     /// How long confirmation and paging buttons stay live.
     pub button_timeout: Duration,
+    /// Every guild's roles and owner, for server-wide permission checks.
+    pub roles: Arc<GuildRoles>,
 }
 
 /// Errors in `bot/` are anyhow errors; members only ever see [`super::UserError`]s.

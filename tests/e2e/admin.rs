@@ -90,3 +90,20 @@ async fn shutdown_lets_a_running_command_finish() {
         "the confirmation was closed before the bot stopped"
     );
 }
+
+#[tokio::test]
+async fn manage_server_granted_in_one_channel_only_is_not_enough() {
+    let bot = TestBot::start().await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    bot.fake.allow_in_channel(BOB, MANAGE_GUILD);
+    let body = bot.slash(BOB, "admin data delete", json!([])).await;
+    assert!(is_ephemeral(&body), "{body}");
+    let text = body["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("Manage Server for the whole server"),
+        "{text}"
+    );
+    assert!(buttons(&body).is_empty(), "no confirmation offered: {body}");
+    assert!(bot.guild_dir(GUILD).exists());
+    bot.shutdown().await;
+}

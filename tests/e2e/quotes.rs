@@ -326,3 +326,28 @@ async fn write_commands_have_a_per_member_cooldown() {
     assert!(!is_ephemeral(&read), "reading has no cooldown");
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn manage_messages_granted_in_one_channel_only_does_not_make_a_moderator() {
+    let bot = TestBot::start().await;
+    let id = seed(&bot, "Alice's", ALICE, &[]).await;
+    bot.fake.allow_in_channel(BOB, MANAGE_MESSAGES);
+    let refused = bot
+        .slash(BOB, "quote delete", json!([option("id", id)]))
+        .await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert!(
+        content(&refused).contains("Only the member who saved"),
+        "{refused}"
+    );
+    let refused = bot
+        .slash(
+            BOB,
+            "quote edit",
+            json!([option("id", id), option("text", "mine now")]),
+        )
+        .await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert_eq!(stored(&bot, id).await.unwrap().text, "Alice's");
+    bot.shutdown().await;
+}

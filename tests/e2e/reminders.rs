@@ -357,3 +357,37 @@ async fn a_dm_claimed_ahead_is_called_off_when_its_member_opts_out() {
     assert!(dms.is_empty(), "nothing sent: {dms:?}");
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn manage_messages_in_one_channel_only_neither_reads_nor_cancels_others_reminders() {
+    let bot = TestBot::start().await;
+    bot.slash(ALICE, "optin dm on", json!([])).await;
+    bot.slash(
+        ALICE,
+        "remind me",
+        json!([option("when", "in 3h"), option("what", "my private note")]),
+    )
+    .await;
+    bot.fake.allow_in_channel(BOB, MANAGE_MESSAGES);
+    let list = bot.slash(BOB, "remind list", json!([])).await;
+    assert!(
+        content(&list).starts_with("No active reminders"),
+        "Bob sees only his own: {list}"
+    );
+    let refused = bot
+        .slash(BOB, "remind cancel", json!([option("id", 1)]))
+        .await;
+    assert!(
+        is_ephemeral(&refused) && content(&refused).contains("Only the member"),
+        "{refused}"
+    );
+    let moderator = bot.slash(MODERATOR, "remind list", json!([])).await;
+    let lines = moderator["data"]["embeds"][0]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        lines.contains("my private note"),
+        "a server-wide moderator sees all: {lines}"
+    );
+    bot.shutdown().await;
+}

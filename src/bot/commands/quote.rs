@@ -205,7 +205,7 @@ pub async fn edit(
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let id: i64 = parse_id(&id, "quote")?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let change = QuoteEdit {
         text,
         author_name: author,
@@ -232,7 +232,7 @@ pub async fn delete(
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let id: i64 = parse_id(&id, "quote")?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     ctx.data()
         .store
         .with_guild(guild, move |c| quotes::delete(c, id, caller, moderator))
@@ -295,7 +295,7 @@ pub async fn tag(
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let id: i64 = parse_id(&id, "quote")?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let tags = split_tags(Some(&tags));
     let changed = ctx
         .data()

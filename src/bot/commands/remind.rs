@@ -117,7 +117,7 @@ pub async fn channel(
 #[poise::command(slash_command, guild_only)]
 pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let found = ctx
         .data()
         .store
@@ -170,7 +170,7 @@ pub async fn cancel(
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let id: u64 = parse_id(&id, "reminder")?;
-    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let cancelled = ctx
         .data()
         .store

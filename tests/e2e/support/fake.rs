@@ -452,6 +452,17 @@ async fn rest(
             Json(payloads::application_info()).into_response()
         }
         ("PUT", ["applications", ..]) => Json(json!([])).into_response(),
+        ("GET", ["guilds", guild]) => {
+            let roles = shared.world.lock().unwrap().roles.clone();
+            match guild.parse().ok().filter(|g| shared.guilds.contains(g)) {
+                Some(guild) => Json(payloads::guild(guild, &roles)).into_response(),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"code": 10004, "message": "Unknown Guild"})),
+                )
+                    .into_response(),
+            }
+        }
         ("POST", ["interactions", _, _, "callback"]) => StatusCode::NO_CONTENT.into_response(),
         ("POST" | "PATCH" | "GET", ["webhooks", ..]) => {
             let content = body["content"].as_str().unwrap_or_default();

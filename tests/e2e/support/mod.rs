@@ -18,7 +18,10 @@ use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use fake::{FakeDiscord, Recorded, WAIT};
-pub use payloads::{option, ADMIN_ROLE, CHANNEL, GUILD, MODERATOR_ROLE, OTHER_GUILD, ROLE};
+pub use payloads::{
+    option, ADMIN_ROLE, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MODERATOR_ROLE, OTHER_GUILD,
+    ROLE,
+};
 
 pub const ALICE: u64 = 300_000_000_000_000_001;
 pub const BOB: u64 = 300_000_000_000_000_002;
