@@ -142,6 +142,20 @@ pub async fn invoker(ctx: Context<'_>) -> Result<Option<Permissions>, Error> {
     Ok(roles.of_member(guild.get(), member))
 }
 
+/// The invoker's permissions in the interaction's channel, overwrites included, as Discord
+/// computed them (none outside an interaction).
+pub fn in_channel(ctx: Context<'_>) -> Permissions {
+    match ctx {
+        poise::Context::Application(app) => app
+            .interaction
+            .member
+            .as_ref()
+            .and_then(|m| m.permissions)
+            .unwrap_or_else(Permissions::empty),
+        poise::Context::Prefix(_) => Permissions::empty(),
+    }
+}
+
 /// Whether the invoker has Manage Messages server-wide: may edit or delete anyone's quote,
 /// cancel anyone's reminder and see everyone's.
 pub async fn is_moderator(ctx: Context<'_>) -> Result<bool, Error> {

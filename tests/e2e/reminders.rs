@@ -391,3 +391,55 @@ async fn manage_messages_in_one_channel_only_neither_reads_nor_cancels_others_re
     );
     bot.shutdown().await;
 }
+
+/// `/remind channel` in 3 h for `who`, by `user`.
+async fn remind_channel(bot: &TestBot, user: u64, who: String) -> Value {
+    bot.slash(
+        user,
+        "remind channel",
+        json!([
+            option("when", "in 3h"),
+            option("what", "standup"),
+            option("who", who)
+        ]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_member_cannot_have_a_reminder_ping_a_role_they_could_not_ping_themselves() {
+    let bot = TestBot::start().await;
+    let refused = remind_channel(&bot, ALICE, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert_eq!(
+        content(&refused),
+        format!(
+            "You can't have a reminder ping <@&{QUIET_ROLE}>: the role isn't mentionable, and \
+             pinging it needs the Mention Everyone permission, which you don't have here."
+        )
+    );
+    assert_no_pings(&refused);
+    let everyone = remind_channel(&bot, ALICE, format!("<@&{GUILD}>")).await;
+    assert_eq!(content(&everyone), "A reminder can't ping @everyone.");
+    let unknown = remind_channel(&bot, ALICE, "<@&42>".into()).await;
+    assert_eq!(content(&unknown), "<@&42> is not a role in this server.");
+
+    // Mention Everyone granted in this channel only is not enough; with it server-wide too,
+    // the member could ping the role here themselves.
+    bot.fake.allow_in_channel(BOB, MENTION_EVERYONE);
+    let channel_only = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(is_ephemeral(&channel_only), "{channel_only}");
+    bot.fake.give_role(BOB, PINGER_ROLE);
+    let allowed = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(!is_ephemeral(&allowed), "{allowed}");
+    assert!(
+        content(&allowed).starts_with("Reminder #1 set"),
+        "{allowed}"
+    );
+    let mentionable = remind_channel(&bot, ALICE, format!("<@&{ROLE}>")).await;
+    assert!(
+        content(&mentionable).starts_with("Reminder #2 set"),
+        "{mentionable}"
+    );
+    bot.shutdown().await;
+}

@@ -8,7 +8,7 @@ use poise::serenity_prelude as serenity;
 
 use super::{parse_id, suggestions};
 use crate::{
-    bot::{self, reply, Context, Error, UserError},
+    bot::{self, permissions, reply, Context, Error, UserError},
     optins,
     reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Target},
 };
@@ -82,6 +82,7 @@ pub async fn channel(
     let user = ctx.author().id.get();
     let (users, roles) = parse_mentions(&who)?;
     let repeat = parse_repeat(repeat.as_deref())?;
+    check_role_pings(ctx, guild, &roles).await?;
     let target = Target::Channel {
         channel: ctx.channel_id().get(),
         users,
@@ -233,6 +234,36 @@ fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
         .map(|r| r.parse::<Recurrence>())
         .transpose()
         .map_err(|e| UserError(e.to_string()).into())
+}
+
+/// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
+/// guild's) always; a role that is not mentionable unless they have Mention Everyone both
+/// server-wide and in this channel (an overwrite may deny it here).
+async fn check_role_pings(ctx: Context<'_>, guild: u64, roles: &[u64]) -> Result<(), Error> {
+    if roles.contains(&guild) {
+        return Err(UserError("A reminder can't ping @everyone.".into()).into());
+    }
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let server_wide = permissions::invoker(ctx).await?.unwrap_or_default();
+    let may_ping_any =
+        server_wide.mention_everyone() && permissions::in_channel(ctx).mention_everyone();
+    for &role in roles {
+        let facts = ctx
+            .data()
+            .roles
+            .role(guild, role)
+            .ok_or_else(|| UserError(format!("<@&{role}> is not a role in this server.")))?;
+        if !facts.mentionable && !may_ping_any {
+            return Err(UserError(format!(
+                "You can't have a reminder ping <@&{role}>: the role isn't mentionable, and \
+                 pinging it needs the Mention Everyone permission, which you don't have here."
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// `<@1> <@!2> <@&3>` -> users [1, 2], roles [3]. Anything else is refused, so a typo is not

@@ -19,8 +19,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use fake::{FakeDiscord, Recorded, WAIT};
 pub use payloads::{
-    option, ADMIN_ROLE, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MODERATOR_ROLE, OTHER_GUILD,
-    ROLE,
+    option, ADMIN_ROLE, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MENTION_EVERYONE,
+    MODERATOR_ROLE, OTHER_GUILD, PINGER_ROLE, QUIET_ROLE, ROLE,
 };
 
 pub const ALICE: u64 = 300_000_000_000_000_001;

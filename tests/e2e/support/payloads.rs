@@ -22,6 +22,8 @@ pub const QUIET_ROLE: u64 = 1_200_000_000_000_000_002;
 pub const MODERATOR_ROLE: u64 = 1_200_000_000_000_000_003;
 /// Grants Manage Server server-wide.
 pub const ADMIN_ROLE: u64 = 1_200_000_000_000_000_004;
+/// Grants Mention Everyone server-wide.
+pub const PINGER_ROLE: u64 = 1_200_000_000_000_000_005;
 
 /// Discord's epoch (2015-01-01) in Unix milliseconds: snowflakes count from it.
 pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
@@ -52,11 +54,12 @@ pub fn user(id: u64) -> Value {
 }
 
 /// The roles of every guild in the fake, besides @everyone: (id, permissions, mentionable).
-pub const ROLES: [(u64, u64, bool); 4] = [
+pub const ROLES: [(u64, u64, bool); 5] = [
     (ROLE, 0, true),
     (QUIET_ROLE, 0, false),
     (MODERATOR_ROLE, MANAGE_MESSAGES, false),
     (ADMIN_ROLE, MANAGE_GUILD, false),
+    (PINGER_ROLE, MENTION_EVERYONE, false),
 ];
 
 /// A member as an interaction carries it: `permissions` are theirs in the channel.
