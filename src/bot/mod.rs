@@ -299,6 +299,7 @@ fn framework(
     let options = poise::FrameworkOptions {
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
+        pre_command: |ctx| Box::pin(reply::defer(ctx)),
         event_handler: |framework, event| Box::pin(events::handle(framework.user_data, event)),
         allowed_mentions: Some(reply::no_pings()),
         skip_checks_for_owners: false,

@@ -2,11 +2,63 @@
 //! one place. The framework's default `allowed_mentions` is already empty; these helpers set
 //! it explicitly as well, so a reply stays quiet even if that default ever changes.
 //!
+//! Every command is deferred before it runs ([`defer`]): Discord wants a first response within
+//! 3 s, and a command may wait on its guild's database for longer. The deferral is ephemeral
+//! when the command's answer is (`#[poise::command(ephemeral)]`). The answer then replaces the
+//! loading message and keeps its visibility, so a private answer (an error, say) after a public
+//! deferral first deletes the loading message and is then sent as a new, private one.
+//!
 //! Not here: what the replies say (commands) or buttons (`bot/buttons.rs`).
 
 use poise::{serenity_prelude as serenity, CreateReply};
 
 use super::{Context, Error};
+
+/// Marks an invocation whose public loading message has not been replaced yet.
+struct PublicLoading;
+
+/// Acknowledges the command (Discord shows "thinking…"), publicly or privately as its answer
+/// will be. Runs before every command (poise's `pre_command`), after its checks.
+pub async fn defer(ctx: Context<'_>) {
+    let private = ctx.command().ephemeral;
+    let deferred = if private {
+        ctx.defer_ephemeral().await
+    } else {
+        ctx.defer().await
+    };
+    match deferred {
+        Ok(()) if !private => ctx.set_invocation_data(PublicLoading).await,
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(command = %ctx.command().qualified_name, error = %e, "could not defer")
+        }
+    }
+}
+
+/// Sends `reply` for everyone in the channel; it replaces a public loading message.
+pub async fn public<'a>(
+    ctx: Context<'a>,
+    reply: CreateReply,
+) -> Result<poise::ReplyHandle<'a>, Error> {
+    ctx.set_invocation_data(()).await;
+    Ok(ctx.send(reply.ephemeral(false)).await?)
+}
+
+/// Sends `reply` to the invoker only. A public loading message would turn it public, so that
+/// is deleted first.
+pub async fn private<'a>(
+    ctx: Context<'a>,
+    reply: CreateReply,
+) -> Result<poise::ReplyHandle<'a>, Error> {
+    let loading = ctx.invocation_data::<PublicLoading>().await.is_some();
+    if loading {
+        ctx.set_invocation_data(()).await;
+        if let poise::Context::Application(app) = ctx {
+            app.interaction.delete_response(ctx.http()).await?;
+        }
+    }
+    Ok(ctx.send(reply.ephemeral(true)).await?)
+}
 
 /// Mentions nobody: no @everyone, no roles, no users.
 pub fn no_pings() -> serenity::CreateAllowedMentions {
@@ -20,20 +72,19 @@ pub fn quiet_reply() -> CreateReply {
 
 /// Only the invoker sees it.
 pub async fn ephemeral(ctx: Context<'_>, text: impl Into<String>) -> Result<(), Error> {
-    ctx.send(quiet_reply().content(text).ephemeral(true))
-        .await?;
+    private(ctx, quiet_reply().content(text)).await?;
     Ok(())
 }
 
 /// Everyone in the channel sees it; nobody is pinged.
 pub async fn quiet(ctx: Context<'_>, text: impl Into<String>) -> Result<(), Error> {
-    ctx.send(quiet_reply().content(text)).await?;
+    public(ctx, quiet_reply().content(text)).await?;
     Ok(())
 }
 
 /// An embed everyone in the channel sees; nobody is pinged.
 pub async fn embed(ctx: Context<'_>, embed: serenity::CreateEmbed) -> Result<(), Error> {
-    ctx.send(quiet_reply().embed(embed)).await?;
+    public(ctx, quiet_reply().embed(embed)).await?;
     Ok(())
 }
 

@@ -41,7 +41,10 @@ async fn delete_asks_first_and_deletes_on_confirmation() {
     );
     let confirm = ids.iter().find(|id| id.ends_with(":confirm")).unwrap();
     let answer = bot.press(ADMIN, confirm).await;
-    assert_eq!(answer["type"], 7, "updates the message: {answer}");
+    assert_eq!(
+        answer["type"], 6,
+        "acknowledged, then the message edited: {answer}"
+    );
     assert_eq!(answer["data"]["components"], json!([]));
     assert!(answer["data"]["content"]
         .as_str()

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod admin;
+mod deadlines;
 mod events;
 mod privacy;
 mod quotes;

@@ -70,7 +70,7 @@ async fn forget_asks_first_then_erases() {
         .find(|i| i.ends_with(":confirm"))
         .unwrap();
     let done = bot.press(ALICE, &confirm).await;
-    assert_eq!(done["type"], 7);
+    assert_eq!(done["type"], 6, "acknowledged, then the message edited");
     let text = done["data"]["content"].as_str().unwrap();
     assert!(
         text.contains("Removed 1 rating(s)") && text.contains("1 deleted"),

@@ -65,7 +65,7 @@ async fn add_shows_the_quote_as_an_embed_and_pings_nobody() {
             ]),
         )
         .await;
-    assert_eq!(body["type"], 4);
+    assert_eq!(body["type"], 5, "deferred, then answered");
     assert!(!is_ephemeral(&body));
     assert_eq!(embed(&body)["title"], "Saved quote #1");
     assert_eq!(embed(&body)["description"], text);
@@ -151,7 +151,10 @@ async fn list_pages_with_buttons_only_the_invoker_can_press() {
     assert!(is_ephemeral(&refused), "{refused}");
 
     let turned = bot.press(ALICE, &next).await;
-    assert_eq!(turned["type"], 7, "{turned}");
+    assert_eq!(
+        turned["type"], 6,
+        "acknowledged before the page loads: {turned}"
+    );
     let page2 = turned["data"]["embeds"][0]["description"].as_str().unwrap();
     assert!(
         page2.contains("quote number 11") && !page2.contains("quote number 10\n"),
@@ -159,10 +162,17 @@ async fn list_pages_with_buttons_only_the_invoker_can_press() {
     );
     assert_no_pings(&turned);
 
-    // After the timeout the buttons are removed from the message.
-    let token = sent.path.split('/').nth(3).unwrap().to_owned();
-    let edit = bot.webhook("PATCH", &token).await;
-    assert_eq!(edit.body["components"], json!([]));
+    // After the timeout the buttons are removed from the message, through the last press's
+    // token (the command's own dies 15 minutes after the command).
+    let edit = bot
+        .fake
+        .wait_for("the buttons removed", |r| {
+            r.method == "PATCH" && r.body["components"] == json!([])
+        })
+        .await;
+    assert!(edit.accepted(), "{:?}", edit.refusal);
+    let command_token = sent.path.split('/').nth(3).unwrap().to_owned();
+    assert!(!edit.path.contains(&command_token), "{}", edit.path);
     bot.shutdown().await;
 }
 

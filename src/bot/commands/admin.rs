@@ -37,6 +37,7 @@ pub async fn data(_ctx: Context<'_>) -> Result<(), Error> {
 /// Delete everything the bot stores for this server (asks for confirmation first).
 #[poise::command(
     slash_command,
+    ephemeral,
     guild_only,
     check = "permissions::manage_guild",
     user_cooldown = 10
@@ -58,7 +59,12 @@ pub async fn delete(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// What the bot stores for this server.
-#[poise::command(slash_command, guild_only, check = "permissions::manage_guild")]
+#[poise::command(
+    slash_command,
+    ephemeral,
+    guild_only,
+    check = "permissions::manage_guild"
+)]
 pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let mut embed = match summary(ctx, guild).await? {
@@ -73,8 +79,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
             false,
         );
     }
-    ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
-        .await?;
+    reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ pub async fn privacy(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Get everything the bot stores about you in this server, as a JSON file only you see.
-#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 30)]
 pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
@@ -33,11 +33,11 @@ pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
     }
     let json = serde_json::to_vec_pretty(&export)?;
     let file = serenity::CreateAttachment::bytes(json, format!("guildkeep-{guild}-{user}.json"));
-    ctx.send(
+    reply::private(
+        ctx,
         reply::quiet_reply()
             .content("Everything the bot stores about you in this server:")
-            .attachment(file)
-            .ephemeral(true),
+            .attachment(file),
     )
     .await?;
     Ok(())
@@ -52,7 +52,7 @@ pub enum SavedQuotes {
 }
 
 /// Erase your ratings, reminders and settings here, and your name from quotes (asks first).
-#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 30)]
 pub async fn forget(
     ctx: Context<'_>,
     #[description = "Quotes you saved (default: keep them without your name)"] saved_quotes: Option<

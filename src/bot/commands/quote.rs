@@ -242,7 +242,7 @@ pub async fn delete(
 }
 
 /// Rate a quote from 1 to 5 stars (rating again replaces your rating).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn rate(
     ctx: Context<'_>,
     #[description = "Quote number, or words from it to search"]
@@ -267,8 +267,7 @@ pub async fn rate(
         "You rated quote #{id} {stars}/5. It now has {:.1} from {} rating(s).",
         summary.rating_avg, summary.rating_count
     );
-    ctx.send(reply::quiet_reply().content(text).ephemeral(true))
-        .await?;
+    reply::private(ctx, reply::quiet_reply().content(text)).await?;
     Ok(())
 }
 

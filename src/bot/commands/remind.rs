@@ -24,7 +24,7 @@ pub async fn remind(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Remind yourself by DM (turn DMs on first with /optin dm on).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn me(
     ctx: Context<'_>,
     #[description = "When: \"in 2h\", \"tomorrow 9:00\", \"2026-12-24 18:00\""] when: String,
@@ -115,7 +115,7 @@ pub async fn channel(
 }
 
 /// Your active reminders (a moderator sees everyone's).
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, ephemeral, guild_only)]
 pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
@@ -155,13 +155,12 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     let embed = serenity::CreateEmbed::new()
         .title(format!("Active reminders ({})", found.len()))
         .description(lines.join("\n"));
-    ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
-        .await?;
+    reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
 }
 
 /// Cancel one of your reminders (a moderator may cancel anyone's).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn cancel(
     ctx: Context<'_>,
     #[description = "Reminder number, or words from it to search"]
@@ -185,7 +184,7 @@ pub async fn cancel(
 }
 
 /// Set the time zone your reminder times are read in.
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn timezone(
     ctx: Context<'_>,
     #[description = "A zone name such as Europe/Berlin (empty: back to UTC)"]

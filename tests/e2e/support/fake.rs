@@ -111,6 +111,8 @@ struct Shared {
     log: Mutex<Vec<Recorded>>,
     logged: watch::Sender<usize>,
     identified: watch::Sender<Vec<Value>>,
+    /// How many requests had been logged when the first IDENTIFY came.
+    logged_before_identify: Mutex<Option<usize>>,
     sessions: Mutex<Vec<Session>>,
     seq: AtomicU64,
     next_id: AtomicU64,
@@ -149,6 +151,7 @@ impl FakeDiscord {
             log: Mutex::default(),
             logged: watch::channel(0).0,
             identified: watch::channel(vec![]).0,
+            logged_before_identify: Mutex::default(),
             sessions: Mutex::default(),
             seq: AtomicU64::new(0),
             next_id: AtomicU64::new(2_000_000_000_000_000_000),
@@ -198,6 +201,17 @@ impl FakeDiscord {
             .expect("the bot did not identify in time")
             .expect("fake alive");
         found.clone()
+    }
+
+    /// The requests the bot made before it first identified on the gateway.
+    pub fn requests_before_identify(&self) -> Vec<Recorded> {
+        let count = self
+            .shared
+            .logged_before_identify
+            .lock()
+            .unwrap()
+            .unwrap_or(0);
+        self.requests().into_iter().take(count).collect()
     }
 
     /// Every IDENTIFY so far.
@@ -558,6 +572,8 @@ async fn session(shared: Arc<Shared>, mut socket: WebSocket) {
                     }
                     Some(2) => {
                         let identify = payload["d"].clone();
+                        let logged = shared.log.lock().unwrap().len();
+                        shared.logged_before_identify.lock().unwrap().get_or_insert(logged);
                         shared.identified.send_modify(|sent| sent.push(identify.clone()));
                         let shard = identify["shard"]
                             .as_array()

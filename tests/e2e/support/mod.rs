@@ -101,11 +101,13 @@ impl TestBot {
         let task = tokio::spawn(bot.run(async move {
             let _ = stopped.await;
         }));
-        // Commands are registered once setup has run: from then on interactions are served.
+        // Commands are registered before the bot connects; once it has identified, the
+        // gateway can carry interactions.
         fake.wait_for("command registration", |r| {
             r.method == "PUT" && r.path.starts_with("/applications/")
         })
         .await;
+        fake.identified().await;
         Self {
             fake,
             store,
@@ -125,13 +127,19 @@ impl TestBot {
 
     /// Like [`slash`](Self::slash), with the whole request that showed the answer.
     pub async fn slash_seen(&self, user: u64, path: &str, options: Value) -> Recorded {
+        let id = self.send_slash(user, path, options);
+        self.seen(id, path).await
+    }
+
+    /// Sends a slash command as `user` and returns the interaction's id at once.
+    pub fn send_slash(&self, user: u64, path: &str, options: Value) -> u64 {
         let id = self.fake.next_id();
         let options = typed_as_registered(&self.fake.registered(), path, options);
         self.fake.dispatch(
             "INTERACTION_CREATE",
             payloads::slash(id, &self.fake.invoker(user), path, options),
         );
-        self.seen(id, path).await
+        id
     }
 
     /// Sends an autocomplete request with one focused option, typed as a real client does for
@@ -185,7 +193,7 @@ impl TestBot {
     }
 
     /// The accepted first response to interaction `id`.
-    async fn response(&self, id: u64, what: &str) -> Recorded {
+    pub async fn response(&self, id: u64, what: &str) -> Recorded {
         let path = format!("/interactions/{id}/token-{id}/callback");
         let answer = self
             .fake
@@ -202,7 +210,9 @@ impl TestBot {
 
     /// What the member sees of interaction `id`: its response; after a deferral (type 5: a
     /// loading message, 6: nothing yet), the first message sent through its token instead,
-    /// with the deferral's type and flags, so that `body["data"]` is what was shown.
+    /// with the deferral's type, so that `body["data"]` is what was shown. As on Discord, that
+    /// message replaces the loading one and keeps its visibility, unless the loading message
+    /// was deleted first.
     pub async fn seen(&self, id: u64, what: &str) -> Recorded {
         let response = self.response(id, what).await;
         let kind = response.body["type"].as_u64();
@@ -216,6 +226,12 @@ impl TestBot {
                 r.method != "DELETE" && r.path.starts_with("/webhooks/") && r.path.contains(&token)
             })
             .await;
+        let loading_deleted = self
+            .fake
+            .requests()
+            .iter()
+            .take_while(|r| r.path != shown.path || r.method != shown.method)
+            .any(|r| r.method == "DELETE" && r.path.contains(&token));
         assert!(
             shown.accepted(),
             "Discord refused the answer to `{what}` ({}): {:?}",
@@ -223,8 +239,8 @@ impl TestBot {
             shown.refusal
         );
         let mut data = shown.body.clone();
-        if let Some(flags) = response.body["data"]["flags"].as_u64() {
-            data["flags"] = flags.into();
+        if !loading_deleted {
+            data["flags"] = response.body["data"]["flags"].as_u64().unwrap_or(0).into();
         }
         shown.body = serde_json::json!({"type": kind, "data": data});
         shown.path = response.path;

@@ -1,0 +1,60 @@
+//! Discord's 3 s window for the first response: commands are deferred before any work that
+//! can wait.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_command_whose_guild_is_busy_for_5_s_is_deferred_in_time_and_answered_after() {
+    let bot = TestBot::start().await;
+    // Another writer holds the guild's database for up to 5 s (SQLite waits on it).
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let store = bot.store.clone();
+    let holder = tokio::spawn(async move {
+        store
+            .with_guild(GUILD, move |c| {
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                let _ = locked.send(());
+                let _ = held.recv_timeout(Duration::from_secs(5));
+                c.execute_batch("COMMIT").unwrap();
+            })
+            .await
+    });
+    is_locked.await.unwrap();
+    let id = bot.send_slash(ALICE, "quote add", json!([option("text", "patience")]));
+    let deferral = bot.response(id, "quote add").await;
+    assert_eq!(deferral.body["type"], 5, "{:?}", deferral.body);
+    assert!(
+        !bot.fake
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/webhooks/") && r.path.contains(&format!("token-{id}"))),
+        "no answer while the guild is busy"
+    );
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let answer = bot.seen(id, "quote add").await;
+    assert_eq!(
+        answer.body["data"]["embeds"][0]["title"], "Saved quote #1",
+        "{:?}",
+        answer.body
+    );
+    assert!(!is_ephemeral(&answer.body));
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_error_after_a_public_deferral_is_still_shown_only_to_the_member() {
+    let bot = TestBot::start().await;
+    let missing = bot.slash(BOB, "quote get", json!([option("id", 99)])).await;
+    assert!(is_ephemeral(&missing), "{missing}");
+    assert_eq!(
+        missing["data"]["content"],
+        "There is no quote #99 in this server."
+    );
+    bot.shutdown().await;
+}
