@@ -113,9 +113,9 @@ impl Builder {
             http = http.proxy(api.as_str()).ratelimiter_disabled(true);
         }
         let gate = Arc::new(gate::Gate::default());
-        let started = Arc::new(Started::default());
+        let started = Arc::new(std::sync::OnceLock::new());
         let framework = gate::Gated {
-            inner: framework(base.clone(), self.write_cooldown, started.clone()),
+            inner: framework(self.write_cooldown, started.clone()),
             gate: gate.clone(),
         };
         let client = serenity::ClientBuilder::new_with_http(http.build(), INTENTS)
@@ -131,7 +131,7 @@ impl Builder {
     }
 }
 
-/// What exists before the bot connects; [`Data`] adds the scheduler on the first READY.
+/// What exists before the bot starts; [`Data`] adds the scheduler.
 #[derive(Clone)]
 struct Base {
     config: Arc<Config>,
@@ -142,15 +142,10 @@ struct Base {
     roles: Arc<permissions::GuildRoles>,
 }
 
-/// Set up on the first READY (the scheduler delivers through the connected client's HTTP
-/// handle): the data commands see, and the background tasks to stop at shutdown.
-#[derive(Default)]
-struct Started {
-    running: std::sync::Mutex<Option<Running>>,
-    /// Why start-up failed, if it did; `Bot::run` returns it.
-    failed: std::sync::Mutex<Option<anyhow::Error>>,
-}
+/// The data commands see, set before the bot connects and handed to poise on READY.
+type Started = std::sync::OnceLock<Data>;
 
+/// What [`start`] started: the data, and the background task to stop at shutdown.
 struct Running {
     data: Data,
     deletions: tokio::task::JoinHandle<()>,
@@ -183,6 +178,15 @@ impl Bot {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let running = match start(&self.client.http, self.base.clone()).await {
+            Ok(running) => running,
+            Err(e) => {
+                self.base.store.shutdown().await;
+                return Err(e);
+            }
+        };
+        // Ready before connecting: the first interaction finds the data set up.
+        let _ = self.started.set(running.data.clone());
         let shards = self.client.shard_manager.clone();
         let gate = self.gate.clone();
         let on_shutdown = tokio::spawn(async move {
@@ -210,37 +214,21 @@ impl Bot {
             (None, _) => self.client.start_autosharded().await,
         };
         on_shutdown.abort();
-        let running = lock(&self.started.running).take();
-        if let Some(running) = running {
-            running.data.scheduler.shutdown().await;
-            let _ = running.stop.send(true);
-            if let Err(e) = running.deletions.await {
-                tracing::warn!(error = %e, "the deletion task ended abnormally");
-            }
+        running.data.scheduler.shutdown().await;
+        let _ = running.stop.send(true);
+        if let Err(e) = running.deletions.await {
+            tracing::warn!(error = %e, "the deletion task ended abnormally");
         }
         self.base.store.shutdown().await;
         tracing::info!("stopped");
-        if let Some(failed) = lock(&self.started.failed).take() {
-            return Err(failed);
-        }
         result.context("Discord gateway")
     }
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Starts the scheduler and the deletion task, then registers the commands.
-async fn start(
-    ctx: &serenity::Context,
-    commands: &[poise::Command<Data, Error>],
-    base: Base,
-    started: &Started,
-) -> anyhow::Result<Data> {
-    let deliver = Arc::new(delivery::DiscordDelivery::new(ctx.http.clone()));
+/// Starts the scheduler (which builds its index of due reminders) and the deletion task, then
+/// registers the commands: all before the bot connects, so that no interaction waits for them.
+async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
+    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
     let scheduler = Scheduler::start(
         base.store.clone(),
         deliver,
@@ -259,22 +247,38 @@ async fn start(
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
-    *lock(&started.running) = Some(Running {
-        data: data.clone(),
-        deletions,
-        stop,
-    });
-    let registered = match data.config.dev_guild {
-        Some(guild) => {
-            poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(guild)).await
-        }
-        None => poise::builtins::register_globally(ctx, commands).await,
-    };
     // Commands registered by an earlier run keep working; serving beats stopping here.
-    if let Err(e) = registered {
+    if let Err(e) = register(http, data.config.dev_guild).await {
         tracing::error!(error = %e, "registering slash commands failed");
     }
-    Ok(data)
+    Ok(Running {
+        data,
+        deletions,
+        stop,
+    })
+}
+
+/// Registers the commands in `dev_guild`, or globally. Before connecting the application id
+/// is not known from READY yet, so it is asked for first.
+async fn register(http: &serenity::Http, dev_guild: Option<u64>) -> Result<(), serenity::Error> {
+    let application = http.get_current_application_info().await?;
+    http.set_application_id(application.id);
+    match dev_guild {
+        Some(guild) => {
+            serenity::GuildId::new(guild)
+                .set_commands(http, registration())
+                .await?;
+        }
+        None => {
+            serenity::Command::set_global_commands(http, registration()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The commands as Discord is told of them.
+fn registration() -> Vec<serenity::CreateCommand> {
+    poise::builtins::create_application_commands(&commands::all())
 }
 
 /// The token, or one line saying what to set.
@@ -289,11 +293,7 @@ fn checked_token(token: Option<&str>) -> anyhow::Result<&str> {
 }
 
 /// poise's framework: the command list, checks, the error handler and event dispatch.
-fn framework(
-    base: Base,
-    write_cooldown: Duration,
-    started: Arc<Started>,
-) -> poise::Framework<Data, Error> {
+fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framework<Data, Error> {
     let mut commands = commands::all();
     commands::set_write_cooldown(&mut commands, write_cooldown);
     let options = poise::FrameworkOptions {
@@ -308,19 +308,13 @@ fn framework(
     };
     poise::Framework::builder()
         .options(options)
-        .setup(move |ctx, ready, framework| {
+        .setup(move |_ctx, ready, _framework| {
             Box::pin(async move {
                 tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected");
-                match start(ctx, &framework.options().commands, base, &started).await {
-                    Ok(data) => Ok(data),
-                    Err(e) => {
-                        // Without its data no event can be handled: stop, and let run() say why.
-                        tracing::error!(error = %format!("{e:#}"), "start-up failed");
-                        *lock(&started.failed) = Some(e);
-                        framework.shard_manager().shutdown_all().await;
-                        Err(anyhow::anyhow!("start-up failed"))
-                    }
-                }
+                started
+                    .get()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("connected before start-up"))
             })
         })
         .build()
@@ -328,8 +322,7 @@ fn framework(
 
 /// The commands as they are registered with Discord (the body of `PUT .../commands`).
 pub fn registration_json() -> serde_json::Value {
-    let commands = poise::builtins::create_application_commands(&commands::all());
-    serde_json::to_value(commands).expect("commands serialise")
+    serde_json::to_value(registration()).expect("commands serialise")
 }
 
 /// The guild an interaction came from, as a plain id (commands are guild-only).

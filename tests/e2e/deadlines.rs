@@ -1,5 +1,5 @@
 //! Discord's 3 s window for the first response: commands are deferred before any work that
-//! can wait.
+//! can wait, and the bot is ready before it connects.
 
 use std::time::Duration;
 
@@ -55,6 +55,20 @@ async fn an_error_after_a_public_deferral_is_still_shown_only_to_the_member() {
     assert_eq!(
         missing["data"]["content"],
         "There is no quote #99 in this server."
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn commands_are_registered_before_the_bot_connects() {
+    let bot = TestBot::start().await;
+    let before = bot.fake.requests_before_identify();
+    assert!(
+        before
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.starts_with("/applications/")),
+        "registered before IDENTIFY: {:?}",
+        before.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
     bot.shutdown().await;
 }
