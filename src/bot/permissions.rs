@@ -156,6 +156,27 @@ pub fn in_channel(ctx: Context<'_>) -> Permissions {
     }
 }
 
+/// The bot's own permissions in the interaction's channel (`app_permissions`), and whether
+/// that channel is a thread.
+pub fn bot_in_channel(ctx: Context<'_>) -> (Permissions, bool) {
+    let poise::Context::Application(app) = ctx else {
+        return (Permissions::empty(), false);
+    };
+    let thread = app.interaction.channel.as_ref().is_some_and(|c| {
+        matches!(
+            c.kind,
+            serenity::ChannelType::PublicThread
+                | serenity::ChannelType::PrivateThread
+                | serenity::ChannelType::NewsThread
+        )
+    });
+    let permissions = app
+        .interaction
+        .app_permissions
+        .unwrap_or_else(Permissions::empty);
+    (permissions, thread)
+}
+
 /// Whether the invoker has Manage Messages server-wide: may edit or delete anyone's quote,
 /// cancel anyone's reminder and see everyone's.
 pub async fn is_moderator(ctx: Context<'_>) -> Result<bool, Error> {

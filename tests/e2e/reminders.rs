@@ -9,7 +9,7 @@ use guildkeep::{
 };
 use serde_json::{json, Value};
 
-use crate::support::*;
+use crate::support::{payloads, *};
 
 fn content(body: &Value) -> &str {
     body["data"]["content"].as_str().unwrap_or_default()
@@ -430,6 +430,9 @@ async fn a_member_cannot_have_a_reminder_ping_a_role_they_could_not_ping_themsel
     let channel_only = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
     assert!(is_ephemeral(&channel_only), "{channel_only}");
     bot.fake.give_role(BOB, PINGER_ROLE);
+    // The bot needs the permission too, to ping a role that is not mentionable.
+    bot.fake
+        .set_app_permissions(payloads::BOT_PERMISSIONS | MENTION_EVERYONE);
     let allowed = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
     assert!(!is_ephemeral(&allowed), "{allowed}");
     assert!(
@@ -441,5 +444,36 @@ async fn a_member_cannot_have_a_reminder_ping_a_role_they_could_not_ping_themsel
         content(&mentionable).starts_with("Reminder #2 set"),
         "{mentionable}"
     );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_channel_reminder_the_bot_could_not_post_is_refused_naming_what_it_lacks() {
+    let bot = TestBot::start().await;
+    bot.fake.set_app_permissions(payloads::VIEW_CHANNEL);
+    let refused = remind_channel(&bot, ALICE, format!("<@{BOB}>")).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert_eq!(
+        content(&refused),
+        "I can't post reminders in this channel: I'm missing Send Messages here. Ask an admin \
+         to grant it to me, or set the reminder in another channel."
+    );
+    bot.fake.set_app_permissions(payloads::BOT_PERMISSIONS);
+    bot.fake.give_role(ALICE, PINGER_ROLE);
+    bot.fake.allow_in_channel(ALICE, MENTION_EVERYONE);
+    let no_mention = remind_channel(&bot, ALICE, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(
+        content(&no_mention).contains("I'm missing Mention @everyone, @here, and All Roles here"),
+        "{no_mention}"
+    );
+    let stored = bot
+        .store
+        .with_guild(GUILD, |c| reminders::list(c, ALICE, false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.is_empty(), "nothing was set");
+    let fine = remind_channel(&bot, ALICE, format!("<@{BOB}>")).await;
+    assert!(content(&fine).starts_with("Reminder #1 set"), "{fine}");
     bot.shutdown().await;
 }

@@ -82,7 +82,8 @@ pub async fn channel(
     let user = ctx.author().id.get();
     let (users, roles) = parse_mentions(&who)?;
     let repeat = parse_repeat(repeat.as_deref())?;
-    check_role_pings(ctx, guild, &roles).await?;
+    let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
+    check_bot_can_post(ctx, pings_unmentionable)?;
     let target = Target::Channel {
         channel: ctx.channel_id().get(),
         users,
@@ -237,17 +238,19 @@ fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
 
 /// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
 /// guild's) always; a role that is not mentionable unless they have Mention Everyone both
-/// server-wide and in this channel (an overwrite may deny it here).
-async fn check_role_pings(ctx: Context<'_>, guild: u64, roles: &[u64]) -> Result<(), Error> {
+/// server-wide and in this channel (an overwrite may deny it here). Returns whether a role
+/// that is not mentionable is pinged (the bot then needs Mention Everyone too).
+async fn check_role_pings(ctx: Context<'_>, guild: u64, roles: &[u64]) -> Result<bool, Error> {
     if roles.contains(&guild) {
         return Err(UserError("A reminder can't ping @everyone.".into()).into());
     }
     if roles.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let server_wide = permissions::invoker(ctx).await?.unwrap_or_default();
     let may_ping_any =
         server_wide.mention_everyone() && permissions::in_channel(ctx).mention_everyone();
+    let mut unmentionable = false;
     for &role in roles {
         let facts = ctx
             .data()
@@ -261,8 +264,35 @@ async fn check_role_pings(ctx: Context<'_>, guild: u64, roles: &[u64]) -> Result
             ))
             .into());
         }
+        unmentionable |= !facts.mentionable;
     }
-    Ok(())
+    Ok(unmentionable)
+}
+
+/// Refuses a channel reminder the bot could not post here, naming what it lacks: it needs to
+/// see the channel and send in it (in threads: send in threads), and Mention Everyone to ping
+/// roles that are not mentionable.
+fn check_bot_can_post(ctx: Context<'_>, pings_unmentionable: bool) -> Result<(), Error> {
+    use serenity::Permissions as P;
+    let (has, thread) = permissions::bot_in_channel(ctx);
+    let mut needs = P::VIEW_CHANNEL;
+    needs |= if thread {
+        P::SEND_MESSAGES_IN_THREADS
+    } else {
+        P::SEND_MESSAGES
+    };
+    if pings_unmentionable {
+        needs |= P::MENTION_EVERYONE;
+    }
+    let missing = needs - has;
+    if missing.is_empty() || has.administrator() {
+        return Ok(());
+    }
+    Err(UserError(format!(
+        "I can't post reminders in this channel: I'm missing {missing} here. Ask an admin to \
+         grant it to me, or set the reminder in another channel."
+    ))
+    .into())
 }
 
 /// `<@1> <@!2> <@&3>` -> users [1, 2], roles [3]. Anything else is refused, so a typo is not

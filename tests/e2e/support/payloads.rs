@@ -32,7 +32,7 @@ pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 pub const MANAGE_GUILD: u64 = 1 << 5;
 pub const MANAGE_MESSAGES: u64 = 1 << 13;
 pub const ADMINISTRATOR: u64 = 1 << 3;
-pub const SEND_MESSAGES: u64 = 1 << 11;
+pub const VIEW_CHANNEL: u64 = 1 << 10;
 pub const MENTION_EVERYONE: u64 = 1 << 17;
 /// What an ordinary member may do: view channels, send messages, read history, use commands.
 pub const MEMBER_PERMISSIONS: u64 = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31);
