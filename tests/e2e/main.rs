@@ -6,6 +6,7 @@
 mod admin;
 mod deadlines;
 mod events;
+mod limits;
 mod privacy;
 mod quotes;
 mod reminders;

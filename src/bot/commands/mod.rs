@@ -41,12 +41,12 @@ pub fn set_write_cooldown(commands: &mut [poise::Command<Data, Error>], cooldown
 }
 
 /// An autocomplete answer from one query of the guild's database, each result made a choice
-/// by `choice`. Autocomplete has no way to show an error: outside a guild, or when the query
+/// by `choice` (`None`: not offered), at most the 25 Discord takes. Autocomplete has no way to show an error: outside a guild, or when the query
 /// fails, it offers nothing (and logs the failure).
 async fn suggestions<T, E>(
     ctx: Context<'_>,
     query: impl FnOnce(&mut Connection) -> Result<Vec<T>, E> + Send + 'static,
-    choice: impl FnMut(T) -> serenity::AutocompleteChoice,
+    choice: impl FnMut(T) -> Option<serenity::AutocompleteChoice>,
 ) -> serenity::CreateAutocompleteResponse
 where
     T: Send + 'static,
@@ -56,7 +56,7 @@ where
         return serenity::CreateAutocompleteResponse::new();
     };
     let choices = match ctx.data().store.with_guild(guild.get(), query).await {
-        Ok(Ok(found)) => found.into_iter().map(choice).collect(),
+        Ok(Ok(found)) => found.into_iter().filter_map(choice).take(25).collect(),
         Ok(Err(e)) => log_failure(&e),
         Err(e) => log_failure(&e),
     };

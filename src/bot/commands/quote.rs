@@ -328,7 +328,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
     let authors = stats
         .top_authors
         .iter()
-        .map(|a| format!("{} — {}", reply::shorten(&a.author_name, 40), a.quotes))
+        .map(|a| format!("{} — {}", reply::list_line(&a.author_name, 40), a.quotes))
         .collect();
     let rated = stats
         .top_rated
@@ -338,7 +338,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
                 "#{} {:.1}★ — {}",
                 q.id,
                 q.rating_avg,
-                reply::shorten(&q.text, 40)
+                reply::list_line(&q.text, 40)
             )
         })
         .collect();
@@ -382,10 +382,10 @@ async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutoco
         ctx,
         move |c| quotes::autocomplete_ids(c, &typed, quotes::MAX_AUTOCOMPLETE),
         |(id, text)| {
-            serenity::AutocompleteChoice::new(
-                reply::shorten(&format!("#{id} {text}"), 100),
+            Some(serenity::AutocompleteChoice::new(
+                reply::shorten(&format!("#{id} {text}"), reply::MAX_CHOICE),
                 id.to_string(),
-            )
+            ))
         },
     )
     .await
@@ -404,7 +404,10 @@ async fn complete_tag(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocomp
             } else {
                 format!("{before}, {}", t.name)
             };
-            serenity::AutocompleteChoice::new(format!("{} ({})", t.name, t.quotes), value)
+            let name = reply::shorten(&format!("{} ({})", t.name, t.quotes), reply::MAX_CHOICE);
+            // A value Discord would refuse cannot be offered; the member can still type it.
+            (value.chars().count() <= reply::MAX_CHOICE)
+                .then(|| serenity::AutocompleteChoice::new(name, value))
         },
     )
     .await
@@ -434,7 +437,8 @@ fn embed(quote: &Quote) -> serenity::CreateEmbed {
         );
     }
     if !quote.tags.is_empty() {
-        embed = embed.field("Tags", quote.tags.join(", "), true);
+        let tags = reply::shorten(&quote.tags.join(", "), reply::MAX_FIELD_VALUE);
+        embed = embed.field("Tags", tags, true);
     }
     embed
 }
@@ -447,12 +451,12 @@ fn list_embed(title: &str, quotes: &[Quote]) -> serenity::CreateEmbed {
             format!(
                 "**#{}** {} — {}",
                 q.id,
-                reply::shorten(&q.text, LINE_CHARS),
-                reply::shorten(&q.author_name, 40)
+                reply::list_line(&q.text, LINE_CHARS),
+                reply::list_line(&q.author_name, 40)
             )
         })
         .collect();
     serenity::CreateEmbed::new()
         .title(title)
-        .description(lines.join("\n"))
+        .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION))
 }

@@ -84,6 +84,12 @@ pub async fn channel(
     let repeat = parse_repeat(repeat.as_deref())?;
     let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
     check_bot_can_post(ctx, pings_unmentionable)?;
+    // The targets as parsed, not as typed: the echo stays short however `who` was written.
+    let mentioned: Vec<String> = users
+        .iter()
+        .map(|u| format!("<@{u}>"))
+        .chain(roles.iter().map(|r| format!("<@&{r}>")))
+        .collect();
     let target = Target::Channel {
         channel: ctx.channel_id().get(),
         users,
@@ -108,7 +114,7 @@ pub async fn channel(
             "Reminder #{} set for {}, for {}.\n> {}",
             reminder.id,
             when_text(reminder.due_at),
-            who.trim(),
+            mentioned.join(" "),
             reminder.message
         ),
     )
@@ -135,7 +141,6 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     }
     let lines: Vec<String> = found
         .iter()
-        .take(25)
         .map(|r| {
             let target = match &r.target {
                 Target::Dm => "DM".to_owned(),
@@ -149,13 +154,13 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
                 "**#{}** {} · {target}{repeat} — {}",
                 r.id,
                 when_text(r.due_at),
-                reply::shorten(&r.message, 80)
+                reply::list_line(&r.message, 80)
             )
         })
         .collect();
     let embed = serenity::CreateEmbed::new()
         .title(format!("Active reminders ({})", found.len()))
-        .description(lines.join("\n"));
+        .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION));
     reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
 }
@@ -338,7 +343,10 @@ async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAut
     suggestions(
         ctx,
         move |c| reminders::choices(c, user, &typed, 25),
-        |c| serenity::AutocompleteChoice::new(c.label, c.id.to_string()),
+        |c| {
+            let label = reply::shorten(&c.label, reply::MAX_CHOICE);
+            Some(serenity::AutocompleteChoice::new(label, c.id.to_string()))
+        },
     )
     .await
 }
