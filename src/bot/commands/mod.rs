@@ -13,16 +13,23 @@ use rusqlite::Connection;
 
 use super::{Context, Data, Error, UserError};
 
-/// Every command the bot registers.
+/// Every command the bot registers. All of them keep data per server, so they are installed
+/// with the bot in a server and offered in servers only: never as a user-installed app, in DMs
+/// or in group DMs (where there is no server to keep data for).
 pub fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![
+    let mut commands = vec![
         quote::quote(),
         quote::save_as_quote(),
         remind::remind(),
         optin::optin(),
         privacy::privacy(),
         admin::admin(),
-    ]
+    ];
+    for command in &mut commands {
+        command.install_context = Some(vec![serenity::InstallationContext::Guild]);
+        command.interaction_context = Some(vec![serenity::InteractionContext::Guild]);
+    }
+    commands
 }
 
 /// Commands that write declare a per-user cooldown in their attribute; this replaces its

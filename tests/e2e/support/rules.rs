@@ -281,6 +281,15 @@ mod tests {
     }
 
     #[test]
+    fn every_command_is_installed_to_servers_and_offered_in_servers_only() {
+        let registered = guildkeep::bot::registration_json();
+        for command in registered.as_array().unwrap() {
+            assert_eq!(command["integration_types"], json!([0]), "{command}");
+            assert_eq!(command["contexts"], json!([0]), "{command}");
+        }
+    }
+
+    #[test]
     fn breaches_of_the_documented_limits_are_caught() {
         let long = "x".repeat(2001);
         assert!(message(&json!({"content": long})).is_err());
