@@ -118,7 +118,15 @@ impl Builder {
             inner: framework(self.write_cooldown, started.clone()),
             gate: gate.clone(),
         };
+        // Nothing reads serenity's cache (roles are kept by `permissions.rs`): off, it keeps no
+        // channel, role, emoji or member of any guild.
+        let mut cache = serenity::cache::Settings::default();
+        cache.cache_guilds = false;
+        cache.cache_channels = false;
+        cache.cache_users = false;
+        cache.max_messages = 0;
         let client = serenity::ClientBuilder::new_with_http(http.build(), INTENTS)
+            .cache_settings(cache)
             .framework(framework)
             .await
             .context("building the Discord client")?;
