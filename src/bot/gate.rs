@@ -1,5 +1,6 @@
-//! Shutdown for interactions: once the gate closes, new slash commands and autocompletes are
-//! ignored, and [`Gate::drained`] waits for the ones already running to finish.
+//! Shutdown for interactions: once the gate closes, new slash commands are answered with a
+//! short "restarting" (and autocompletes with no choices) instead of running, and
+//! [`Gate::drained`] waits for the ones already running to finish.
 //!
 //! It wraps poise's framework rather than hooking `pre_command`/`post_command`, because only
 //! the wrapper sees every way a command ends (success, error, panic caught by poise).
@@ -73,9 +74,40 @@ impl serenity::Framework for Gated {
         self.gate.running.send_modify(|n| *n += 1);
         let _running = Running(&self.gate);
         if self.gate.closed.load(Ordering::SeqCst) {
-            tracing::info!("ignoring an interaction: shutting down");
+            tracing::info!("refusing an interaction: shutting down");
+            if let serenity::FullEvent::InteractionCreate { interaction } = &event {
+                refuse(&ctx, interaction).await;
+            }
             return;
         }
         self.inner.dispatch(ctx, event).await;
+    }
+}
+
+/// Tells the member the bot is restarting, so that the command does not just fail.
+async fn refuse(ctx: &serenity::Context, interaction: &serenity::Interaction) {
+    let answered = match interaction {
+        serenity::Interaction::Command(command) => {
+            let message = serenity::CreateInteractionResponseMessage::new()
+                .content("The bot is restarting. Try again in a minute.")
+                .ephemeral(true)
+                .allowed_mentions(super::reply::no_pings());
+            command
+                .create_response(ctx, serenity::CreateInteractionResponse::Message(message))
+                .await
+        }
+        serenity::Interaction::Autocomplete(autocomplete) => {
+            let empty = serenity::CreateAutocompleteResponse::new();
+            autocomplete
+                .create_response(
+                    ctx,
+                    serenity::CreateInteractionResponse::Autocomplete(empty),
+                )
+                .await
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = answered {
+        tracing::warn!(error = %e, "could not answer an interaction during shutdown");
     }
 }

@@ -110,3 +110,26 @@ async fn manage_server_granted_in_one_channel_only_is_not_enough() {
     assert!(bot.guild_dir(GUILD).exists());
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_command_sent_while_shutting_down_is_told_the_bot_is_restarting() {
+    let mut bot = TestBot::start().await;
+    bot.store.with_guild(GUILD, |_| ()).await.unwrap();
+    // A running command (waiting on its confirmation) keeps the bot draining for a while.
+    bot.slash(ADMIN, "admin data delete", json!([])).await;
+    bot.request_stop();
+    let mut answer = String::new();
+    for _ in 0..50 {
+        let body = bot.slash(ALICE, "optin dm status", json!([])).await;
+        answer = body["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if answer.contains("restarting") {
+            assert!(is_ephemeral(&body), "{body}");
+            break;
+        }
+    }
+    assert_eq!(answer, "The bot is restarting. Try again in a minute.");
+    bot.stop().await;
+}

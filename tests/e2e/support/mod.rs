@@ -266,10 +266,17 @@ impl TestBot {
         self.stop().await;
     }
 
+    /// Asks the bot to stop (as SIGTERM does) without waiting for it.
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Like [`shutdown`](Self::shutdown), keeping the fake and the data directory for a look
     /// afterwards.
     pub async fn stop(&mut self) {
-        let _ = self.stop.take().expect("running").send(());
+        self.request_stop();
         let task = self.task.take().expect("running");
         tokio::time::timeout(WAIT, task)
             .await
