@@ -5,6 +5,11 @@
 //! It wraps poise's framework rather than hooking `pre_command`/`post_command`, because only
 //! the wrapper sees every way a command ends (success, error, panic caught by poise).
 //! Button presses still flow while draining: a running command may be waiting for one.
+//!
+//! The gate also drops stale interactions before anything runs: one created (its id's
+//! timestamp) longer ago than Discord's 3 s window can no longer be answered, for instance
+//! when it is replayed after a RESUME, and must not write what its member will never see
+//! confirmed.
 
 use std::{
     sync::{
@@ -18,6 +23,9 @@ use poise::serenity_prelude as serenity;
 use tokio::sync::watch;
 
 use super::{Data, Error};
+
+/// How long Discord waits for an interaction's first response.
+const RESPONSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 
 #[derive(Default)]
 pub struct Gate {
@@ -61,6 +69,13 @@ impl serenity::Framework for Gated {
     }
 
     async fn dispatch(&self, ctx: serenity::Context, event: serenity::FullEvent) {
+        if let serenity::FullEvent::InteractionCreate { interaction } = &event {
+            let age = chrono::Utc::now() - *interaction.id().created_at();
+            if age > RESPONSE_WINDOW {
+                tracing::warn!(id = %interaction.id(), age_ms = age.num_milliseconds(), "skipping an interaction too old to answer");
+                return;
+            }
+        }
         let is_command = matches!(
             &event,
             serenity::FullEvent::InteractionCreate {

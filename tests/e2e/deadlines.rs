@@ -72,3 +72,41 @@ async fn commands_are_registered_before_the_bot_connects() {
     );
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_interaction_older_than_the_deadline_is_skipped_before_any_write() {
+    let bot = TestBot::start().await;
+    // Replayed after a RESUME, say: Discord made it 10 s ago and its token is dead.
+    let stale = bot.fake.id_made(Duration::from_secs(10));
+    bot.send_slash_as(
+        stale,
+        ALICE,
+        "quote add",
+        json!([option("text", "replayed")]),
+    );
+    let fresh = bot
+        .slash(ALICE, "quote add", json!([option("text", "fresh")]))
+        .await;
+    assert_eq!(fresh["data"]["embeds"][0]["description"], "fresh");
+    let texts = bot
+        .store
+        .with_guild(GUILD, |c| {
+            c.prepare("SELECT text FROM quotes")
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    assert_eq!(texts, ["fresh"]);
+    assert!(
+        !bot.fake
+            .requests()
+            .iter()
+            .any(|r| r.path.contains(&format!("token-{stale}"))),
+        "no answer attempted"
+    );
+    bot.shutdown().await;
+}

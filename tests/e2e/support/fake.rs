@@ -81,7 +81,8 @@ struct Failure {
 /// @everyone role, whose id is the guild's.
 pub type Role = (u64, u64, bool);
 
-/// An interaction the fake sent, keyed by token: when, and how it was first answered.
+/// An interaction the fake sent, keyed by token: when Discord made it (its id's timestamp),
+/// and how it was first answered.
 struct Pending {
     sent: Instant,
     /// The callback type of the initial response, once accepted.
@@ -183,8 +184,15 @@ impl FakeDiscord {
     /// A fresh snowflake for interactions and messages, made "now" by Discord's clock: its
     /// timestamp part is the current time since the Discord epoch.
     pub fn next_id(&self) -> u64 {
+        self.id_made(Duration::ZERO)
+    }
+
+    /// A fresh snowflake made `ago`: an interaction Discord created that long ago (its
+    /// response deadline counts from then).
+    pub fn id_made(&self, ago: Duration) -> u64 {
         let counter = self.shared.next_id.fetch_add(1, Ordering::Relaxed) & 0x3f_ffff;
-        let since_epoch = chrono::Utc::now().timestamp_millis() - payloads::DISCORD_EPOCH_MS;
+        let at = chrono::Utc::now() - chrono::TimeDelta::from_std(ago).expect("short");
+        let since_epoch = at.timestamp_millis() - payloads::DISCORD_EPOCH_MS;
         (u64::try_from(since_epoch).expect("after 2015") << 22) | counter
     }
 
@@ -224,8 +232,15 @@ impl FakeDiscord {
     pub fn dispatch(&self, kind: &str, data: Value) {
         if kind == "INTERACTION_CREATE" {
             let token = data["token"].as_str().expect("a token").to_owned();
+            let id: u64 = data["id"]
+                .as_str()
+                .and_then(|i| i.parse().ok())
+                .expect("an id");
+            let made = payloads::DISCORD_EPOCH_MS + i64::try_from(id >> 22).expect("ms");
+            let age = chrono::Utc::now().timestamp_millis() - made;
+            let age = Duration::from_millis(u64::try_from(age).unwrap_or(0));
             let pending = Pending {
-                sent: Instant::now(),
+                sent: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
                 answered: None,
             };
             self.world().interactions.insert(token, pending);

@@ -133,7 +133,11 @@ impl TestBot {
 
     /// Sends a slash command as `user` and returns the interaction's id at once.
     pub fn send_slash(&self, user: u64, path: &str, options: Value) -> u64 {
-        let id = self.fake.next_id();
+        self.send_slash_as(self.fake.next_id(), user, path, options)
+    }
+
+    /// Like [`send_slash`](Self::send_slash), for an interaction with the id `id`.
+    pub fn send_slash_as(&self, id: u64, user: u64, path: &str, options: Value) -> u64 {
         let options = typed_as_registered(&self.fake.registered(), path, options);
         self.fake.dispatch(
             "INTERACTION_CREATE",
