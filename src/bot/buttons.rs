@@ -6,11 +6,73 @@
 //! edited through the press's own token once the work is done: the work may take longer than
 //! the 3 s Discord gives the first response.
 //!
+//! Every press reaches both the collectors and the event handler. [`LiveButtons`] knows which
+//! invocations still collect presses; the event handler answers every other press (a button
+//! left from before a restart, or after its timeout) with a short "expired" instead of
+//! letting Discord show "This interaction failed".
+//!
 //! Not here: what is confirmed or paged (commands).
+
+use std::{collections::HashSet, sync::Mutex};
 
 use poise::{serenity_prelude as serenity, CreateReply};
 
-use super::{reply, Context, Error};
+use super::{reply, Context, Data, Error};
+
+/// The invocations whose buttons are being collected right now, by interaction id (the prefix
+/// of their custom ids).
+#[derive(Debug, Default)]
+pub struct LiveButtons(Mutex<HashSet<u64>>);
+
+impl LiveButtons {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks `ctx`'s buttons live until the returned guard drops.
+    fn hold<'a>(&'a self, ctx: Context<'_>) -> Live<'a> {
+        let id = ctx.id();
+        self.lock().insert(id);
+        Live(self, id)
+    }
+
+    fn is_live(&self, custom_id: &str) -> bool {
+        custom_id
+            .split_once(':')
+            .and_then(|(id, _)| id.parse().ok())
+            .is_some_and(|id| self.lock().contains(&id))
+    }
+}
+
+/// Keeps one invocation's buttons live.
+struct Live<'a>(&'a LiveButtons, u64);
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+/// Answers a press that no running invocation collects: its buttons have expired.
+pub async fn answer_if_expired(
+    ctx: &serenity::Context,
+    data: &Data,
+    press: &serenity::ComponentInteraction,
+) -> Result<(), Error> {
+    if data.live_buttons.is_live(&press.data.custom_id) {
+        return Ok(());
+    }
+    let expired = serenity::CreateInteractionResponseMessage::new()
+        .content("These buttons have expired. Run the command again.")
+        .ephemeral(true)
+        .allowed_mentions(reply::no_pings());
+    press
+        .create_response(ctx, serenity::CreateInteractionResponse::Message(expired))
+        .await?;
+    Ok(())
+}
 
 /// The buttons of a confirmation, as they appear on the message.
 fn confirm_row(ctx: Context<'_>, confirm_label: &str) -> serenity::CreateActionRow {
@@ -32,6 +94,7 @@ pub async fn confirm(
     prompt: serenity::CreateEmbed,
     confirm_label: &str,
 ) -> Result<Option<serenity::ComponentInteraction>, Error> {
+    let _live = ctx.data().live_buttons.hold(ctx);
     let handle = reply::private(
         ctx,
         reply::quiet_reply()
@@ -117,6 +180,7 @@ where
     if page.previous.is_none() && page.next.is_none() {
         return reply::embed(ctx, page.embed).await;
     }
+    let _live = ctx.data().live_buttons.hold(ctx);
     let handle = reply::public(
         ctx,
         reply::quiet_reply()

@@ -252,6 +252,7 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
         scheduler: Arc::new(scheduler),
         button_timeout: base.button_timeout,
         roles: base.roles,
+        live_buttons: Arc::default(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
@@ -308,7 +309,13 @@ fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framewor
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
         pre_command: |ctx| Box::pin(reply::defer(ctx)),
-        event_handler: |framework, event| Box::pin(events::handle(framework.user_data, event)),
+        event_handler: |framework, event| {
+            Box::pin(events::handle(
+                framework.serenity_context,
+                framework.user_data,
+                event,
+            ))
+        },
         allowed_mentions: Some(reply::no_pings()),
         skip_checks_for_owners: false,
         initialize_owners: false,

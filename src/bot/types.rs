@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::permissions::GuildRoles;
+use super::{buttons::LiveButtons, permissions::GuildRoles};
 use crate::{
     config::Config,
     reminders::Scheduler,
@@ -23,6 +23,8 @@ pub struct Data {
     pub button_timeout: Duration,
     /// Every guild's roles and owner, for server-wide permission checks.
     pub roles: Arc<GuildRoles>,
+    /// Which invocations' buttons are still collected.
+    pub live_buttons: Arc<LiveButtons>,
 }
 
 /// Errors in `bot/` are anyhow errors; members only ever see [`super::UserError`]s.

@@ -70,7 +70,30 @@ async fn delete_confirmation_expires() {
         edit.body
     );
     assert_eq!(edit.body["components"], json!([]));
+    // A press that still reaches the bot (a stale client, say) is told the buttons expired.
+    let confirm = format!("{}:confirm", token.trim_start_matches("token-"));
+    let late = bot.press(ADMIN, &confirm).await;
+    assert!(is_ephemeral(&late), "{late}");
+    assert_eq!(
+        late["data"]["content"],
+        "These buttons have expired. Run the command again."
+    );
     assert!(bot.guild_dir(GUILD).exists());
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_press_on_a_button_from_before_a_restart_is_answered() {
+    let bot = TestBot::start().await;
+    let answer = bot.press(ALICE, "1234567890:next").await;
+    assert!(is_ephemeral(&answer), "{answer}");
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{answer}"
+    );
     bot.shutdown().await;
 }
 
