@@ -4,6 +4,7 @@
 
 mod guild_create;
 mod guild_delete;
+mod ready;
 mod roles;
 
 use poise::serenity_prelude as serenity;
@@ -20,6 +21,7 @@ pub async fn handle(
         serenity::FullEvent::InteractionCreate {
             interaction: serenity::Interaction::Component(press),
         } => buttons::answer_if_expired(ctx, data, press).await,
+        serenity::FullEvent::Ready { data_about_bot } => ready::handle(data, data_about_bot).await,
         serenity::FullEvent::GuildCreate { guild, .. } => {
             guild_create::handle(data, guild.id.get()).await
         }

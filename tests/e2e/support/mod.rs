@@ -48,6 +48,8 @@ pub struct Setup {
     pub builder: fn(Builder) -> Builder,
     /// Runs on [`GUILD`]'s database before the bot starts (as if written by an earlier run).
     pub seed: Option<fn(&rusqlite::Connection)>,
+    /// Guilds whose (empty) databases an earlier run left on disk.
+    pub on_disk: Vec<u64>,
 }
 
 /// A scheduler clock running `ahead` of the wall clock: reminders set "in 2m" through the
@@ -81,16 +83,20 @@ impl TestBot {
             },
             builder: quick,
             seed: None,
+            on_disk: vec![],
         };
         adjust(&mut setup);
+        let seeder = GuildDatabaseManager::new(StoreConfig::new(dir.path())).expect("store");
         if let Some(seed) = setup.seed {
-            let seeder = GuildDatabaseManager::new(StoreConfig::new(dir.path())).expect("store");
             seeder
                 .with_guild(GUILD, move |c| seed(c))
                 .await
                 .expect("seeded");
-            seeder.shutdown().await;
         }
+        for guild in setup.on_disk {
+            seeder.with_guild(guild, |_| ()).await.expect("created");
+        }
+        seeder.shutdown().await;
         let bot = (setup.builder)(Builder::new(setup.config))
             .build()
             .await
