@@ -86,3 +86,22 @@ async fn forget_asks_first_then_erases() {
     assert!(left.is_none());
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_export_over_the_attachment_size_limit_is_not_attached_and_says_why() {
+    let bot = TestBot::start().await;
+    seed(&bot, ALICE).await;
+    bot.fake.set_attachment_size_limit(100);
+    let sent = bot.slash_seen(ALICE, "privacy export", json!([])).await;
+    assert!(is_ephemeral(&sent.body), "{:?}", sent.body);
+    assert!(sent.files.is_empty(), "nothing attached");
+    let text = sent.body["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("more than the 0 KiB Discord lets me attach")
+            && text.contains(&format!(
+                "guildkeep gdpr export-user {ALICE} --guild {GUILD}"
+            )),
+        "{text}"
+    );
+    bot.shutdown().await;
+}

@@ -31,7 +31,31 @@ pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
     if export.is_empty() {
         return reply::ephemeral(ctx, "The bot stores nothing about you in this server.").await;
     }
-    let json = serde_json::to_vec_pretty(&export)?;
+    // Discord refuses a file over the interaction's `attachment_size_limit` (it depends on the
+    // server's boost level): indented if that fits, else compact, else the operator's export.
+    let limit = match ctx {
+        poise::Context::Application(app) => app.interaction.attachment_size_limit as usize,
+        poise::Context::Prefix(_) => 0,
+    };
+    let pretty = serde_json::to_vec_pretty(&export)?;
+    let json = if pretty.len() <= limit {
+        pretty
+    } else {
+        serde_json::to_vec(&export)?
+    };
+    if json.len() > limit {
+        return reply::ephemeral(
+            ctx,
+            format!(
+                "Your data here is {} KiB, more than the {} KiB Discord lets me attach in this \
+                 server. Ask the bot's operator for it: `guildkeep gdpr export-user {user} \
+                 --guild {guild}`.",
+                json.len().div_ceil(1024),
+                limit / 1024
+            ),
+        )
+        .await;
+    }
     let file = serenity::CreateAttachment::bytes(json, format!("guildkeep-{guild}-{user}.json"));
     reply::private(
         ctx,

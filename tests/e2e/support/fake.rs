@@ -96,6 +96,7 @@ struct World {
     /// Allows granted to one member by the interaction channel's overwrites.
     channel_allows: HashMap<u64, u64>,
     app_permissions: u64,
+    attachment_size_limit: u64,
     interactions: HashMap<String, Pending>,
     registered: Value,
 }
@@ -162,6 +163,7 @@ impl FakeDiscord {
                 member_roles: HashMap::new(),
                 channel_allows: HashMap::new(),
                 app_permissions: payloads::BOT_PERMISSIONS,
+                attachment_size_limit: payloads::ATTACHMENT_SIZE_LIMIT,
                 interactions: HashMap::new(),
                 registered: json!([]),
             }),
@@ -319,6 +321,11 @@ impl FakeDiscord {
         self.world().app_permissions = permissions;
     }
 
+    /// The largest attachment Discord takes from now on (it depends on the server's boosts).
+    pub fn set_attachment_size_limit(&self, bytes: u64) {
+        self.world().attachment_size_limit = bytes;
+    }
+
     /// The command list the bot registered last (`[]` before registration).
     pub fn registered(&self) -> Value {
         self.world().registered.clone()
@@ -343,6 +350,7 @@ impl FakeDiscord {
         payloads::Invoker {
             member: payloads::member(user, &roles, permissions),
             app_permissions: world.app_permissions,
+            attachment_size_limit: world.attachment_size_limit,
         }
     }
 
@@ -362,17 +370,29 @@ fn refusal(status: StatusCode, code: u32, message: &str) -> (StatusCode, Value) 
 }
 
 /// Whether Discord accepts this request; `Err` is its refusal. Callbacks must come in time
-/// and once; follow-ups need an initial response and a live token; bodies obey the limits.
+/// and once; follow-ups need an initial response and a live token; bodies obey the limits,
+/// attachments the size limit.
 fn judge(
     shared: &Shared,
     method: &Method,
     segments: &[&str],
     body: &Value,
+    files: &[(String, Vec<u8>)],
 ) -> Result<(), (StatusCode, Value)> {
     let invalid = |breaches: Vec<rules::Breach>| {
         (StatusCode::BAD_REQUEST, rules::invalid_form_body(&breaches))
     };
     let mut world = shared.world.lock().unwrap();
+    let too_large = files
+        .iter()
+        .any(|(_, bytes)| bytes.len() as u64 > world.attachment_size_limit);
+    if too_large {
+        return Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            40005,
+            "Request entity too large",
+        ));
+    }
     match (method.as_str(), segments) {
         ("POST", ["interactions", _, token, "callback"]) => {
             let Some(pending) = world.interactions.get_mut(*token) else {
@@ -452,7 +472,7 @@ async fn rest(
         .map(|f| refusal(f.status, f.code, "injected failure"));
     let verdict = match injected {
         Some(refused) => Err(refused),
-        None => judge(&shared, &method, &segments, &body),
+        None => judge(&shared, &method, &segments, &body, &files),
     };
     let (status, refused) = match &verdict {
         Ok(()) => (StatusCode::OK, None),

@@ -39,6 +39,9 @@ pub const MEMBER_PERMISSIONS: u64 = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31
 /// What the bot itself has in the test guild.
 pub const BOT_PERMISSIONS: u64 = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16);
 
+/// Discord's attachment limit in a server without boosts: 10 MiB.
+pub const ATTACHMENT_SIZE_LIMIT: u64 = 10 * 1024 * 1024;
+
 pub const TIMESTAMP: &str = "2026-01-01T00:00:00.000000+00:00";
 
 pub fn user(id: u64) -> Value {
@@ -243,6 +246,8 @@ pub fn gateway_bot(ws_url: &str) -> Value {
 pub struct Invoker {
     pub member: Value,
     pub app_permissions: u64,
+    /// The largest attachment Discord takes in this server, in bytes.
+    pub attachment_size_limit: u64,
 }
 
 impl Invoker {
@@ -251,6 +256,7 @@ impl Invoker {
         Self {
             member: member(user, &[], MEMBER_PERMISSIONS),
             app_permissions: BOT_PERMISSIONS,
+            attachment_size_limit: ATTACHMENT_SIZE_LIMIT,
         }
     }
 }
@@ -273,7 +279,7 @@ fn interaction_base(id: u64, kind: u8, by: &Invoker) -> Value {
         "entitlements": [],
         "authorizing_integration_owners": {"0": GUILD.to_string()},
         "context": 0,
-        "attachment_size_limit": 10_485_760,
+        "attachment_size_limit": by.attachment_size_limit,
     })
 }
 
