@@ -2,13 +2,10 @@
 //! that the fake (as strict as Discord) never refuses an answer after the write happened.
 
 use chrono::{TimeDelta, Utc};
-use guildkeep::{
-    quotes::{self, NewQuote},
-    reminders::{self, NewReminder, Recurrence, Target},
-};
+use guildkeep::reminders::{self, NewReminder, Recurrence, Target};
 use serde_json::json;
 
-use crate::support::*;
+use crate::{quotes::seed, support::*};
 
 #[tokio::test]
 async fn a_long_reminder_list_fits_one_embed_and_says_how_many_more() {
@@ -65,17 +62,7 @@ async fn a_channel_reminder_confirmation_stays_within_2000_characters() {
 #[tokio::test]
 async fn tag_suggestions_whose_value_would_exceed_100_characters_are_not_offered() {
     let bot = TestBot::start().await;
-    let new = NewQuote {
-        text: "tagged".into(),
-        added_by: ALICE,
-        tags: vec!["memes".into()],
-        ..NewQuote::default()
-    };
-    bot.store
-        .with_guild(GUILD, move |c| quotes::add(c, &new, Utc::now()))
-        .await
-        .unwrap()
-        .unwrap();
+    seed(&bot, "tagged", ALICE, &["memes"]).await;
     let typed = format!("{}, me", "t".repeat(95));
     let choices = bot.autocomplete(ALICE, "quote random", "tag", &typed).await;
     assert!(choices.is_empty(), "{choices:?}");
@@ -90,16 +77,7 @@ async fn tag_suggestions_whose_value_would_exceed_100_characters_are_not_offered
 async fn quote_text_is_escaped_in_list_lines() {
     let bot = TestBot::start().await;
     for text in ["```unclosed code", "after the block"] {
-        let new = NewQuote {
-            text: text.into(),
-            added_by: ALICE,
-            ..NewQuote::default()
-        };
-        bot.store
-            .with_guild(GUILD, move |c| quotes::add(c, &new, Utc::now()))
-            .await
-            .unwrap()
-            .unwrap();
+        seed(&bot, text, ALICE, &[]).await;
     }
     let list = bot.slash(BOB, "quote list", json!([])).await;
     let description = list["data"]["embeds"][0]["description"].as_str().unwrap();

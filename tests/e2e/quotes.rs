@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::support::{payloads, *};
 
 /// Saves a quote straight through the domain, as if `by` had added it.
-async fn seed(bot: &TestBot, text: &str, by: u64, tags: &[&str]) -> i64 {
+pub async fn seed(bot: &TestBot, text: &str, by: u64, tags: &[&str]) -> i64 {
     let new = NewQuote {
         text: text.into(),
         author_name: Some("Ada".into()),
