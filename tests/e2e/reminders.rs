@@ -477,3 +477,45 @@ async fn a_channel_reminder_the_bot_could_not_post_is_refused_naming_what_it_lac
     assert!(content(&fine).starts_with("Reminder #1 set"), "{fine}");
     bot.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
+    let mut bot = bot_ahead().await;
+    bot.fake
+        .fail(&format!("/channels/{CHANNEL}/messages"), 429, 0);
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 2m"),
+            option("what", "standup"),
+            option("who", format!("<@{BOB}>"))
+        ]),
+    )
+    .await;
+    let refused = bot
+        .fake
+        .wait_for("the rate-limited post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.refusal.unwrap()["retry_after"].as_f64().is_some());
+    bot.stop().await;
+    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
+        bot.dir.path(),
+    ))
+    .unwrap();
+    let reminder = store
+        .with_guild(GUILD, |c| reminders::get(c, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reminder.status,
+        reminders::Status::Active,
+        "kept for a retry"
+    );
+    store.shutdown().await;
+}

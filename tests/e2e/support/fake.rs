@@ -364,8 +364,13 @@ pub fn shard_of(guild: u64, count: u64) -> u64 {
     (guild >> 22) % count
 }
 
-/// Discord's refusal: `status` with its JSON error `code`.
+/// Discord's refusal: `status` with its JSON error `code`; a 429 says when to retry, as
+/// Discord's rate limit answer does (`topics/rate-limits`).
 fn refusal(status: StatusCode, code: u32, message: &str) -> (StatusCode, Value) {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let body = json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false, "code": code});
+        return (status, body);
+    }
     (status, json!({"code": code, "message": message}))
 }
 
@@ -491,7 +496,16 @@ async fn rest(
         shared.logged.send_replace(log.len());
     }
     if let Err((status, answer)) = verdict {
-        return (status, Json(answer)).into_response();
+        let mut refused = (status, Json(answer.clone())).into_response();
+        if let Some(after) = answer["retry_after"].as_f64() {
+            let headers = refused.headers_mut();
+            headers.insert(
+                "retry-after",
+                after.ceil().to_string().parse().expect("a number"),
+            );
+            headers.insert("x-ratelimit-scope", "user".parse().expect("ascii"));
+        }
+        return refused;
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     match (method.as_str(), segments.as_slice()) {
