@@ -2,11 +2,77 @@
 //! for lists. Their custom ids start with the interaction id, only the invoker may press them,
 //! and they stop working (and are removed) after `Data::button_timeout`.
 //!
+//! A press is acknowledged at once (a deferred update, no loading state) and the message is
+//! edited through the press's own token once the work is done: the work may take longer than
+//! the 3 s Discord gives the first response.
+//!
+//! Every press reaches both the collectors and the event handler. [`LiveButtons`] knows which
+//! invocations still collect presses; the event handler answers every other press (a button
+//! left from before a restart, or after its timeout) with a short "expired" instead of
+//! letting Discord show "This interaction failed".
+//!
 //! Not here: what is confirmed or paged (commands).
+
+use std::{collections::HashSet, sync::Mutex};
 
 use poise::{serenity_prelude as serenity, CreateReply};
 
-use super::{reply, Context, Error};
+use super::{reply, Context, Data, Error};
+
+/// The invocations whose buttons are being collected right now, by interaction id (the prefix
+/// of their custom ids).
+#[derive(Debug, Default)]
+pub struct LiveButtons(Mutex<HashSet<u64>>);
+
+impl LiveButtons {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks `ctx`'s buttons live until the returned guard drops.
+    fn hold<'a>(&'a self, ctx: Context<'_>) -> Live<'a> {
+        let id = ctx.id();
+        self.lock().insert(id);
+        Live(self, id)
+    }
+
+    fn is_live(&self, custom_id: &str) -> bool {
+        custom_id
+            .split_once(':')
+            .and_then(|(id, _)| id.parse().ok())
+            .is_some_and(|id| self.lock().contains(&id))
+    }
+}
+
+/// Keeps one invocation's buttons live.
+struct Live<'a>(&'a LiveButtons, u64);
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
+/// Answers a press that no running invocation collects: its buttons have expired.
+pub async fn answer_if_expired(
+    ctx: &serenity::Context,
+    data: &Data,
+    press: &serenity::ComponentInteraction,
+) -> Result<(), Error> {
+    if data.live_buttons.is_live(&press.data.custom_id) {
+        return Ok(());
+    }
+    let expired = serenity::CreateInteractionResponseMessage::new()
+        .content("These buttons have expired. Run the command again.")
+        .ephemeral(true)
+        .allowed_mentions(reply::no_pings());
+    press
+        .create_response(ctx, serenity::CreateInteractionResponse::Message(expired))
+        .await?;
+    Ok(())
+}
 
 /// The buttons of a confirmation, as they appear on the message.
 fn confirm_row(ctx: Context<'_>, confirm_label: &str) -> serenity::CreateActionRow {
@@ -21,27 +87,30 @@ fn confirm_row(ctx: Context<'_>, confirm_label: &str) -> serenity::CreateActionR
 }
 
 /// Asks the invoker to confirm (ephemerally) with `prompt`. Returns the press of the confirm
-/// button, to be answered by the caller with the outcome; `None` when the invoker cancelled or
-/// let the buttons expire (both already answered here).
+/// button, acknowledged, for the caller to [`update`] with the outcome; `None` when the
+/// invoker cancelled or let the buttons expire (both already answered here).
 pub async fn confirm(
     ctx: Context<'_>,
     prompt: serenity::CreateEmbed,
     confirm_label: &str,
 ) -> Result<Option<serenity::ComponentInteraction>, Error> {
-    let handle = ctx
-        .send(
-            reply::quiet_reply()
-                .embed(prompt)
-                .components(vec![confirm_row(ctx, confirm_label)])
-                .ephemeral(true),
-        )
-        .await?;
+    let _live = ctx.data().live_buttons.hold(ctx);
+    let handle = reply::private(
+        ctx,
+        reply::quiet_reply()
+            .embed(prompt)
+            .components(vec![confirm_row(ctx, confirm_label)]),
+    )
+    .await?;
     let prefix = format!("{}:", ctx.id());
     let press = serenity::ComponentInteractionCollector::new(ctx)
         .author_id(ctx.author().id)
         .filter(move |press| press.data.custom_id.starts_with(&prefix))
         .timeout(ctx.data().button_timeout)
         .await;
+    if let Some(press) = &press {
+        press.defer(ctx).await?;
+    }
     match press {
         Some(press) if press.data.custom_id.ends_with(":confirm") => Ok(Some(press)),
         Some(press) => {
@@ -62,23 +131,19 @@ pub async fn confirm(
     }
 }
 
-/// Answers a button press by replacing the message's text and removing its buttons.
+/// Answers an acknowledged button press by replacing the message's text and removing its
+/// buttons.
 pub async fn update(
     ctx: Context<'_>,
     press: &serenity::ComponentInteraction,
     text: impl Into<String>,
 ) -> Result<(), Error> {
-    let message = serenity::CreateInteractionResponseMessage::new()
+    let message = serenity::EditInteractionResponse::new()
         .content(text)
         .embeds(vec![])
         .components(vec![])
         .allowed_mentions(reply::no_pings());
-    press
-        .create_response(
-            ctx,
-            serenity::CreateInteractionResponse::UpdateMessage(message),
-        )
-        .await?;
+    press.edit_response(ctx, message).await?;
     Ok(())
 }
 
@@ -115,14 +180,16 @@ where
     if page.previous.is_none() && page.next.is_none() {
         return reply::embed(ctx, page.embed).await;
     }
-    let handle = ctx
-        .send(
-            reply::quiet_reply()
-                .embed(page.embed.clone())
-                .components(vec![row(&page)]),
-        )
-        .await?;
+    let _live = ctx.data().live_buttons.hold(ctx);
+    let handle = reply::public(
+        ctx,
+        reply::quiet_reply()
+            .embed(page.embed.clone())
+            .components(vec![row(&page)]),
+    )
+    .await?;
     let prefix = format!("{}:", ctx.id());
+    let mut last_press = None;
     loop {
         let prefix = prefix.clone();
         let press = serenity::ComponentInteractionCollector::new(ctx)
@@ -140,6 +207,7 @@ where
                 .await?;
             continue;
         }
+        press.defer(ctx).await?;
         let target = if press.data.custom_id == next_id {
             page.next
         } else {
@@ -148,23 +216,31 @@ where
         if let Some(target) = target {
             page = render(target).await?;
         }
-        let message = serenity::CreateInteractionResponseMessage::new()
+        let message = serenity::EditInteractionResponse::new()
             .embed(page.embed.clone())
             .components(vec![row(&page)])
             .allowed_mentions(reply::no_pings());
-        press
-            .create_response(
-                ctx,
-                serenity::CreateInteractionResponse::UpdateMessage(message),
-            )
-            .await?;
+        press.edit_response(ctx, message).await?;
+        last_press = Some(press);
     }
-    // Editing replaces the embeds too, so the last page shown is sent again.
-    handle
-        .edit(
-            ctx,
-            CreateReply::default().embed(page.embed).components(vec![]),
-        )
-        .await?;
+    // Editing replaces the embeds too, so the last page shown is sent again. The freshest
+    // token is the last press's: the command's own dies 15 minutes after the command, and
+    // pages may be turned for longer.
+    match last_press {
+        Some(press) => {
+            let message = serenity::EditInteractionResponse::new()
+                .embed(page.embed)
+                .components(vec![]);
+            press.edit_response(ctx, message).await?;
+        }
+        None => {
+            handle
+                .edit(
+                    ctx,
+                    CreateReply::default().embed(page.embed).components(vec![]),
+                )
+                .await?;
+        }
+    }
     Ok(())
 }

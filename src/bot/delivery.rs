@@ -3,13 +3,65 @@
 //! whether the scheduler retries: 5xx, 429 and network failures are transient; any other
 //! refusal (403 missing access or DMs closed, 404 unknown channel) is permanent.
 //!
+//! Every post fits Discord's limits (2000 characters, 100 user and 100 role pings): imported
+//! reminders may hold longer messages or more targets, so the mentions are spread over as many
+//! posts as they need and the text is cut to fit one.
+//!
 //! Not here: when to send, claiming and recording (`crate::reminders`).
 
 use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
+use super::reply::{shorten, MAX_CONTENT};
 use crate::reminders::{Deliver, Delivery, DeliveryError, DeliveryFuture, DeliveryTarget};
+
+/// Discord's cap on each of `allowed_mentions.users` and `.roles`.
+const MAX_PINGS: usize = 100;
+
+/// One channel post: its text and whom it pings.
+#[derive(Debug, Default, PartialEq)]
+struct Post {
+    content: String,
+    users: Vec<u64>,
+    roles: Vec<u64>,
+}
+
+/// The posts of one channel reminder: "⏰", the mentions, then `text`, in as few posts as fit
+/// Discord's limits; `text` is cut to fit one post.
+fn channel_posts(users: &[u64], roles: &[u64], text: &str) -> Vec<Post> {
+    let mut posts = vec![Post {
+        content: "⏰ ".into(),
+        ..Post::default()
+    }];
+    let mentions = users
+        .iter()
+        .map(|u| (format!("<@{u}> "), Some(*u), None))
+        .chain(roles.iter().map(|r| (format!("<@&{r}> "), None, Some(*r))));
+    for (mention, user, role) in mentions {
+        let last = posts.last().expect("never empty");
+        let full = last.content.chars().count() + mention.chars().count() > MAX_CONTENT
+            || (user.is_some() && last.users.len() == MAX_PINGS)
+            || (role.is_some() && last.roles.len() == MAX_PINGS);
+        if full {
+            posts.push(Post::default());
+        }
+        let post = posts.last_mut().expect("never empty");
+        post.content.push_str(&mention);
+        post.users.extend(user);
+        post.roles.extend(role);
+    }
+    let last = posts.last_mut().expect("never empty");
+    if last.content.chars().count() + text.chars().count() <= MAX_CONTENT {
+        last.content.push_str(text);
+    } else {
+        posts.push(Post {
+            content: shorten(text, MAX_CONTENT),
+            ..Post::default()
+        });
+    }
+    posts
+}
 
 pub struct DiscordDelivery {
     http: Arc<serenity::Http>,
@@ -34,8 +86,10 @@ impl DiscordDelivery {
                 let channel = serenity::UserId::new(user)
                     .create_dm_channel(&self.http)
                     .await?;
+                let room = MAX_CONTENT - "⏰ Reminder: ".chars().count() - late.chars().count();
+                let text = shorten(&delivery.message, room);
                 let message = serenity::CreateMessage::new()
-                    .content(format!("⏰ Reminder: {}{late}", delivery.message))
+                    .content(format!("⏰ Reminder: {text}{late}"))
                     .allowed_mentions(serenity::CreateAllowedMentions::new());
                 channel.send_message(&self.http, message).await?;
             }
@@ -44,20 +98,19 @@ impl DiscordDelivery {
                 users,
                 roles,
             } => {
-                let mentions: String = users
-                    .iter()
-                    .map(|u| format!("<@{u}> "))
-                    .chain(roles.iter().map(|r| format!("<@&{r}> ")))
-                    .collect();
-                let pings = serenity::CreateAllowedMentions::new()
-                    .users(users.iter().copied().map(serenity::UserId::new))
-                    .roles(roles.iter().copied().map(serenity::RoleId::new));
-                let message = serenity::CreateMessage::new()
-                    .content(format!("⏰ {mentions}{}{late}", delivery.message))
-                    .allowed_mentions(pings);
-                serenity::ChannelId::new(channel)
-                    .send_message(&self.http, message)
-                    .await?;
+                let room = MAX_CONTENT - late.chars().count();
+                let text = format!("{}{late}", shorten(&delivery.message, room));
+                for post in channel_posts(&users, &roles, &text) {
+                    let pings = serenity::CreateAllowedMentions::new()
+                        .users(post.users.into_iter().map(serenity::UserId::new))
+                        .roles(post.roles.into_iter().map(serenity::RoleId::new));
+                    let message = serenity::CreateMessage::new()
+                        .content(post.content)
+                        .allowed_mentions(pings);
+                    serenity::ChannelId::new(channel)
+                        .send_message(&self.http, message)
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -100,7 +153,35 @@ fn classify_status(status: u16, text: String) -> DeliveryError {
 
 #[cfg(test)]
 mod tests {
-    use super::{classify_status, DeliveryError};
+    use super::{channel_posts, classify_status, DeliveryError, Post, MAX_CONTENT, MAX_PINGS};
+
+    #[test]
+    fn a_small_reminder_is_one_post_pinging_its_targets() {
+        assert_eq!(
+            channel_posts(&[1], &[2], "standup"),
+            [Post {
+                content: "⏰ <@1> <@&2> standup".into(),
+                users: vec![1],
+                roles: vec![2],
+            }]
+        );
+    }
+
+    #[test]
+    fn many_targets_and_a_long_text_are_spread_over_posts_within_the_limits() {
+        let users: Vec<u64> = (1..=250).map(|n| 100_000_000_000_000_000 + n).collect();
+        let roles: Vec<u64> = (1..=120).map(|n| 200_000_000_000_000_000 + n).collect();
+        let posts = channel_posts(&users, &roles, &"x".repeat(4000));
+        for post in &posts {
+            assert!(post.content.chars().count() <= MAX_CONTENT);
+            assert!(post.users.len() <= MAX_PINGS && post.roles.len() <= MAX_PINGS);
+        }
+        let pinged: Vec<u64> = posts.iter().flat_map(|p| p.users.clone()).collect();
+        assert_eq!(pinged, users, "everyone pinged once");
+        let roles_pinged: Vec<u64> = posts.iter().flat_map(|p| p.roles.clone()).collect();
+        assert_eq!(roles_pinged, roles);
+        assert!(posts.last().unwrap().content.starts_with("xxx"));
+    }
 
     #[test]
     fn server_errors_and_rate_limits_are_retried_refusals_are_not() {

@@ -1,9 +1,15 @@
-//! Shutdown for interactions: once the gate closes, new slash commands and autocompletes are
-//! ignored, and [`Gate::drained`] waits for the ones already running to finish.
+//! Shutdown for interactions: once the gate closes, new slash commands are answered with a
+//! short "restarting" (and autocompletes with no choices) instead of running, and
+//! [`Gate::drained`] waits for the ones already running to finish.
 //!
 //! It wraps poise's framework rather than hooking `pre_command`/`post_command`, because only
 //! the wrapper sees every way a command ends (success, error, panic caught by poise).
 //! Button presses still flow while draining: a running command may be waiting for one.
+//!
+//! The gate also drops stale interactions before anything runs: one created (its id's
+//! timestamp) longer ago than Discord's 3 s window can no longer be answered, for instance
+//! when it is replayed after a RESUME, and must not write what its member will never see
+//! confirmed.
 
 use std::{
     sync::{
@@ -17,6 +23,9 @@ use poise::serenity_prelude as serenity;
 use tokio::sync::watch;
 
 use super::{Data, Error};
+
+/// How long Discord waits for an interaction's first response.
+const RESPONSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 
 #[derive(Default)]
 pub struct Gate {
@@ -60,6 +69,13 @@ impl serenity::Framework for Gated {
     }
 
     async fn dispatch(&self, ctx: serenity::Context, event: serenity::FullEvent) {
+        if let serenity::FullEvent::InteractionCreate { interaction } = &event {
+            let age = chrono::Utc::now() - *interaction.id().created_at();
+            if age > RESPONSE_WINDOW {
+                tracing::warn!(id = %interaction.id(), age_ms = age.num_milliseconds(), "skipping an interaction too old to answer");
+                return;
+            }
+        }
         let is_command = matches!(
             &event,
             serenity::FullEvent::InteractionCreate {
@@ -73,9 +89,40 @@ impl serenity::Framework for Gated {
         self.gate.running.send_modify(|n| *n += 1);
         let _running = Running(&self.gate);
         if self.gate.closed.load(Ordering::SeqCst) {
-            tracing::info!("ignoring an interaction: shutting down");
+            tracing::info!("refusing an interaction: shutting down");
+            if let serenity::FullEvent::InteractionCreate { interaction } = &event {
+                refuse(&ctx, interaction).await;
+            }
             return;
         }
         self.inner.dispatch(ctx, event).await;
+    }
+}
+
+/// Tells the member the bot is restarting, so that the command does not just fail.
+async fn refuse(ctx: &serenity::Context, interaction: &serenity::Interaction) {
+    let answered = match interaction {
+        serenity::Interaction::Command(command) => {
+            let message = serenity::CreateInteractionResponseMessage::new()
+                .content("The bot is restarting. Try again in a minute.")
+                .ephemeral(true)
+                .allowed_mentions(super::reply::no_pings());
+            command
+                .create_response(ctx, serenity::CreateInteractionResponse::Message(message))
+                .await
+        }
+        serenity::Interaction::Autocomplete(autocomplete) => {
+            let empty = serenity::CreateAutocompleteResponse::new();
+            autocomplete
+                .create_response(
+                    ctx,
+                    serenity::CreateInteractionResponse::Autocomplete(empty),
+                )
+                .await
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = answered {
+        tracing::warn!(error = %e, "could not answer an interaction during shutdown");
     }
 }

@@ -10,6 +10,7 @@
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
+//! - `permissions.rs`: server-wide permissions from the guild's roles.
 //!
 //! Not here: SQL or rules (domain modules), paths or pools (`store/`).
 
@@ -20,6 +21,7 @@ mod delivery;
 mod error;
 mod events;
 mod gate;
+mod permissions;
 mod reply;
 mod types;
 
@@ -29,6 +31,7 @@ use anyhow::{bail, Context as _};
 use poise::serenity_prelude as serenity;
 
 pub use error::{domain, MemberFixable, OrUserError, UserError};
+pub use permissions::is_moderator;
 pub use types::{Context, Data, Error};
 
 use crate::{
@@ -104,18 +107,27 @@ impl Builder {
             pending: Arc::new(pending),
             button_timeout: self.button_timeout,
             clock: self.clock,
+            roles: Arc::default(),
         };
         let mut http = serenity::HttpBuilder::new(&token);
         if let Some(api) = &base.config.api_base {
             http = http.proxy(api.as_str()).ratelimiter_disabled(true);
         }
         let gate = Arc::new(gate::Gate::default());
-        let started = Arc::new(Started::default());
+        let started = Arc::new(std::sync::OnceLock::new());
         let framework = gate::Gated {
-            inner: framework(base.clone(), self.write_cooldown, started.clone()),
+            inner: framework(self.write_cooldown, started.clone()),
             gate: gate.clone(),
         };
+        // Nothing reads serenity's cache (roles are kept by `permissions.rs`): off, it keeps no
+        // channel, role, emoji or member of any guild.
+        let mut cache = serenity::cache::Settings::default();
+        cache.cache_guilds = false;
+        cache.cache_channels = false;
+        cache.cache_users = false;
+        cache.max_messages = 0;
         let client = serenity::ClientBuilder::new_with_http(http.build(), INTENTS)
+            .cache_settings(cache)
             .framework(framework)
             .await
             .context("building the Discord client")?;
@@ -128,7 +140,7 @@ impl Builder {
     }
 }
 
-/// What exists before the bot connects; [`Data`] adds the scheduler on the first READY.
+/// What exists before the bot starts; [`Data`] adds the scheduler.
 #[derive(Clone)]
 struct Base {
     config: Arc<Config>,
@@ -136,17 +148,13 @@ struct Base {
     pending: Arc<PendingDeletions>,
     button_timeout: Duration,
     clock: Arc<dyn Clock>,
+    roles: Arc<permissions::GuildRoles>,
 }
 
-/// Set up on the first READY (the scheduler delivers through the connected client's HTTP
-/// handle): the data commands see, and the background tasks to stop at shutdown.
-#[derive(Default)]
-struct Started {
-    running: std::sync::Mutex<Option<Running>>,
-    /// Why start-up failed, if it did; `Bot::run` returns it.
-    failed: std::sync::Mutex<Option<anyhow::Error>>,
-}
+/// The data commands see, set before the bot connects and handed to poise on READY.
+type Started = std::sync::OnceLock<Data>;
 
+/// What [`start`] started: the data, and the background task to stop at shutdown.
 struct Running {
     data: Data,
     deletions: tokio::task::JoinHandle<()>,
@@ -180,6 +188,15 @@ impl Bot {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let running = match start(&self.client.http, self.base.clone()).await {
+            Ok(running) => running,
+            Err(e) => {
+                self.base.store.shutdown().await;
+                return Err(e);
+            }
+        };
+        // Ready before connecting: the first interaction finds the data set up.
+        let _ = self.started.set(running.data.clone());
         let shards = self.client.shard_manager.clone();
         let gate = self.gate.clone();
         let on_shutdown = tokio::spawn(async move {
@@ -196,7 +213,9 @@ impl Bot {
         let config = &self.base.config;
         let result = match (config.shard_count, &config.store.shards) {
             (Some(count), Some(owned)) => {
-                let range = u32::try_from(owned.owned.start)?..u32::try_from(owned.owned.end)?;
+                // serenity 0.12 starts shards `start` through `end` inclusive; the configured
+                // range excludes its end (and is never empty).
+                let range = u32::try_from(owned.owned.start)?..u32::try_from(owned.owned.end - 1)?;
                 self.client
                     .start_shard_range(range, u32::try_from(count)?)
                     .await
@@ -205,40 +224,24 @@ impl Bot {
             (None, _) => self.client.start_autosharded().await,
         };
         on_shutdown.abort();
-        let running = lock(&self.started.running).take();
-        if let Some(running) = running {
-            // Operator jobs use the scheduler: they end first.
-            running.control.shutdown(DRAIN_LIMIT).await;
-            running.data.scheduler.shutdown().await;
-            let _ = running.stop.send(true);
-            if let Err(e) = running.deletions.await {
-                tracing::warn!(error = %e, "the deletion task ended abnormally");
-            }
+        // Operator jobs use the scheduler: they end first.
+        running.control.shutdown(DRAIN_LIMIT).await;
+        running.data.scheduler.shutdown().await;
+        let _ = running.stop.send(true);
+        if let Err(e) = running.deletions.await {
+            tracing::warn!(error = %e, "the deletion task ended abnormally");
         }
         self.base.store.shutdown().await;
         tracing::info!("stopped");
-        if let Some(failed) = lock(&self.started.failed).take() {
-            return Err(failed);
-        }
         result.context("Discord gateway")
     }
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Starts the scheduler, the control socket and the deletion task, then registers the
-/// commands.
-async fn start(
-    ctx: &serenity::Context,
-    commands: &[poise::Command<Data, Error>],
-    base: Base,
-    started: &Started,
-) -> anyhow::Result<Data> {
-    let deliver = Arc::new(delivery::DiscordDelivery::new(ctx.http.clone()));
+/// Starts the scheduler (which builds its index of due reminders), the control socket and the
+/// deletion task, then registers the commands: all before the bot connects, so that no
+/// interaction waits for them and operator commands work while Discord is unreachable.
+async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
+    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
     let scheduler = Scheduler::start(
         base.store.clone(),
         deliver,
@@ -253,28 +256,46 @@ async fn start(
         pending: base.pending,
         scheduler: Arc::new(scheduler),
         button_timeout: base.button_timeout,
+        roles: base.roles,
+        live_buttons: Arc::default(),
     };
     let control = ControlServer::start(&data.config.store.data_dir, data.owner())
         .context("starting the control socket")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
-    *lock(&started.running) = Some(Running {
-        data: data.clone(),
+    // Commands registered by an earlier run keep working; serving beats stopping here.
+    if let Err(e) = register(http, data.config.dev_guild).await {
+        tracing::error!(error = %e, "registering slash commands failed");
+    }
+    Ok(Running {
+        data,
         deletions,
         stop,
         control,
-    });
-    let registered = match data.config.dev_guild {
+    })
+}
+
+/// Registers the commands in `dev_guild`, or globally. Before connecting the application id
+/// is not known from READY yet, so it is asked for first.
+async fn register(http: &serenity::Http, dev_guild: Option<u64>) -> Result<(), serenity::Error> {
+    let application = http.get_current_application_info().await?;
+    http.set_application_id(application.id);
+    match dev_guild {
         Some(guild) => {
-            poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(guild)).await
+            serenity::GuildId::new(guild)
+                .set_commands(http, registration())
+                .await?;
         }
-        None => poise::builtins::register_globally(ctx, commands).await,
-    };
-    // Commands registered by an earlier run keep working; serving beats stopping here.
-    if let Err(e) = registered {
-        tracing::error!(error = %e, "registering slash commands failed");
+        None => {
+            serenity::Command::set_global_commands(http, registration()).await?;
+        }
     }
-    Ok(data)
+    Ok(())
+}
+
+/// The commands as Discord is told of them.
+fn registration() -> Vec<serenity::CreateCommand> {
+    poise::builtins::create_application_commands(&commands::all())
 }
 
 /// The token, or one line saying what to set.
@@ -289,17 +310,20 @@ fn checked_token(token: Option<&str>) -> anyhow::Result<&str> {
 }
 
 /// poise's framework: the command list, checks, the error handler and event dispatch.
-fn framework(
-    base: Base,
-    write_cooldown: Duration,
-    started: Arc<Started>,
-) -> poise::Framework<Data, Error> {
+fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framework<Data, Error> {
     let mut commands = commands::all();
     commands::set_write_cooldown(&mut commands, write_cooldown);
     let options = poise::FrameworkOptions {
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
-        event_handler: |framework, event| Box::pin(events::handle(framework.user_data, event)),
+        pre_command: |ctx| Box::pin(reply::defer(ctx)),
+        event_handler: |framework, event| {
+            Box::pin(events::handle(
+                framework.serenity_context,
+                framework.user_data,
+                event,
+            ))
+        },
         allowed_mentions: Some(reply::no_pings()),
         skip_checks_for_owners: false,
         initialize_owners: false,
@@ -307,22 +331,21 @@ fn framework(
     };
     poise::Framework::builder()
         .options(options)
-        .setup(move |ctx, ready, framework| {
+        .setup(move |_ctx, ready, _framework| {
             Box::pin(async move {
                 tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected");
-                match start(ctx, &framework.options().commands, base, &started).await {
-                    Ok(data) => Ok(data),
-                    Err(e) => {
-                        // Without its data no event can be handled: stop, and let run() say why.
-                        tracing::error!(error = %format!("{e:#}"), "start-up failed");
-                        *lock(&started.failed) = Some(e);
-                        framework.shard_manager().shutdown_all().await;
-                        Err(anyhow::anyhow!("start-up failed"))
-                    }
-                }
+                started
+                    .get()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("connected before start-up"))
             })
         })
         .build()
+}
+
+/// The commands as they are registered with Discord (the body of `PUT .../commands`).
+pub fn registration_json() -> serde_json::Value {
+    serde_json::to_value(registration()).expect("commands serialise")
 }
 
 /// The guild an interaction came from, as a plain id (commands are guild-only).
@@ -331,17 +354,4 @@ pub fn guild_of(ctx: Context<'_>) -> Result<u64, Error> {
         .guild_id()
         .ok_or_else(|| UserError("This command only works in a server.".into()))?
         .get())
-}
-
-/// Whether the invoker has Manage Messages here (may edit or delete anyone's quote).
-pub fn is_moderator(ctx: Context<'_>) -> bool {
-    match ctx {
-        poise::Context::Application(app) => app
-            .interaction
-            .member
-            .as_ref()
-            .and_then(|m| m.permissions)
-            .is_some_and(|p| p.manage_messages() || p.administrator()),
-        poise::Context::Prefix(_) => false,
-    }
 }

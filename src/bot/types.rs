@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use super::{buttons::LiveButtons, permissions::GuildRoles};
 use crate::{
     config::Config,
     ops::{BotParts, Owner},
@@ -21,6 +22,10 @@ pub struct Data {
     pub scheduler: Arc<Scheduler>,
     /// How long confirmation and paging buttons stay live.
     pub button_timeout: Duration,
+    /// Every guild's roles and owner, for server-wide permission checks.
+    pub roles: Arc<GuildRoles>,
+    /// Which invocations' buttons are still collected.
+    pub live_buttons: Arc<LiveButtons>,
 }
 
 impl Data {

@@ -85,7 +85,16 @@ fn command_line() -> String {
 /// The held lock. Dropping it (or the process ending) releases the directory.
 #[derive(Debug)]
 pub struct OwnerLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for OwnerLock {
+    /// Unlocks explicitly rather than only closing: a child this process is spawning at that
+    /// moment shares the open file (until its exec closes it), and the lock lives on the open
+    /// file, not on our descriptor.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 impl OwnerLock {
@@ -120,7 +129,7 @@ impl OwnerLock {
             .and_then(|()| file.write_all(&record))
             .and_then(|()| file.write_all(b"\n"))
             .map_err(StoreError::io(&path))?;
-        Ok(Self { _file: file })
+        Ok(Self { file })
     }
 }
 

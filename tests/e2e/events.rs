@@ -46,7 +46,8 @@ async fn rejoining_within_the_grace_period_cancels_the_deletion() {
     let on_disk = std::fs::read_to_string(bot.dir.path().join("pending_deletions.json")).unwrap();
     assert!(on_disk.contains(&GUILD.to_string()), "persisted: {on_disk}");
 
-    bot.fake.dispatch("GUILD_CREATE", payloads::guild(GUILD));
+    bot.fake
+        .dispatch("GUILD_CREATE", payloads::guild(GUILD, &payloads::ROLES));
     tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_none()))
         .await
         .expect("deletion cancelled")
@@ -73,4 +74,25 @@ async fn a_scheduled_deletion_survives_a_restart() {
     let reopened = guildkeep::store::PendingDeletions::open(first.dir.path()).unwrap();
     assert_eq!(reopened.get(GUILD), due);
     first.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guild_left_while_offline_is_noticed_at_ready_and_its_deletion_scheduled() {
+    // On disk from an earlier run, but READY no longer lists it: the bot was removed meanwhile.
+    const LEFT: u64 = 1_000_000_000_000_000_099;
+    let bot = TestBot::start_with(|s| s.on_disk = vec![LEFT, GUILD]).await;
+    let mut changes = bot.pending.subscribe();
+    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(LEFT).is_some()))
+        .await
+        .expect("deletion scheduled")
+        .unwrap();
+    let due = bot.pending.get(LEFT).unwrap();
+    assert!(
+        due > chrono::Utc::now() + chrono::TimeDelta::days(13),
+        "with the usual grace: {due}"
+    );
+    assert!(bot.guild_dir(LEFT).exists(), "not deleted yet");
+    assert_eq!(bot.pending.get(GUILD), None, "a listed guild is kept");
+    assert_eq!(bot.pending.get(OTHER_GUILD), None);
+    bot.shutdown().await;
 }

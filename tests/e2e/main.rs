@@ -4,10 +4,13 @@
 #![recursion_limit = "256"]
 
 mod admin;
+mod deadlines;
 mod events;
+mod limits;
 mod owner;
 mod privacy;
 mod quotes;
 mod reminders;
+mod sharding;
 mod startup;
 mod support;

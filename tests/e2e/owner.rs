@@ -19,7 +19,7 @@ use guildkeep::store::{GuildDatabaseManager, StoreConfig};
 use serde_json::{json, Value};
 use tokio::{process::Child, time::Instant};
 
-use crate::support::*;
+use crate::support::{payloads, *};
 
 /// A real process needs longer than an in-process bot: it starts, reads, and is on a busy
 /// machine.
@@ -48,7 +48,8 @@ fn guildkeep(dir: &Path, fake: &FakeDiscord) -> tokio::process::Command {
     command
 }
 
-/// `guildkeep run` on `dir`, serving once it has registered its commands with `fake`.
+/// `guildkeep run` on `dir`, serving once it has registered its commands with `fake` and
+/// identified on the gateway.
 async fn start_bot(dir: &Path, fake: &FakeDiscord) -> Child {
     let bot = guildkeep(dir, fake)
         .arg("run")
@@ -60,6 +61,7 @@ async fn start_bot(dir: &Path, fake: &FakeDiscord) -> Child {
         r.method == "PUT" && r.path.starts_with("/applications/")
     })
     .await;
+    fake.identified().await;
     bot
 }
 
@@ -134,7 +136,6 @@ fn keep_writing(
                 &fake,
                 guild,
                 FIRST_WRITER + n,
-                MEMBER_PERMISSIONS,
                 "quote add",
                 json!([option("text", text.clone())]),
             )
@@ -176,22 +177,14 @@ async fn quote_texts(dir: &Path, guild: u64) -> Vec<String> {
 
 /// A DM reminder for `user` in `guild`, due `after` from now.
 async fn dm_reminder(fake: &FakeDiscord, guild: u64, user: u64, what: &str, after: Duration) {
-    let on = slash_in(
-        fake,
-        guild,
-        user,
-        MEMBER_PERMISSIONS,
-        "optin dm on",
-        json!([]),
-    )
-    .await;
-    assert_eq!(on.body["type"], 4, "{}", on.body);
+    let on = slash_in(fake, guild, user, "optin dm on", json!([])).await;
+    let answer = on.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(answer.contains("DM"), "{}", on.body);
     let due = (Utc::now() + after).to_rfc3339_opts(SecondsFormat::Secs, true);
     let set = slash_in(
         fake,
         guild,
         user,
-        MEMBER_PERMISSIONS,
         "remind me",
         json!([option("when", due), option("what", what)]),
     )
@@ -200,14 +193,20 @@ async fn dm_reminder(fake: &FakeDiscord, guild: u64, user: u64, what: &str, afte
     assert!(content.starts_with("Reminder #"), "{}", set.body);
 }
 
+/// A message the bot posted (not an interaction reply) that contains `text`.
+fn is_dm_containing(request: &Recorded, text: &str) -> bool {
+    request.method == "POST"
+        && request.path.starts_with("/channels/")
+        && request.path.ends_with("/messages")
+        && request.body["content"]
+            .as_str()
+            .is_some_and(|c| c.contains(text))
+}
+
 fn dms_containing(fake: &FakeDiscord, text: &str) -> usize {
     fake.requests()
         .iter()
-        .filter(|r| {
-            r.method == "POST"
-                && r.path.ends_with("/messages")
-                && r.body["content"].as_str().is_some_and(|c| c.contains(text))
-        })
+        .filter(|r| is_dm_containing(r, text))
         .count()
 }
 
@@ -225,15 +224,20 @@ fn legacy_source(path: &Path, guild: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_commands_run_inside_the_running_bot_while_members_write() {
-    let fake = Arc::new(FakeDiscord::start(&[GUILD, OTHER_GUILD]).await);
+    let fake = Arc::new(FakeDiscord::start(&[GUILD, OTHER_GUILD], &payloads::ROLES).await);
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
     let bot = start_bot(dir, &fake).await;
     // One member each: the bot's per-member cooldown on writes would refuse a second.
     for (guild, member) in [(GUILD, ADMIN), (OTHER_GUILD, ADMIN + 100)] {
         let first = json!([option("text", "the first quote")]);
-        let saved = slash_in(&fake, guild, member, MEMBER_PERMISSIONS, "quote add", first).await;
-        assert_eq!(saved.body["type"], 4, "{}", saved.body);
+        let saved = slash_in(&fake, guild, member, "quote add", first).await;
+        let title = &saved.body["data"]["embeds"][0]["title"];
+        assert!(
+            title.as_str().is_some_and(|t| t.starts_with("Saved quote")),
+            "{}",
+            saved.body
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     let writers = keep_writing(fake.clone(), stop.clone());
@@ -282,7 +286,6 @@ async fn operator_commands_run_inside_the_running_bot_while_members_write() {
         &fake,
         GUILD,
         ALICE,
-        MEMBER_PERMISSIONS,
         "quote search",
         json!([option("query", "imported")]),
     )
@@ -341,9 +344,7 @@ async fn operator_commands_run_inside_the_running_bot_while_members_write() {
 
     // Reminders go out in due order: once Bob's is sent, Alice's and Carol's were due.
     fake.wait_for_within(PROCESS_WAIT, "bob's reminder", |r| {
-        r.body["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("bob's sentinel"))
+        is_dm_containing(r, "bob's sentinel")
     })
     .await;
     stop.store(true, Ordering::Relaxed);
@@ -418,7 +419,7 @@ async fn operator_commands_run_inside_the_running_bot_while_members_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_owner_is_refused_by_name_and_a_killed_owner_is_replaced() {
-    let fake = FakeDiscord::start(&[GUILD]).await;
+    let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
     let mut bot = start_bot(dir, &fake).await;
@@ -455,7 +456,7 @@ async fn a_second_owner_is_refused_by_name_and_a_killed_owner_is_replaced() {
     holder.shutdown().await;
 
     // Free again: a new bot takes it and answers commands.
-    let fake = FakeDiscord::start(&[GUILD]).await;
+    let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
     let bot = start_bot(dir, &fake).await;
     let stats = operator(dir, &fake, &["stats"]).await;
     assert!(succeeded("stats", &stats).contains("guilds on disk: "));

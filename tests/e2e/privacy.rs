@@ -28,9 +28,7 @@ async fn seed(bot: &TestBot, by: u64) -> i64 {
 async fn export_is_an_ephemeral_json_attachment() {
     let bot = TestBot::start().await;
     let id = seed(&bot, ALICE).await;
-    let sent = bot
-        .slash_with(ALICE, MEMBER_PERMISSIONS, "privacy export", json!([]))
-        .await;
+    let sent = bot.slash_seen(ALICE, "privacy export", json!([])).await;
     assert!(is_ephemeral(&sent.body), "{:?}", sent.body);
     assert_no_pings(&sent.body);
     assert_eq!(sent.files.len(), 1, "one attachment");
@@ -72,7 +70,7 @@ async fn forget_asks_first_then_erases() {
         .find(|i| i.ends_with(":confirm"))
         .unwrap();
     let done = bot.press(ALICE, &confirm).await;
-    assert_eq!(done["type"], 7);
+    assert_eq!(done["type"], 6, "acknowledged, then the message edited");
     let text = done["data"]["content"].as_str().unwrap();
     assert!(
         text.contains("Removed 1 rating(s)") && text.contains("1 deleted"),
@@ -86,5 +84,24 @@ async fn forget_asks_first_then_erases() {
         .unwrap()
         .unwrap();
     assert!(left.is_none());
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_export_over_the_attachment_size_limit_is_not_attached_and_says_why() {
+    let bot = TestBot::start().await;
+    seed(&bot, ALICE).await;
+    bot.fake.set_attachment_size_limit(100);
+    let sent = bot.slash_seen(ALICE, "privacy export", json!([])).await;
+    assert!(is_ephemeral(&sent.body), "{:?}", sent.body);
+    assert!(sent.files.is_empty(), "nothing attached");
+    let text = sent.body["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("more than the 0 KiB Discord lets me attach")
+            && text.contains(&format!(
+                "guildkeep gdpr export-user {ALICE} --guild {GUILD}"
+            )),
+        "{text}"
+    );
     bot.shutdown().await;
 }

@@ -9,7 +9,7 @@ use guildkeep::{
 };
 use serde_json::{json, Value};
 
-use crate::support::*;
+use crate::support::{payloads, *};
 
 fn content(body: &Value) -> &str {
     body["data"]["content"].as_str().unwrap_or_default()
@@ -190,12 +190,10 @@ async fn list_cancel_and_their_autocomplete() {
         "{lines}"
     );
 
-    let choices = bot
-        .autocomplete(ALICE, "remind cancel", "id", "lu", 4)
-        .await;
-    assert_eq!(choices[0]["value"], 1);
+    let choices = bot.autocomplete(ALICE, "remind cancel", "id", "lu").await;
+    assert_eq!(choices[0]["value"], "1");
     assert!(
-        bot.autocomplete(BOB, "remind cancel", "id", "", 4)
+        bot.autocomplete(BOB, "remind cancel", "id", "")
             .await
             .is_empty(),
         "not Bob's"
@@ -224,7 +222,7 @@ async fn list_cancel_and_their_autocomplete() {
 async fn timezone_is_validated_and_autocompleted() {
     let bot = TestBot::start().await;
     let zones = bot
-        .autocomplete(ALICE, "remind timezone", "zone", "berl", 3)
+        .autocomplete(ALICE, "remind timezone", "zone", "berl")
         .await;
     assert_eq!(zones[0]["value"], "Europe/Berlin");
     let set = bot
@@ -271,7 +269,7 @@ async fn closed_dms_fail_the_reminder_for_good() {
     let mut bot = bot_ahead().await;
     bot.slash(ALICE, "optin dm on", json!([])).await;
     bot.fake
-        .fail(&format!("/channels/{}/messages", ALICE + 7), 403);
+        .fail(&format!("/channels/{}/messages", ALICE + 7), 403, 50007);
     bot.slash(
         ALICE,
         "remind me",
@@ -358,4 +356,166 @@ async fn a_dm_claimed_ahead_is_called_off_when_its_member_opts_out() {
         .collect();
     assert!(dms.is_empty(), "nothing sent: {dms:?}");
     bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn manage_messages_in_one_channel_only_neither_reads_nor_cancels_others_reminders() {
+    let bot = TestBot::start().await;
+    bot.slash(ALICE, "optin dm on", json!([])).await;
+    bot.slash(
+        ALICE,
+        "remind me",
+        json!([option("when", "in 3h"), option("what", "my private note")]),
+    )
+    .await;
+    bot.fake.allow_in_channel(BOB, MANAGE_MESSAGES);
+    let list = bot.slash(BOB, "remind list", json!([])).await;
+    assert!(
+        content(&list).starts_with("No active reminders"),
+        "Bob sees only his own: {list}"
+    );
+    let refused = bot
+        .slash(BOB, "remind cancel", json!([option("id", 1)]))
+        .await;
+    assert!(
+        is_ephemeral(&refused) && content(&refused).contains("Only the member"),
+        "{refused}"
+    );
+    let moderator = bot.slash(MODERATOR, "remind list", json!([])).await;
+    let lines = moderator["data"]["embeds"][0]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        lines.contains("my private note"),
+        "a server-wide moderator sees all: {lines}"
+    );
+    bot.shutdown().await;
+}
+
+/// `/remind channel` in 3 h for `who`, by `user`.
+async fn remind_channel(bot: &TestBot, user: u64, who: String) -> Value {
+    bot.slash(
+        user,
+        "remind channel",
+        json!([
+            option("when", "in 3h"),
+            option("what", "standup"),
+            option("who", who)
+        ]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_member_cannot_have_a_reminder_ping_a_role_they_could_not_ping_themselves() {
+    let bot = TestBot::start().await;
+    let refused = remind_channel(&bot, ALICE, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert_eq!(
+        content(&refused),
+        format!(
+            "You can't have a reminder ping <@&{QUIET_ROLE}>: the role isn't mentionable, and \
+             pinging it needs the Mention Everyone permission, which you don't have here."
+        )
+    );
+    assert_no_pings(&refused);
+    let everyone = remind_channel(&bot, ALICE, format!("<@&{GUILD}>")).await;
+    assert_eq!(content(&everyone), "A reminder can't ping @everyone.");
+    let unknown = remind_channel(&bot, ALICE, "<@&42>".into()).await;
+    assert_eq!(content(&unknown), "<@&42> is not a role in this server.");
+
+    // Mention Everyone granted in this channel only is not enough; with it server-wide too,
+    // the member could ping the role here themselves.
+    bot.fake.allow_in_channel(BOB, MENTION_EVERYONE);
+    let channel_only = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(is_ephemeral(&channel_only), "{channel_only}");
+    bot.fake.give_role(BOB, PINGER_ROLE);
+    // The bot needs the permission too, to ping a role that is not mentionable.
+    bot.fake
+        .set_app_permissions(payloads::BOT_PERMISSIONS | MENTION_EVERYONE);
+    let allowed = remind_channel(&bot, BOB, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(!is_ephemeral(&allowed), "{allowed}");
+    assert!(
+        content(&allowed).starts_with("Reminder #1 set"),
+        "{allowed}"
+    );
+    let mentionable = remind_channel(&bot, ALICE, format!("<@&{ROLE}>")).await;
+    assert!(
+        content(&mentionable).starts_with("Reminder #2 set"),
+        "{mentionable}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_channel_reminder_the_bot_could_not_post_is_refused_naming_what_it_lacks() {
+    let bot = TestBot::start().await;
+    bot.fake.set_app_permissions(payloads::VIEW_CHANNEL);
+    let refused = remind_channel(&bot, ALICE, format!("<@{BOB}>")).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert_eq!(
+        content(&refused),
+        "I can't post reminders in this channel: I'm missing Send Messages here. Ask an admin \
+         to grant it to me, or set the reminder in another channel."
+    );
+    bot.fake.set_app_permissions(payloads::BOT_PERMISSIONS);
+    bot.fake.give_role(ALICE, PINGER_ROLE);
+    bot.fake.allow_in_channel(ALICE, MENTION_EVERYONE);
+    let no_mention = remind_channel(&bot, ALICE, format!("<@&{QUIET_ROLE}>")).await;
+    assert!(
+        content(&no_mention).contains("I'm missing Mention @everyone, @here, and All Roles here"),
+        "{no_mention}"
+    );
+    let stored = bot
+        .store
+        .with_guild(GUILD, |c| reminders::list(c, ALICE, false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.is_empty(), "nothing was set");
+    let fine = remind_channel(&bot, ALICE, format!("<@{BOB}>")).await;
+    assert!(content(&fine).starts_with("Reminder #1 set"), "{fine}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
+    let mut bot = bot_ahead().await;
+    bot.fake
+        .fail(&format!("/channels/{CHANNEL}/messages"), 429, 0);
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 2m"),
+            option("what", "standup"),
+            option("who", format!("<@{BOB}>"))
+        ]),
+    )
+    .await;
+    let refused = bot
+        .fake
+        .wait_for("the rate-limited post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.refusal.unwrap()["retry_after"].as_f64().is_some());
+    bot.stop().await;
+    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
+        bot.dir.path(),
+    ))
+    .unwrap();
+    let reminder = store
+        .with_guild(GUILD, |c| reminders::get(c, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reminder.status,
+        reminders::Status::Active,
+        "kept for a retry"
+    );
+    store.shutdown().await;
 }

@@ -1,11 +1,12 @@
-//! `/admin data delete|stats`: for members with Manage Server. Discord hides the command from
-//! others (`default_member_permissions`), and every subcommand checks the permission again on
-//! the server (`required_permissions`), so a crafted interaction is refused too.
+//! `/admin data delete|stats`: for members with Manage Server for the whole server. Discord
+//! hides the command from others (`default_member_permissions`), and every subcommand checks
+//! the server-wide permission again (`permissions::manage_guild`; Manage Server granted in one
+//! channel only is not enough), so a crafted interaction is refused too.
 
 use poise::serenity_prelude as serenity;
 
 use crate::{
-    bot::{self, buttons, deletions, reply, Context, Error},
+    bot::{self, buttons, deletions, permissions, reply, Context, Error},
     privacy::{self, GuildSummary},
     store::StoreError,
 };
@@ -16,7 +17,7 @@ use crate::{
     guild_only,
     subcommands("data"),
     default_member_permissions = "MANAGE_GUILD",
-    required_permissions = "MANAGE_GUILD"
+    check = "permissions::manage_guild"
 )]
 pub async fn admin(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
@@ -27,7 +28,7 @@ pub async fn admin(_ctx: Context<'_>) -> Result<(), Error> {
     slash_command,
     guild_only,
     subcommands("delete", "stats"),
-    required_permissions = "MANAGE_GUILD"
+    check = "permissions::manage_guild"
 )]
 pub async fn data(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
@@ -36,8 +37,9 @@ pub async fn data(_ctx: Context<'_>) -> Result<(), Error> {
 /// Delete everything the bot stores for this server (asks for confirmation first).
 #[poise::command(
     slash_command,
+    ephemeral,
     guild_only,
-    required_permissions = "MANAGE_GUILD",
+    check = "permissions::manage_guild",
     user_cooldown = 10
 )]
 pub async fn delete(ctx: Context<'_>) -> Result<(), Error> {
@@ -57,7 +59,12 @@ pub async fn delete(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// What the bot stores for this server.
-#[poise::command(slash_command, guild_only, required_permissions = "MANAGE_GUILD")]
+#[poise::command(
+    slash_command,
+    ephemeral,
+    guild_only,
+    check = "permissions::manage_guild"
+)]
 pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let mut embed = match summary(ctx, guild).await? {
@@ -72,8 +79,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
             false,
         );
     }
-    ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
-        .await?;
+    reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub async fn dm(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Allow the bot to DM you your reminders.
-#[poise::command(slash_command, guild_only, rename = "on", user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, rename = "on", user_cooldown = 3)]
 pub async fn dm_on(ctx: Context<'_>) -> Result<(), Error> {
     set(ctx, true).await?;
     reply::ephemeral(
@@ -32,7 +32,13 @@ pub async fn dm_on(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Stop the bot from DMing you.
-#[poise::command(slash_command, guild_only, rename = "off", user_cooldown = 3)]
+#[poise::command(
+    slash_command,
+    ephemeral,
+    guild_only,
+    rename = "off",
+    user_cooldown = 3
+)]
 pub async fn dm_off(ctx: Context<'_>) -> Result<(), Error> {
     set(ctx, false).await?;
     reply::ephemeral(
@@ -43,7 +49,7 @@ pub async fn dm_off(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Whether the bot may DM you, and your time zone.
-#[poise::command(slash_command, guild_only, rename = "status")]
+#[poise::command(slash_command, ephemeral, guild_only, rename = "status")]
 pub async fn dm_status(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();

@@ -19,7 +19,7 @@ pub async fn privacy(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Get everything the bot stores about you in this server, as a JSON file only you see.
-#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 30)]
 pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
@@ -32,13 +32,37 @@ pub async fn export(ctx: Context<'_>) -> Result<(), Error> {
     if export.is_empty() {
         return reply::ephemeral(ctx, "The bot stores nothing about you in this server.").await;
     }
-    let json = serde_json::to_vec_pretty(&export)?;
+    // Discord refuses a file over the interaction's `attachment_size_limit` (it depends on the
+    // server's boost level): indented if that fits, else compact, else the operator's export.
+    let limit = match ctx {
+        poise::Context::Application(app) => app.interaction.attachment_size_limit as usize,
+        poise::Context::Prefix(_) => 0,
+    };
+    let pretty = serde_json::to_vec_pretty(&export)?;
+    let json = if pretty.len() <= limit {
+        pretty
+    } else {
+        serde_json::to_vec(&export)?
+    };
+    if json.len() > limit {
+        return reply::ephemeral(
+            ctx,
+            format!(
+                "Your data here is {} KiB, more than the {} KiB Discord lets me attach in this \
+                 server. Ask the bot's operator for it: `guildkeep gdpr export-user {user} \
+                 --guild {guild}`.",
+                json.len().div_ceil(1024),
+                limit / 1024
+            ),
+        )
+        .await;
+    }
     let file = serenity::CreateAttachment::bytes(json, format!("guildkeep-{guild}-{user}.json"));
-    ctx.send(
+    reply::private(
+        ctx,
         reply::quiet_reply()
             .content("Everything the bot stores about you in this server:")
-            .attachment(file)
-            .ephemeral(true),
+            .attachment(file),
     )
     .await?;
     Ok(())
@@ -55,7 +79,7 @@ pub enum SavedQuotes {
 }
 
 /// Erase your ratings, reminders and settings here, and your name from quotes (asks first).
-#[poise::command(slash_command, guild_only, user_cooldown = 30)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 30)]
 pub async fn forget(
     ctx: Context<'_>,
     #[description = "Quotes you saved (default: keep them without your name)"] saved_quotes: Option<

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use poise::serenity_prelude as serenity;
 
-use super::suggestions;
+use super::{parse_id, suggestions};
 use crate::{
     bot::{self, buttons, reply, Context, Error, OrUserError},
     quotes::{self, NewQuote, PageAt, Quote, QuoteEdit, QuoteSource},
@@ -118,11 +118,13 @@ pub async fn random(
 #[poise::command(slash_command, guild_only)]
 pub async fn get(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let found = ctx
         .data()
         .store
@@ -190,9 +192,10 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn edit(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "The new text"]
     #[max_length = 2000]
     text: Option<String>,
@@ -201,7 +204,8 @@ pub async fn edit(
     author: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let id: i64 = parse_id(&id, "quote")?;
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let change = QuoteEdit {
         text,
         author_name: author,
@@ -221,12 +225,14 @@ pub async fn edit(
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn delete(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let id: i64 = parse_id(&id, "quote")?;
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     ctx.data()
         .store
         .with_guild(guild, move |c| quotes::delete(c, id, caller, moderator))
@@ -236,18 +242,20 @@ pub async fn delete(
 }
 
 /// Rate a quote from 1 to 5 stars (rating again replaces your rating).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn rate(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "Stars, 1 to 5"]
     #[min = 1]
     #[max = 5]
     stars: u8,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    let id: i64 = parse_id(&id, "quote")?;
     let user = ctx.author().id.get();
     let summary = ctx
         .data()
@@ -259,8 +267,7 @@ pub async fn rate(
         "You rated quote #{id} {stars}/5. It now has {:.1} from {} rating(s).",
         summary.rating_avg, summary.rating_count
     );
-    ctx.send(reply::quiet_reply().content(text).ephemeral(true))
-        .await?;
+    reply::private(ctx, reply::quiet_reply().content(text)).await?;
     Ok(())
 }
 
@@ -276,16 +283,18 @@ pub enum TagAction {
 #[poise::command(slash_command, guild_only, user_cooldown = 3)]
 pub async fn tag(
     ctx: Context<'_>,
-    #[description = "Quote number"]
+    #[description = "Quote number, or words from it to search"]
     #[autocomplete = "complete_quote"]
-    id: i64,
+    #[max_length = 100]
+    id: String,
     #[description = "Add or remove"] action: TagAction,
     #[description = "Tags, separated by commas"]
     #[autocomplete = "complete_tag"]
     tags: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let id: i64 = parse_id(&id, "quote")?;
+    let (caller, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let tags = split_tags(Some(&tags));
     let changed = ctx
         .data()
@@ -319,7 +328,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
     let authors = stats
         .top_authors
         .iter()
-        .map(|a| format!("{} — {}", reply::shorten(&a.author_name, 40), a.quotes))
+        .map(|a| format!("{} — {}", reply::list_line(&a.author_name, 40), a.quotes))
         .collect();
     let rated = stats
         .top_rated
@@ -329,7 +338,7 @@ pub async fn stats(ctx: Context<'_>) -> Result<(), Error> {
                 "#{} {:.1}★ — {}",
                 q.id,
                 q.rating_avg,
-                reply::shorten(&q.text, 40)
+                reply::list_line(&q.text, 40)
             )
         })
         .collect();
@@ -373,7 +382,10 @@ async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutoco
         ctx,
         move |c| quotes::autocomplete_ids(c, &typed, quotes::MAX_AUTOCOMPLETE),
         |(id, text)| {
-            serenity::AutocompleteChoice::new(reply::shorten(&format!("#{id} {text}"), 100), id)
+            Some(serenity::AutocompleteChoice::new(
+                reply::shorten(&format!("#{id} {text}"), reply::MAX_CHOICE),
+                id.to_string(),
+            ))
         },
     )
     .await
@@ -392,7 +404,10 @@ async fn complete_tag(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocomp
             } else {
                 format!("{before}, {}", t.name)
             };
-            serenity::AutocompleteChoice::new(format!("{} ({})", t.name, t.quotes), value)
+            let name = reply::shorten(&format!("{} ({})", t.name, t.quotes), reply::MAX_CHOICE);
+            // A value Discord would refuse cannot be offered; the member can still type it.
+            (value.chars().count() <= reply::MAX_CHOICE)
+                .then(|| serenity::AutocompleteChoice::new(name, value))
         },
     )
     .await
@@ -422,7 +437,8 @@ fn embed(quote: &Quote) -> serenity::CreateEmbed {
         );
     }
     if !quote.tags.is_empty() {
-        embed = embed.field("Tags", quote.tags.join(", "), true);
+        let tags = reply::shorten(&quote.tags.join(", "), reply::MAX_FIELD_VALUE);
+        embed = embed.field("Tags", tags, true);
     }
     embed
 }
@@ -435,12 +451,12 @@ fn list_embed(title: &str, quotes: &[Quote]) -> serenity::CreateEmbed {
             format!(
                 "**#{}** {} — {}",
                 q.id,
-                reply::shorten(&q.text, LINE_CHARS),
-                reply::shorten(&q.author_name, 40)
+                reply::list_line(&q.text, LINE_CHARS),
+                reply::list_line(&q.author_name, 40)
             )
         })
         .collect();
     serenity::CreateEmbed::new()
         .title(title)
-        .description(lines.join("\n"))
+        .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION))
 }

@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use poise::serenity_prelude as serenity;
 
-use super::suggestions;
+use super::{parse_id, suggestions};
 use crate::{
-    bot::{self, reply, Context, Error, UserError},
+    bot::{self, permissions, reply, Context, Error, UserError},
     optins,
     reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Target},
 };
@@ -24,7 +24,7 @@ pub async fn remind(_ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Remind yourself by DM (turn DMs on first with /optin dm on).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn me(
     ctx: Context<'_>,
     #[description = "When: \"in 2h\", \"tomorrow 9:00\", \"2026-12-24 18:00\""] when: String,
@@ -82,6 +82,14 @@ pub async fn channel(
     let user = ctx.author().id.get();
     let (users, roles) = parse_mentions(&who)?;
     let repeat = parse_repeat(repeat.as_deref())?;
+    let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
+    check_bot_can_post(ctx, pings_unmentionable)?;
+    // The targets as parsed, not as typed: the echo stays short however `who` was written.
+    let mentioned: Vec<String> = users
+        .iter()
+        .map(|u| format!("<@{u}>"))
+        .chain(roles.iter().map(|r| format!("<@&{r}>")))
+        .collect();
     let target = Target::Channel {
         channel: ctx.channel_id().get(),
         users,
@@ -106,7 +114,7 @@ pub async fn channel(
             "Reminder #{} set for {}, for {}.\n> {}",
             reminder.id,
             when_text(reminder.due_at),
-            who.trim(),
+            mentioned.join(" "),
             reminder.message
         ),
     )
@@ -114,10 +122,10 @@ pub async fn channel(
 }
 
 /// Your active reminders (a moderator sees everyone's).
-#[poise::command(slash_command, guild_only)]
+#[poise::command(slash_command, ephemeral, guild_only)]
 pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let found = ctx
         .data()
         .store
@@ -133,7 +141,6 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
     }
     let lines: Vec<String> = found
         .iter()
-        .take(25)
         .map(|r| {
             let target = match &r.target {
                 Target::Dm => "DM".to_owned(),
@@ -147,28 +154,29 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
                 "**#{}** {} · {target}{repeat} — {}",
                 r.id,
                 when_text(r.due_at),
-                reply::shorten(&r.message, 80)
+                reply::list_line(&r.message, 80)
             )
         })
         .collect();
     let embed = serenity::CreateEmbed::new()
         .title(format!("Active reminders ({})", found.len()))
-        .description(lines.join("\n"));
-    ctx.send(reply::quiet_reply().embed(embed).ephemeral(true))
-        .await?;
+        .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION));
+    reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
 }
 
 /// Cancel one of your reminders (a moderator may cancel anyone's).
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn cancel(
     ctx: Context<'_>,
-    #[description = "Reminder number"]
+    #[description = "Reminder number, or words from it to search"]
     #[autocomplete = "complete_reminder"]
-    id: u64,
+    #[max_length = 100]
+    id: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
-    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx));
+    let id: u64 = parse_id(&id, "reminder")?;
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let cancelled = ctx
         .data()
         .store
@@ -182,7 +190,7 @@ pub async fn cancel(
 }
 
 /// Set the time zone your reminder times are read in.
-#[poise::command(slash_command, guild_only, user_cooldown = 3)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
 pub async fn timezone(
     ctx: Context<'_>,
     #[description = "A zone name such as Europe/Berlin (empty: back to UTC)"]
@@ -233,6 +241,65 @@ fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
         .map_err(|e| UserError(e.to_string()).into())
 }
 
+/// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
+/// guild's) always; a role that is not mentionable unless they have Mention Everyone both
+/// server-wide and in this channel (an overwrite may deny it here). Returns whether a role
+/// that is not mentionable is pinged (the bot then needs Mention Everyone too).
+async fn check_role_pings(ctx: Context<'_>, guild: u64, roles: &[u64]) -> Result<bool, Error> {
+    if roles.contains(&guild) {
+        return Err(UserError("A reminder can't ping @everyone.".into()).into());
+    }
+    if roles.is_empty() {
+        return Ok(false);
+    }
+    let server_wide = permissions::invoker(ctx).await?.unwrap_or_default();
+    let may_ping_any =
+        server_wide.mention_everyone() && permissions::in_channel(ctx).mention_everyone();
+    let mut unmentionable = false;
+    for &role in roles {
+        let facts = ctx
+            .data()
+            .roles
+            .role(guild, role)
+            .ok_or_else(|| UserError(format!("<@&{role}> is not a role in this server.")))?;
+        if !facts.mentionable && !may_ping_any {
+            return Err(UserError(format!(
+                "You can't have a reminder ping <@&{role}>: the role isn't mentionable, and \
+                 pinging it needs the Mention Everyone permission, which you don't have here."
+            ))
+            .into());
+        }
+        unmentionable |= !facts.mentionable;
+    }
+    Ok(unmentionable)
+}
+
+/// Refuses a channel reminder the bot could not post here, naming what it lacks: it needs to
+/// see the channel and send in it (in threads: send in threads), and Mention Everyone to ping
+/// roles that are not mentionable.
+fn check_bot_can_post(ctx: Context<'_>, pings_unmentionable: bool) -> Result<(), Error> {
+    use serenity::Permissions as P;
+    let (has, thread) = permissions::bot_in_channel(ctx);
+    let mut needs = P::VIEW_CHANNEL;
+    needs |= if thread {
+        P::SEND_MESSAGES_IN_THREADS
+    } else {
+        P::SEND_MESSAGES
+    };
+    if pings_unmentionable {
+        needs |= P::MENTION_EVERYONE;
+    }
+    let missing = needs - has;
+    if missing.is_empty() || has.administrator() {
+        return Ok(());
+    }
+    Err(UserError(format!(
+        "I can't post reminders in this channel: I'm missing {missing} here. Ask an admin to \
+         grant it to me, or set the reminder in another channel."
+    ))
+    .into())
+}
+
 /// `<@1> <@!2> <@&3>` -> users [1, 2], roles [3]. Anything else is refused, so a typo is not
 /// silently dropped.
 fn parse_mentions(who: &str) -> Result<(Vec<u64>, Vec<u64>), Error> {
@@ -276,7 +343,10 @@ async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAut
     suggestions(
         ctx,
         move |c| reminders::choices(c, user, &typed, 25),
-        |c| serenity::AutocompleteChoice::new(c.label, c.id),
+        |c| {
+            let label = reply::shorten(&c.label, reply::MAX_CHOICE);
+            Some(serenity::AutocompleteChoice::new(label, c.id.to_string()))
+        },
     )
     .await
 }

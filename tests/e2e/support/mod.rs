@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod payloads;
+pub mod rules;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,12 +19,16 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use fake::{FakeDiscord, Recorded, WAIT};
 pub use payloads::{
-    option, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MEMBER_PERMISSIONS, OTHER_GUILD, ROLE,
+    option, ADMIN_ROLE, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MENTION_EVERYONE,
+    MODERATOR_ROLE, OTHER_GUILD, PINGER_ROLE, QUIET_ROLE, ROLE,
 };
 
 pub const ALICE: u64 = 300_000_000_000_000_001;
 pub const BOB: u64 = 300_000_000_000_000_002;
+/// Has [`ADMIN_ROLE`] (Manage Server).
 pub const ADMIN: u64 = 300_000_000_000_000_003;
+/// Has [`MODERATOR_ROLE`] (Manage Messages).
+pub const MODERATOR: u64 = 300_000_000_000_000_004;
 
 /// A syntactically valid token; the fake accepts any.
 pub const TOKEN: &str = "MTIz.fake.token";
@@ -43,6 +48,8 @@ pub struct Setup {
     pub builder: fn(Builder) -> Builder,
     /// Runs on [`GUILD`]'s database before the bot starts (as if written by an earlier run).
     pub seed: Option<fn(&rusqlite::Connection)>,
+    /// Guilds whose (empty) databases an earlier run left on disk.
+    pub on_disk: Vec<u64>,
 }
 
 /// A scheduler clock running `ahead` of the wall clock: reminders set "in 2m" through the
@@ -63,7 +70,9 @@ impl TestBot {
     /// Starts a bot after `adjust` has changed its setup.
     pub async fn start_with(adjust: impl FnOnce(&mut Setup)) -> Self {
         init_logging();
-        let fake = FakeDiscord::start(&[GUILD, OTHER_GUILD]).await;
+        let fake = FakeDiscord::start(&[GUILD, OTHER_GUILD], &payloads::ROLES).await;
+        fake.give_role(ADMIN, ADMIN_ROLE);
+        fake.give_role(MODERATOR, MODERATOR_ROLE);
         let dir = tempfile::tempdir().expect("data dir");
         let mut setup = Setup {
             config: Config {
@@ -74,16 +83,20 @@ impl TestBot {
             },
             builder: quick,
             seed: None,
+            on_disk: vec![],
         };
         adjust(&mut setup);
+        let seeder = GuildDatabaseManager::new(StoreConfig::new(dir.path())).expect("store");
         if let Some(seed) = setup.seed {
-            let seeder = GuildDatabaseManager::new(StoreConfig::new(dir.path())).expect("store");
             seeder
                 .with_guild(GUILD, move |c| seed(c))
                 .await
                 .expect("seeded");
-            seeder.shutdown().await;
         }
+        for guild in setup.on_disk {
+            seeder.with_guild(guild, |_| ()).await.expect("created");
+        }
+        seeder.shutdown().await;
         let bot = (setup.builder)(Builder::new(setup.config))
             .build()
             .await
@@ -94,11 +107,13 @@ impl TestBot {
         let task = tokio::spawn(bot.run(async move {
             let _ = stopped.await;
         }));
-        // Commands are registered once setup has run: from then on interactions are served.
+        // Commands are registered before the bot connects; once it has identified, the
+        // gateway can carry interactions.
         fake.wait_for("command registration", |r| {
             r.method == "PUT" && r.path.starts_with("/applications/")
         })
         .await;
+        fake.identified().await;
         Self {
             fake,
             store,
@@ -109,40 +124,49 @@ impl TestBot {
         }
     }
 
-    /// Sends a slash command as a member with ordinary permissions; returns the body of the
-    /// interaction response.
+    /// Sends a slash command as `user` (with the roles and channel permissions the fake gives
+    /// them); returns what they see: the response, or after a deferral the message that
+    /// replaced it (see [`TestBot::seen`]).
     pub async fn slash(&self, user: u64, path: &str, options: Value) -> Value {
-        self.slash_with(user, MEMBER_PERMISSIONS, path, options)
-            .await
-            .body
+        self.slash_seen(user, path, options).await.body
     }
 
-    /// Sends a slash command as a member with `permissions`; returns the interaction response.
-    pub async fn slash_with(
-        &self,
-        user: u64,
-        permissions: u64,
-        path: &str,
-        options: Value,
-    ) -> Recorded {
-        slash_in(&self.fake, GUILD, user, permissions, path, options).await
+    /// Like [`slash`](Self::slash), with the whole request that showed the answer.
+    pub async fn slash_seen(&self, user: u64, path: &str, options: Value) -> Recorded {
+        let id = self.send_slash(user, path, options);
+        self.seen(id, path).await
     }
 
-    /// Sends an autocomplete request with one focused option; returns the choices offered.
-    pub async fn autocomplete(
-        &self,
-        user: u64,
-        path: &str,
-        name: &str,
-        typed: &str,
-        kind: u8,
-    ) -> Vec<Value> {
+    /// Sends a slash command as `user` and returns the interaction's id at once.
+    pub fn send_slash(&self, user: u64, path: &str, options: Value) -> u64 {
+        self.send_slash_as(self.fake.next_id(), user, path, options)
+    }
+
+    /// Like [`send_slash`](Self::send_slash), for an interaction with the id `id`.
+    pub fn send_slash_as(&self, id: u64, user: u64, path: &str, options: Value) -> u64 {
+        send_slash_in(&self.fake, GUILD, id, user, path, options);
+        id
+    }
+
+    /// Sends an autocomplete request with one focused option, typed as a real client does for
+    /// that option's type (digits only for numbers); returns the choices offered.
+    pub async fn autocomplete(&self, user: u64, path: &str, name: &str, typed: &str) -> Vec<Value> {
         let id = self.fake.next_id();
+        let registered = self.fake.registered();
+        let kind = registered_option(&registered, path, name)["type"].clone();
+        if kind == 4 || kind == 10 {
+            assert!(
+                typed
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == '.'),
+                "a Discord client only lets numbers into option `{name}` of /{path}"
+            );
+        }
         let focused =
             serde_json::json!([{"name": name, "type": kind, "value": typed, "focused": true}]);
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::autocomplete(id, user, path, focused),
+            payloads::autocomplete(id, &self.fake.invoker(user), path, focused),
         );
         let body = self.response(id, path).await.body;
         assert_eq!(body["type"], 8, "an autocomplete result: {body}");
@@ -157,24 +181,31 @@ impl TestBot {
         let id = self.fake.next_id();
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::message_command(id, user, name, target),
+            payloads::message_command(id, &self.fake.invoker(user), name, target),
         );
-        self.response(id, name).await.body
+        self.seen(id, name).await.body
     }
 
-    /// Presses the button `custom_id` on the bot's message; returns the response to the press.
+    /// Presses the button `custom_id` on the bot's message; returns what the presser sees:
+    /// the response, or after a deferred update the edit that followed it.
     pub async fn press(&self, user: u64, custom_id: &str) -> Value {
         let id = self.fake.next_id();
         let message = payloads::message(self.fake.next_id(), CHANNEL, payloads::APP, "");
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::button(id, user, custom_id, &message),
+            payloads::button(id, &self.fake.invoker(user), custom_id, &message),
         );
-        self.response(id, custom_id).await.body
+        self.seen(id, custom_id).await.body
     }
 
-    async fn response(&self, id: u64, what: &str) -> Recorded {
+    /// The accepted first response to interaction `id`.
+    pub async fn response(&self, id: u64, what: &str) -> Recorded {
         response(&self.fake, id, what).await
+    }
+
+    /// What the member sees of interaction `id` (see the free [`seen`]).
+    pub async fn seen(&self, id: u64, what: &str) -> Recorded {
+        seen(&self.fake, id, what).await
     }
 
     /// Waits for the next request to the interaction's webhook (follow-ups and edits).
@@ -196,10 +227,17 @@ impl TestBot {
         self.stop().await;
     }
 
+    /// Asks the bot to stop (as SIGTERM does) without waiting for it.
+    pub fn request_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Like [`shutdown`](Self::shutdown), keeping the fake and the data directory for a look
     /// afterwards.
     pub async fn stop(&mut self) {
-        let _ = self.stop.take().expect("running").send(());
+        self.request_stop();
         let task = self.task.take().expect("running");
         tokio::time::timeout(WAIT, task)
             .await
@@ -217,27 +255,78 @@ impl Drop for TestBot {
     }
 }
 
-/// Sends a slash command in `guild` to whichever bot is connected to `fake` (in this process
-/// or another); returns the interaction response.
+/// Sends a slash command in `guild` as `user` to whichever bot is connected to `fake` (in
+/// this process or another); returns what the member sees.
 pub async fn slash_in(
     fake: &FakeDiscord,
     guild: u64,
     user: u64,
-    permissions: u64,
     path: &str,
     options: Value,
 ) -> Recorded {
     let id = fake.next_id();
-    let mut interaction = payloads::slash(id, user, permissions, path, options);
-    interaction["guild_id"] = guild.to_string().into();
-    fake.dispatch("INTERACTION_CREATE", interaction);
-    response(fake, id, path).await
+    send_slash_in(fake, guild, id, user, path, options);
+    seen(fake, id, path).await
 }
 
-async fn response(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
+/// Sends a slash command with the id `id` in `guild`, typed as registered.
+fn send_slash_in(fake: &FakeDiscord, guild: u64, id: u64, user: u64, path: &str, options: Value) {
+    let options = typed_as_registered(&fake.registered(), path, options);
+    let mut interaction = payloads::slash(id, &fake.invoker(user), path, options);
+    interaction["guild_id"] = guild.to_string().into();
+    fake.dispatch("INTERACTION_CREATE", interaction);
+}
+
+/// The accepted first response to interaction `id`.
+pub async fn response(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
     let path = format!("/interactions/{id}/token-{id}/callback");
-    fake.wait_for(&format!("the response to `{what}`"), |r| r.path == path)
-        .await
+    let answer = fake
+        .wait_for(&format!("the response to `{what}`"), |r| r.path == path)
+        .await;
+    assert!(
+        answer.accepted(),
+        "Discord refused the response to `{what}` ({}): {:?}",
+        answer.status,
+        answer.refusal
+    );
+    answer
+}
+
+/// What the member sees of interaction `id`: its response; after a deferral (type 5: a
+/// loading message, 6: nothing yet), the first message sent through its token instead,
+/// with the deferral's type, so that `body["data"]` is what was shown. As on Discord, that
+/// message replaces the loading one and keeps its visibility, unless the loading message
+/// was deleted first.
+pub async fn seen(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
+    let response = response(fake, id, what).await;
+    let kind = response.body["type"].as_u64();
+    if !matches!(kind, Some(5 | 6)) {
+        return response;
+    }
+    let token = format!("/token-{id}");
+    let mut shown = fake
+        .wait_for(&format!("the answer to `{what}` after its deferral"), |r| {
+            r.method != "DELETE" && r.path.starts_with("/webhooks/") && r.path.contains(&token)
+        })
+        .await;
+    let loading_deleted = fake
+        .requests()
+        .iter()
+        .take_while(|r| r.path != shown.path || r.method != shown.method)
+        .any(|r| r.method == "DELETE" && r.path.contains(&token));
+    assert!(
+        shown.accepted(),
+        "Discord refused the answer to `{what}` ({}): {:?}",
+        shown.status,
+        shown.refusal
+    );
+    let mut data = shown.body.clone();
+    if !loading_deleted {
+        data["flags"] = response.body["data"]["flags"].as_u64().unwrap_or(0).into();
+    }
+    shown.body = serde_json::json!({"type": kind, "data": data});
+    shown.path = response.path;
+    shown
 }
 
 /// The builder settings of every test bot: no cooldowns, buttons live for 5 s.
@@ -261,6 +350,75 @@ pub fn buttons(body: &Value) -> Vec<String> {
         .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
         .filter_map(|b| b["custom_id"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// `options` as a real client sends them for the command `path` as registered: each option's
+/// type is the registered one, and its value of that type. Panics on an option the command
+/// does not have, a value of the wrong type, a text over its `max_length`, or a value outside
+/// the offered choices: a real client sends none of these.
+fn typed_as_registered(registered: &Value, path: &str, options: Value) -> Value {
+    let options = options.as_array().cloned().unwrap_or_default();
+    let typed: Vec<Value> = options
+        .into_iter()
+        .map(|mut option| {
+            let name = option["name"].as_str().expect("option name").to_owned();
+            let spec = registered_option(registered, path, &name);
+            let value = option["value"].clone();
+            let value = match spec["type"].as_u64() {
+                Some(3) => Value::String(match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+                Some(4) => match &value {
+                    Value::Number(n) if n.is_i64() || n.is_u64() => value,
+                    _ => panic!("option `{name}` of /{path} takes an integer, not {value}"),
+                },
+                _ => value,
+            };
+            if let (Some(max), Some(text)) = (spec["max_length"].as_u64(), value.as_str()) {
+                assert!(
+                    text.chars().count() as u64 <= max,
+                    "a Discord client sends at most {max} characters in option `{name}` of /{path}"
+                );
+            }
+            if let Some(choices) = spec["choices"].as_array().filter(|c| !c.is_empty()) {
+                assert!(
+                    choices.iter().any(|c| c["value"] == value),
+                    "{value} is not a choice of option `{name}` of /{path}"
+                );
+            }
+            option["type"] = spec["type"].clone();
+            option["value"] = value;
+            option
+        })
+        .collect();
+    Value::Array(typed)
+}
+
+/// The registered option `name` of the command `path` (e.g. `"quote get"`).
+fn registered_option<'a>(registered: &'a Value, path: &str, name: &str) -> &'a Value {
+    let mut words = path.split(' ');
+    let first = words.next().expect("a command name");
+    let mut at = registered
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == first && c["type"].as_u64().unwrap_or(1) == 1)
+        .unwrap_or_else(|| panic!("/{first} is not registered"));
+    for word in words {
+        at = at["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == word)
+            .unwrap_or_else(|| panic!("/{path}: no subcommand {word}"));
+    }
+    at["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("/{path} has no option `{name}`"))
 }
 
 /// Asserts the response pings nobody.

@@ -14,16 +14,33 @@ pub const GUILD: u64 = 1_000_000_000_000_000_001;
 pub const OTHER_GUILD: u64 = 1_000_000_000_000_000_002;
 /// The channel interactions come from.
 pub const CHANNEL: u64 = 1_100_000_000_000_000_001;
-/// A role members can be reminded through.
+/// A mentionable role: anyone may have a reminder ping it.
 pub const ROLE: u64 = 1_200_000_000_000_000_001;
+/// A role that is not mentionable: only members with Mention Everyone may ping it.
+pub const QUIET_ROLE: u64 = 1_200_000_000_000_000_002;
+/// Grants Manage Messages server-wide.
+pub const MODERATOR_ROLE: u64 = 1_200_000_000_000_000_003;
+/// Grants Manage Server server-wide.
+pub const ADMIN_ROLE: u64 = 1_200_000_000_000_000_004;
+/// Grants Mention Everyone server-wide.
+pub const PINGER_ROLE: u64 = 1_200_000_000_000_000_005;
+
+/// Discord's epoch (2015-01-01) in Unix milliseconds: snowflakes count from it.
+pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
 /// Permission bits as Discord sends them (decimal strings).
 pub const MANAGE_GUILD: u64 = 1 << 5;
 pub const MANAGE_MESSAGES: u64 = 1 << 13;
+pub const ADMINISTRATOR: u64 = 1 << 3;
+pub const VIEW_CHANNEL: u64 = 1 << 10;
+pub const MENTION_EVERYONE: u64 = 1 << 17;
 /// What an ordinary member may do: view channels, send messages, read history, use commands.
 pub const MEMBER_PERMISSIONS: u64 = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31);
 /// What the bot itself has in the test guild.
 pub const BOT_PERMISSIONS: u64 = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16);
+
+/// Discord's attachment limit in a server without boosts: 10 MiB.
+pub const ATTACHMENT_SIZE_LIMIT: u64 = 10 * 1024 * 1024;
 
 pub const TIMESTAMP: &str = "2026-01-01T00:00:00.000000+00:00";
 
@@ -39,11 +56,21 @@ pub fn user(id: u64) -> Value {
     })
 }
 
-pub fn member(id: u64, permissions: u64) -> Value {
+/// The roles of every guild in the fake, besides @everyone: (id, permissions, mentionable).
+pub const ROLES: [(u64, u64, bool); 5] = [
+    (ROLE, 0, true),
+    (QUIET_ROLE, 0, false),
+    (MODERATOR_ROLE, MANAGE_MESSAGES, false),
+    (ADMIN_ROLE, MANAGE_GUILD, false),
+    (PINGER_ROLE, MENTION_EVERYONE, false),
+];
+
+/// A member as an interaction carries it: `permissions` are theirs in the channel.
+pub fn member(id: u64, roles: &[u64], permissions: u64) -> Value {
     json!({
         "user": user(id),
         "nick": null,
-        "roles": [],
+        "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
         "joined_at": TIMESTAMP,
         "deaf": false,
         "mute": false,
@@ -64,19 +91,47 @@ pub fn dispatch(seq: u64, kind: &str, data: Value) -> Value {
     json!({"op": 0, "s": seq, "t": kind, "d": data})
 }
 
-pub fn ready(guilds: &[u64], ws_url: &str) -> Value {
+pub fn ready(guilds: &[u64], ws_url: &str, shard: [u64; 2]) -> Value {
     json!({
         "v": 10,
         "user": user(APP),
         "guilds": guilds.iter().map(|g| json!({"id": g.to_string(), "unavailable": true})).collect::<Vec<_>>(),
         "session_id": "fake-session",
         "resume_gateway_url": ws_url,
-        "shard": [0, 1],
+        "shard": shard,
         "application": {"id": APP.to_string(), "flags": 0},
     })
 }
 
-pub fn guild(id: u64) -> Value {
+fn role(id: u64, name: &str, permissions: u64, mentionable: bool) -> Value {
+    json!({
+        "id": id.to_string(),
+        "name": name,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
+        "hoist": false,
+        "icon": null,
+        "unicode_emoji": null,
+        "position": 0,
+        "permissions": permissions.to_string(),
+        "managed": false,
+        "mentionable": mentionable,
+        "flags": 0,
+    })
+}
+
+/// A guild with its @everyone role and `roles`: (id, permissions, mentionable).
+pub fn guild(id: u64, roles: &[(u64, u64, bool)]) -> Value {
+    let roles: Vec<Value> = std::iter::once(role(id, "@everyone", MEMBER_PERMISSIONS, false))
+        .chain(roles.iter().map(|(r, permissions, mentionable)| {
+            role(
+                *r,
+                &format!("role {}", r % 1000),
+                *permissions,
+                *mentionable,
+            )
+        }))
+        .collect();
     json!({
         "id": id.to_string(),
         "name": format!("guild {}", id % 1000),
@@ -89,20 +144,7 @@ pub fn guild(id: u64) -> Value {
         "verification_level": 0,
         "default_message_notifications": 0,
         "explicit_content_filter": 0,
-        "roles": [{
-            "id": id.to_string(),
-            "name": "@everyone",
-            "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
-            "hoist": false,
-            "icon": null,
-            "unicode_emoji": null,
-            "position": 0,
-            "permissions": MEMBER_PERMISSIONS.to_string(),
-            "managed": false,
-            "mentionable": false,
-            "flags": 0,
-        }],
+        "roles": roles,
         "emojis": [],
         "features": [],
         "mfa_level": 0,
@@ -198,8 +240,29 @@ pub fn gateway_bot(ws_url: &str) -> Value {
     })
 }
 
+/// Who sends an interaction: the member (with their roles and channel permissions), and the
+/// bot's own permissions in the channel.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    pub member: Value,
+    pub app_permissions: u64,
+    /// The largest attachment Discord takes in this server, in bytes.
+    pub attachment_size_limit: u64,
+}
+
+impl Invoker {
+    /// An ordinary member with no roles, the bot with its usual permissions.
+    pub fn plain(user: u64) -> Self {
+        Self {
+            member: member(user, &[], MEMBER_PERMISSIONS),
+            app_permissions: BOT_PERMISSIONS,
+            attachment_size_limit: ATTACHMENT_SIZE_LIMIT,
+        }
+    }
+}
+
 /// The common part of every interaction the fake sends.
-fn interaction_base(id: u64, kind: u8, author: u64, permissions: u64) -> Value {
+fn interaction_base(id: u64, kind: u8, by: &Invoker) -> Value {
     json!({
         "id": id.to_string(),
         "application_id": APP.to_string(),
@@ -209,28 +272,28 @@ fn interaction_base(id: u64, kind: u8, author: u64, permissions: u64) -> Value {
         "guild_id": GUILD.to_string(),
         "channel_id": CHANNEL.to_string(),
         "channel": {"id": CHANNEL.to_string(), "type": 0, "name": "general", "permissions": MEMBER_PERMISSIONS.to_string()},
-        "member": member(author, permissions),
-        "app_permissions": BOT_PERMISSIONS.to_string(),
+        "member": by.member,
+        "app_permissions": by.app_permissions.to_string(),
         "locale": "en-US",
         "guild_locale": "en-US",
         "entitlements": [],
         "authorizing_integration_owners": {"0": GUILD.to_string()},
         "context": 0,
-        "attachment_size_limit": 10_485_760,
+        "attachment_size_limit": by.attachment_size_limit,
     })
 }
 
 /// A slash command. `path` is e.g. `"quote add"` or `"admin data delete"`; `options` are the
 /// leaf options (`{"name", "type", "value"}` objects).
-pub fn slash(id: u64, author: u64, permissions: u64, path: &str, options: Value) -> Value {
-    let mut base = interaction_base(id, 2, author, permissions);
+pub fn slash(id: u64, by: &Invoker, path: &str, options: Value) -> Value {
+    let mut base = interaction_base(id, 2, by);
     base["data"] = command_data(path, options);
     base
 }
 
 /// An autocomplete request: like [`slash`], with one option marked `focused`.
-pub fn autocomplete(id: u64, author: u64, path: &str, options: Value) -> Value {
-    let mut base = interaction_base(id, 4, author, MEMBER_PERMISSIONS);
+pub fn autocomplete(id: u64, by: &Invoker, path: &str, options: Value) -> Value {
+    let mut base = interaction_base(id, 4, by);
     base["data"] = command_data(path, options);
     base
 }
@@ -255,8 +318,8 @@ fn command_data(path: &str, options: Value) -> Value {
 }
 
 /// The message context menu "Save as quote" on `target`.
-pub fn message_command(id: u64, author: u64, name: &str, target: &Value) -> Value {
-    let mut base = interaction_base(id, 2, author, MEMBER_PERMISSIONS);
+pub fn message_command(id: u64, by: &Invoker, name: &str, target: &Value) -> Value {
+    let mut base = interaction_base(id, 2, by);
     let target_id = target["id"].clone();
     base["data"] = json!({
         "id": "1300000000000000002",
@@ -269,8 +332,8 @@ pub fn message_command(id: u64, author: u64, name: &str, target: &Value) -> Valu
 }
 
 /// A button press on `message`.
-pub fn button(id: u64, author: u64, custom_id: &str, message: &Value) -> Value {
-    let mut base = interaction_base(id, 3, author, MEMBER_PERMISSIONS);
+pub fn button(id: u64, by: &Invoker, custom_id: &str, message: &Value) -> Value {
+    let mut base = interaction_base(id, 3, by);
     base["data"] = json!({"custom_id": custom_id, "component_type": 2});
     base["message"] = message.clone();
     base
@@ -318,8 +381,8 @@ mod tests {
             GatewayEvent::HeartbeatAck
         ));
         let events = [
-            dispatch(1, "READY", ready(&[GUILD], "ws://127.0.0.1:1")),
-            dispatch(2, "GUILD_CREATE", guild(GUILD)),
+            dispatch(1, "READY", ready(&[GUILD], "ws://127.0.0.1:1", [1, 4])),
+            dispatch(2, "GUILD_CREATE", guild(GUILD, &ROLES)),
             dispatch(3, "GUILD_DELETE", guild_delete(GUILD, true)),
             dispatch(4, "GUILD_DELETE", guild_delete(GUILD, false)),
             dispatch(
@@ -327,8 +390,7 @@ mod tests {
                 "INTERACTION_CREATE",
                 slash(
                     7,
-                    8,
-                    MEMBER_PERMISSIONS,
+                    &Invoker::plain(8),
                     "quote add",
                     json!([option("text", "hi")]),
                 ),
@@ -336,14 +398,14 @@ mod tests {
             dispatch(
                 6,
                 "INTERACTION_CREATE",
-                slash(7, 8, MEMBER_PERMISSIONS, "admin data delete", json!([])),
+                slash(7, &Invoker::plain(8), "admin data delete", json!([])),
             ),
             dispatch(
                 7,
                 "INTERACTION_CREATE",
                 autocomplete(
                     7,
-                    8,
+                    &Invoker::plain(8),
                     "quote get",
                     json!([{"name": "id", "type": 4, "value": "1", "focused": true}]),
                 ),
@@ -351,12 +413,17 @@ mod tests {
             dispatch(
                 8,
                 "INTERACTION_CREATE",
-                message_command(7, 8, "Save as quote", &message(9, CHANNEL, 10, "hi")),
+                message_command(
+                    7,
+                    &Invoker::plain(8),
+                    "Save as quote",
+                    &message(9, CHANNEL, 10, "hi"),
+                ),
             ),
             dispatch(
                 9,
                 "INTERACTION_CREATE",
-                button(7, 8, "x", &message(9, CHANNEL, APP, "hi")),
+                button(7, &Invoker::plain(8), "x", &message(9, CHANNEL, APP, "hi")),
             ),
         ];
         for event in events {
@@ -370,22 +437,26 @@ mod tests {
 
     #[test]
     fn serenity_reads_every_rest_and_model_payload() {
-        let _: Guild = read(&guild(GUILD));
+        let _: Guild = read(&guild(GUILD, &ROLES));
         let _: Message = read(&message(1, CHANNEL, 2, "text"));
         let _: PrivateChannel = read(&dm_channel(3, 4));
         let _: CurrentApplicationInfo = read(&application_info());
         let _: BotGateway = read(&gateway_bot("ws://127.0.0.1:1"));
         let _: CommandInteraction = read(&slash(
             1,
-            2,
-            MEMBER_PERMISSIONS,
+            &Invoker::plain(2),
             "quote get",
             json!([option("id", 1)]),
         ));
-        let _: ComponentInteraction = read(&button(1, 2, "x", &message(3, CHANNEL, APP, "hi")));
+        let _: ComponentInteraction = read(&button(
+            1,
+            &Invoker::plain(2),
+            "x",
+            &message(3, CHANNEL, APP, "hi"),
+        ));
         let autocompleted: Interaction = read(&autocomplete(
             1,
-            2,
+            &Invoker::plain(2),
             "quote get",
             json!([{"name": "id", "type": 4, "value": "1", "focused": true}]),
         ));
