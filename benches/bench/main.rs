@@ -4,8 +4,9 @@
 //!
 //! `--quick` runs every case at reduced size; `--only CASE` runs one case.
 //! Cases live in their own files by the part they measure: `store_cases.rs`,
-//! `scheduler_case.rs`, `ops_cases.rs`.
+//! `scheduler_case.rs`, `ops_cases.rs`, `erasure_case.rs`.
 
+mod erasure_case;
 mod measure;
 mod ops_cases;
 mod ops_data;
@@ -101,6 +102,7 @@ const CASES: &[&str] = &[
     "scheduler",
     "import",
     "backup",
+    "erasure",
 ];
 
 /// Cases that measure each point in a fresh child process, run as `MODE DIR ARGS…`.
@@ -191,6 +193,7 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         }
         "import" => ops_cases::import(size, scratch).await,
         "backup" => ops_cases::backup(size, scratch).await,
+        "erasure" => erasure_case::erasure(size, scratch).await,
         other => unreachable!("case {other} is listed but not run"),
     }
 }

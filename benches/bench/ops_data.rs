@@ -187,7 +187,8 @@ pub async fn guilds(store: &GuildDatabaseManager, count: u64, quotes: usize) {
         .await;
 }
 
-fn fill_guild(conn: &mut Connection, guild: u64, quotes: usize) -> rusqlite::Result<()> {
+/// One guild's `quotes` quotes of about 1 KiB.
+pub fn fill_guild(conn: &mut Connection, guild: u64, quotes: usize) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(
