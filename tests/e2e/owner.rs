@@ -511,3 +511,49 @@ async fn the_control_socket_and_lock_file_are_private() {
     }
     bot.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_command_line_went_away_still_finishes_inside_the_bot() {
+    use tokio::io::AsyncWriteExt;
+
+    let bot = TestBot::start().await;
+    let seeded = slash_in(
+        &bot.fake,
+        GUILD,
+        ALICE,
+        "quote add",
+        json!([option("text", "kept")]),
+    );
+    seeded.await;
+    let backups = bot.dir.path().join("backups");
+    let mut stream = tokio::net::UnixStream::connect(bot.dir.path().join("control.sock"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"{\"protocol\":1,\"client\":{\"version\":\"0.1.0\",\"schema\":1},\"job\":{\"backup\":{\"guilds\":[],\"out\":null,\"keep\":null}}}\n")
+        .await
+        .unwrap();
+    // The operator's command line is killed before it reads a word of the answer.
+    drop(stream);
+    let manifest = tokio::time::timeout(WAIT, async {
+        loop {
+            let found = std::fs::read_dir(&backups)
+                .into_iter()
+                .flatten()
+                .filter_map(|set| set.ok().map(|s| s.path().join("manifest.json")))
+                .find(|m| m.is_file());
+            if let Some(manifest) = found {
+                return manifest;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the backup finished although nobody was listening");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert!(
+        manifest["guilds"][GUILD.to_string()]["sha256"].is_string(),
+        "{manifest}"
+    );
+    bot.shutdown().await;
+}
