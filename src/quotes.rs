@@ -32,7 +32,9 @@ pub const MAX_PAGE_SIZE: u32 = 50;
 /// Discord shows at most 25 autocomplete choices.
 pub const MAX_AUTOCOMPLETE: u32 = 25;
 /// Later words of a search are ignored, which bounds the cost of one FTS query.
-pub const MAX_SEARCH_WORDS: usize = 16;
+pub const MAX_SEARCH_WORDS: usize = 8;
+/// Shorter words match only whole words: a one-letter prefix expands to most of the index.
+pub const MIN_PREFIX_CHARS: usize = 2;
 /// Length of the text shown beside a quote number in autocomplete (Discord allows 100).
 const SHORT_TEXT_CHARS: usize = 80;
 
@@ -281,15 +283,19 @@ pub fn random(
 /// Full-text search over text and author, best match first (bm25), at most `limit` results.
 ///
 /// Whatever the member typed is taken as plain words: the input is split on everything that
-/// is not a letter or digit, and each word becomes a quoted FTS5 string with a prefix `*`, so
-/// operators (`AND`, `NEAR(`, `-`, `:`, quotes, parentheses) are searched for, never obeyed.
-/// Every word must match (as a word or the start of one). Input without a word is
-/// [`QuoteError::EmptySearch`].
+/// is not a letter or digit, and each word becomes a quoted FTS5 string, so operators (`AND`,
+/// `NEAR(`, `-`, `:`, quotes, parentheses) are searched for, never obeyed. Every word must
+/// match, as a word or, from [`MIN_PREFIX_CHARS`] letters on, as the start of one. Repeated
+/// words count once and only the first [`MAX_SEARCH_WORDS`] count, so no input costs more
+/// than a few index lookups; the best `limit` matches are picked before their tags are read.
+/// Input without a word is [`QuoteError::EmptySearch`].
 pub fn search(conn: &Connection, query: &str, limit: u32) -> Result<Vec<Quote>, QuoteError> {
     let fts = fts_query(query).ok_or(QuoteError::EmptySearch)?;
     let mut stmt = conn.prepare(&format!(
-        "{QUOTE_SELECT} JOIN quotes_fts f ON f.rowid = q.id
-         WHERE quotes_fts MATCH ?1 ORDER BY bm25(quotes_fts), q.id LIMIT ?2"
+        "{QUOTE_SELECT} JOIN (SELECT rowid, bm25(quotes_fts) AS rank FROM quotes_fts
+                              WHERE quotes_fts MATCH ?1 ORDER BY rank, rowid LIMIT ?2) hit
+                        ON hit.rowid = q.id
+         ORDER BY hit.rank, q.id"
     ))?;
     let quotes = stmt
         .query_map(params![fts, clamp_page(limit)], quote_from_row)?
@@ -789,11 +795,19 @@ fn check_may_change(
 }
 
 fn fts_query(input: &str) -> Option<String> {
+    let mut seen = BTreeSet::new();
     let words: Vec<String> = input
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+        .filter(|w| !w.is_empty() && seen.insert(w.to_lowercase()))
         .take(MAX_SEARCH_WORDS)
-        .map(|w| format!("\"{w}\"*"))
+        .map(|w| {
+            let prefix = if w.chars().count() >= MIN_PREFIX_CHARS {
+                "*"
+            } else {
+                ""
+            };
+            format!("\"{w}\"{prefix}")
+        })
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -1235,6 +1249,32 @@ mod tests {
             delete(&conn, id, ALICE, true),
             Err(QuoteError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn a_search_costs_a_few_index_lookups_whatever_is_typed() {
+        let many_letters = "a b c d e f g h i j k l m n o p";
+        let query = fts_query(many_letters).unwrap();
+        assert_eq!(query.matches('"').count(), 2 * MAX_SEARCH_WORDS, "{query}");
+        assert!(
+            !query.contains('*'),
+            "one letter is a word, not a prefix: {query}"
+        );
+        assert_eq!(fts_query("cat Cat CAT cats").unwrap(), r#""cat"* "cats"*"#);
+
+        let (_dir, conn) = guild_db();
+        for text in ["a cat sat", "an ant", "catalogue"] {
+            add(&conn, &new(text, ALICE), t(0)).unwrap();
+        }
+        let texts = |query: &str| -> Vec<String> {
+            search(&conn, query, 10)
+                .unwrap()
+                .into_iter()
+                .map(|q| q.text)
+                .collect()
+        };
+        assert_eq!(texts("a"), ["a cat sat"], "a whole word");
+        assert_eq!(texts("cat").len(), 2, "a prefix from two letters on");
     }
 
     #[test]

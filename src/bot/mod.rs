@@ -9,6 +9,7 @@
 //! - `events.rs` -> `events/<event>.rs`: guild joins and removals.
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
+//! - `throttle.rs`: how often a member may run a full-text search.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
 //! - `permissions.rs`: server-wide permissions from the guild's roles.
 //!
@@ -23,6 +24,7 @@ mod events;
 mod gate;
 mod permissions;
 mod reply;
+mod throttle;
 mod types;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -59,6 +61,7 @@ pub async fn run(
 pub struct Builder {
     config: Config,
     write_cooldown: Duration,
+    search_interval: Duration,
     button_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -68,6 +71,7 @@ impl Builder {
         Self {
             config,
             write_cooldown: Duration::from_secs(3),
+            search_interval: Duration::from_secs(1),
             button_timeout: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }
@@ -76,6 +80,12 @@ impl Builder {
     /// Per-member cooldown of commands that write (zero: none).
     pub fn write_cooldown(mut self, cooldown: Duration) -> Self {
         self.write_cooldown = cooldown;
+        self
+    }
+
+    /// How often each member may run a full-text search (zero: as often as they like).
+    pub fn search_interval(mut self, every: Duration) -> Self {
+        self.search_interval = every;
         self
     }
 
@@ -108,6 +118,7 @@ impl Builder {
             button_timeout: self.button_timeout,
             clock: self.clock,
             roles: Arc::default(),
+            searches: Arc::new(throttle::Throttle::new(self.search_interval)),
         };
         let mut http = serenity::HttpBuilder::new(&token);
         if let Some(api) = &base.config.api_base {
@@ -149,6 +160,7 @@ struct Base {
     button_timeout: Duration,
     clock: Arc<dyn Clock>,
     roles: Arc<permissions::GuildRoles>,
+    searches: Arc<throttle::Throttle>,
 }
 
 /// The data commands see, set before the bot connects and handed to poise on READY.
@@ -258,6 +270,7 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
         button_timeout: base.button_timeout,
         roles: base.roles,
         live_buttons: Arc::default(),
+        searches: base.searches,
     };
     let control = ControlServer::start(&data.config.store.data_dir, data.owner())
         .context("starting the control socket")?;

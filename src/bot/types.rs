@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{buttons::LiveButtons, permissions::GuildRoles};
+use super::{buttons::LiveButtons, permissions::GuildRoles, throttle::Throttle};
 use crate::{
     config::Config,
     ops::{BotParts, Owner},
@@ -26,6 +26,8 @@ pub struct Data {
     pub roles: Arc<GuildRoles>,
     /// Which invocations' buttons are still collected.
     pub live_buttons: Arc<LiveButtons>,
+    /// Full-text searches per member, from `/quote search` and from autocomplete.
+    pub searches: Arc<Throttle>,
 }
 
 impl Data {

@@ -1,5 +1,7 @@
 //! `/quote` and "Save as quote", as members see them through the fake Discord.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use guildkeep::quotes::{self, NewQuote};
 use serde_json::{json, Value};
@@ -274,6 +276,46 @@ async fn save_as_quote_stores_the_text_and_its_author() {
     assert_eq!(saved.author_id, Some(BOB));
     assert_eq!(saved.added_by, Some(ALICE));
     assert_eq!(saved.source_message_id, Some(555));
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_member_searching_faster_than_once_a_second_is_held_back() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).search_interval(Duration::from_secs(3600));
+    })
+    .await;
+    let id = seed(&bot, "find me", ALICE, &[]).await;
+    let first = bot.autocomplete(BOB, "quote get", "id", "find").await;
+    assert_eq!(first[0]["value"], id.to_string());
+    let again = bot.autocomplete(BOB, "quote get", "id", "find m").await;
+    assert!(
+        again.is_empty(),
+        "a second search at once offers nothing: {again:?}"
+    );
+    let by_number = bot
+        .autocomplete(BOB, "quote get", "id", &id.to_string())
+        .await;
+    assert_eq!(
+        by_number[0]["value"],
+        id.to_string(),
+        "numbers are no search"
+    );
+    let refused = bot
+        .slash(BOB, "quote search", json!([option("query", "find")]))
+        .await;
+    assert!(
+        content(&refused).contains("searching very fast"),
+        "{refused}"
+    );
+    assert!(is_ephemeral(&refused));
+    let other = bot
+        .slash(ALICE, "quote search", json!([option("query", "find")]))
+        .await;
+    assert!(
+        other.to_string().contains("find me"),
+        "another member: {other}"
+    );
     bot.shutdown().await;
 }
 

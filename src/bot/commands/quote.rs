@@ -144,6 +144,11 @@ pub async fn search(
     query: String,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
+    if !ctx.data().searches.admit(ctx.author().id.get()) {
+        return Err(
+            bot::UserError("You are searching very fast; try again in a moment.".into()).into(),
+        );
+    }
     let found = ctx
         .data()
         .store
@@ -375,8 +380,18 @@ pub async fn today(ctx: Context<'_>) -> Result<(), Error> {
     .await
 }
 
-/// Suggests quote numbers whose number or text matches what was typed.
+/// Suggests quote numbers whose number or text matches what was typed. Text is a search,
+/// so it counts toward the member's searches: past their limit, words offer nothing until
+/// the next keystroke after the interval.
 async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
+    let is_number = typed
+        .trim()
+        .trim_start_matches('#')
+        .bytes()
+        .all(|b| b.is_ascii_digit());
+    if !is_number && !ctx.data().searches.admit(ctx.author().id.get()) {
+        return serenity::CreateAutocompleteResponse::new();
+    }
     let typed = typed.to_owned();
     suggestions(
         ctx,

@@ -329,10 +329,11 @@ pub async fn seen(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
     shown
 }
 
-/// The builder settings of every test bot: no cooldowns, buttons live for 5 s.
+/// The builder settings of every test bot: no cooldowns or search limits, buttons live for 5 s.
 pub fn quick(builder: Builder) -> Builder {
     builder
         .write_cooldown(Duration::ZERO)
+        .search_interval(Duration::ZERO)
         .button_timeout(Duration::from_secs(5))
 }
 
