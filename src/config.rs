@@ -99,6 +99,10 @@ const KEYS: &[(&str, &str, Apply)] = &[
         };
         Ok(())
     }),
+    ("max_guild_mib", "GUILDKEEP_MAX_GUILD_MIB", |c, raw| {
+        c.store.max_guild_bytes = whole::<u64>(raw, 1, 1 << 20)? << 20;
+        Ok(())
+    }),
     ("open_wait", "GUILDKEEP_OPEN_WAIT", |c, raw| {
         c.store.open_wait = duration(raw, false, ON_THE_CLOCK)?;
         Ok(())

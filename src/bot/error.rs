@@ -83,6 +83,16 @@ fn store_message(error: &StoreError) -> Option<&'static str> {
     })
 }
 
+/// Whether `cause` is SQLite saying the database is full: the guild reached `max_guild_mib`
+/// (or the disk is full).
+/// SQLite's own error is looked for, not rusqlite's: domain errors wrap rusqlite's
+/// transparently, which leaves SQLite's as the cause in the chain.
+fn is_full(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause
+        .downcast_ref::<rusqlite::ffi::Error>()
+        .is_some_and(|e| e.code == rusqlite::ErrorCode::DiskFull)
+}
+
 /// The framework's only error handler.
 pub async fn on_error(error: FrameworkError<'_, Data, Error>) {
     use FrameworkError as Fw;
@@ -162,6 +172,10 @@ fn shown_for(ctx: Context<'_>, error: &Error) -> String {
     if let Some(message) = error.downcast_ref::<StoreError>().and_then(store_message) {
         tracing::info!(command = %ctx.command().qualified_name, error = %error, "store refused");
         return message.into();
+    }
+    if error.chain().any(is_full) {
+        tracing::warn!(command = %ctx.command().qualified_name, guild = ?ctx.guild_id().map(|g| g.get()), "a guild's database is full");
+        return "This server has reached the space the bot keeps for it, so nothing new was saved. Delete old quotes or reminders, or ask the bot's operator to raise the limit.".into();
     }
     let reference = format!("{:06x}", rand::random::<u32>() & 0x00ff_ffff);
     tracing::error!(

@@ -64,6 +64,8 @@ pub struct StoreConfig {
     pub connections_per_guild: u32,
     pub busy_timeout: Duration,
     pub synchronous: Synchronous,
+    /// The largest one guild's database may grow (see `open::ConnectionSettings`).
+    pub max_guild_bytes: u64,
     /// How long a use may wait for a free slot when every open pool is leased.
     pub open_wait: Duration,
     /// `None`: this process owns every guild.
@@ -84,6 +86,7 @@ impl StoreConfig {
             connections_per_guild: 4,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
+            max_guild_bytes: 256 << 20,
             open_wait: Duration::from_secs(10),
             shards: None,
             keep_spare_guild: false,
@@ -296,6 +299,7 @@ impl GuildDatabaseManager {
             settings: ConnectionSettings {
                 busy_timeout: config.busy_timeout,
                 synchronous: config.synchronous,
+                max_guild_bytes: config.max_guild_bytes,
             },
             template: Template::build(&config.migrations)?,
             pool_worker: Arc::new(

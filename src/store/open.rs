@@ -42,6 +42,9 @@ impl Synchronous {
 pub struct ConnectionSettings {
     pub busy_timeout: Duration,
     pub synchronous: Synchronous,
+    /// The largest a guild's database may grow; a write past it fails as SQLite's "database
+    /// or disk is full" and changes nothing.
+    pub max_guild_bytes: u64,
 }
 
 /// Page cache per connection, in KiB. Guild databases are small and many are open at once,
@@ -67,10 +70,13 @@ const WAL_KEEP_BYTES: i64 = 8 << 20;
 pub fn configure(conn: &Connection, settings: ConnectionSettings) -> rusqlite::Result<()> {
     conn.busy_timeout(settings.busy_timeout)?;
     keep_wal_on_close(conn)?;
+    let page_bytes: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA cache_size = -{CACHE_KIB}; \
-         PRAGMA journal_size_limit = {WAL_KEEP_BYTES}; PRAGMA secure_delete = ON;",
-        settings.synchronous.pragma()
+         PRAGMA journal_size_limit = {WAL_KEEP_BYTES}; PRAGMA secure_delete = ON; \
+         PRAGMA max_page_count = {};",
+        settings.synchronous.pragma(),
+        (settings.max_guild_bytes / page_bytes.max(512).unsigned_abs()).max(1),
     ))
 }
 
@@ -391,6 +397,7 @@ mod tests {
         let settings = ConnectionSettings {
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::Normal,
+            max_guild_bytes: 1 << 30,
         };
         for raw in 1..=100 {
             let guild = GuildId::new(raw).unwrap();

@@ -320,6 +320,53 @@ async fn a_member_searching_faster_than_once_a_second_is_held_back() {
 }
 
 #[tokio::test]
+async fn a_server_at_its_storage_limit_is_told_so_and_nothing_is_half_saved() {
+    let bot = TestBot::start_with(|s| {
+        s.seed = Some(|c| {
+            let text = "a long quote ".repeat(150);
+            for _ in 0..300 {
+                c.execute(
+                    "INSERT INTO quotes (text, added_by, created_at, updated_at) VALUES (?1, 1, 0, 0)",
+                    [&text],
+                )
+                .unwrap();
+            }
+        });
+        // Below what the seed already takes: the file may not grow at all.
+        s.config.store.max_guild_bytes = 256 << 10;
+    })
+    .await;
+    // The last pages may still have room for a quote or two; then the file cannot grow.
+    let mut saved = 0;
+    let refused = loop {
+        let text = format!("one more {saved} {}", "word ".repeat(380));
+        let answer = bot
+            .slash(ALICE, "quote add", json!([option("text", text)]))
+            .await;
+        if !content(&answer).is_empty() {
+            break answer;
+        }
+        saved += 1;
+        assert!(saved < 10, "still saving past the limit: {answer}");
+    };
+    assert!(
+        content(&refused).contains("reached the space the bot keeps"),
+        "{refused}"
+    );
+    assert!(is_ephemeral(&refused));
+    let count = bot
+        .store
+        .with_guild(GUILD, |c| {
+            c.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count, 300 + saved, "every answer told the truth");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
 async fn autocomplete_offers_quote_numbers_and_tags() {
     let bot = TestBot::start().await;
     let id = seed(&bot, "autocomplete me", ALICE, &["memes"]).await;
