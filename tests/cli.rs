@@ -241,3 +241,23 @@ async fn stats_and_check_take_several_data_directories_and_nothing_else_does() {
     );
     assert!(!one.path().join("backups").exists(), "nothing was done");
 }
+
+#[tokio::test]
+async fn check_names_a_guild_with_a_view_guildkeep_did_not_make() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[11, 22]).await;
+    Connection::open(guild_db(tmp.path(), 22))
+        .unwrap()
+        .execute_batch("CREATE VIEW members AS SELECT DISTINCT added_by FROM quotes;")
+        .unwrap();
+    let (ok, stdout, stderr) = guildkeep(tmp.path(), &["check"]);
+    assert!(!ok);
+    assert!(
+        stdout.contains("guild 22: unexpected view `members`"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("guild(s) 22") && !stderr.contains("11"),
+        "{stderr}"
+    );
+}

@@ -21,8 +21,8 @@ use crate::{privacy, store::Migrations};
 pub enum Job {
     /// Guilds on disk, total bytes, the largest guilds and schema versions.
     Stats,
-    /// Integrity and foreign-key check of every guild (or those named); non-zero exit naming
-    /// each failing guild.
+    /// Integrity, foreign-key and schema check of every guild (or those named): any object
+    /// guildkeep's migrations did not make is named. Non-zero exit naming each failing guild.
     Check {
         #[arg(long = "guild", value_name = "ID")]
         guilds: Vec<u64>,
