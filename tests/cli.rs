@@ -1,5 +1,5 @@
-//! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`
-//! and configuration errors, each on a real data directory.
+//! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`,
+//! configuration and `.env` errors, each on a real data directory.
 
 use std::{path::Path, process::Command};
 
@@ -7,13 +7,24 @@ use rusqlite::Connection;
 use tempfile::TempDir;
 
 fn guildkeep(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let data_dir = data.to_str().expect("a UTF-8 temporary path");
+    let args: Vec<&str> = ["--data-dir", data_dir]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    guildkeep_in(data, &args)
+}
+
+/// The binary run in `cwd`, with no data directory named unless `args` name one.
+fn guildkeep_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_guildkeep"))
         // Not the repository: a developer's .env there must not reach these runs.
-        .current_dir(data)
-        .arg("--data-dir")
-        .arg(data)
+        .current_dir(cwd)
         .args(args)
         .env_remove("DISCORD_TOKEN")
+        .env_remove("GUILDKEEP_DATA_DIR")
+        .env_remove("GUILDKEEP_CONFIG")
         .env("GUILDKEEP_LOG", "warn")
         .output()
         .expect("run guildkeep");
@@ -260,4 +271,40 @@ async fn check_names_a_guild_with_a_view_guildkeep_did_not_make() {
         stderr.contains("guild(s) 22") && !stderr.contains("11"),
         "{stderr}"
     );
+}
+
+#[test]
+fn only_the_working_directorys_env_file_is_read_and_a_bad_one_is_not_echoed() {
+    let tmp = TempDir::new().unwrap();
+    let child = tmp.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    let planted = tmp.path().join("planted");
+    let dotenv = format!("GUILDKEEP_DATA_DIR={}\n", planted.display());
+    std::fs::write(tmp.path().join(".env"), &dotenv).unwrap();
+
+    let (ok, stdout, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!planted.exists(), "the parent directory's .env was read");
+    assert!(
+        child.join("data").is_dir(),
+        "the default data directory was used"
+    );
+
+    // The same file in the working directory is read, so the check above can fail.
+    std::fs::write(child.join(".env"), &dotenv).unwrap();
+    let (ok, stdout, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(planted.is_dir(), "the working directory's .env was read");
+
+    let secret = "MTIzNDU2.secret-token-text";
+    std::fs::write(
+        child.join(".env"),
+        format!("GUILDKEEP_LOG=warn\nDISCORD_TOKEN {secret}\n"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(!ok);
+    assert!(stderr.contains(".env: line 2"), "{stderr}");
+    assert!(!stderr.contains("secret-token"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
