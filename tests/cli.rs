@@ -1,5 +1,6 @@
 //! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`,
-//! configuration and `.env` errors, each on a real data directory.
+//! configuration and `.env` errors, and the systemd units' command lines, each on a real data
+//! directory.
 
 use std::{path::Path, process::Command};
 
@@ -307,4 +308,42 @@ fn only_the_working_directorys_env_file_is_read_and_a_bad_one_is_not_echoed() {
     assert!(stderr.contains(".env: line 2"), "{stderr}");
     assert!(!stderr.contains("secret-token"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_systemd_units_command_lines_run_without_a_config_file() {
+    for (unit, stand_in) in [
+        // `run` needs Discord; `stats` loads the configuration the same way.
+        (
+            include_str!("../scripts/guildkeep.service"),
+            Some(("run", "stats")),
+        ),
+        (include_str!("../scripts/guildkeep-backup.service"), None),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let (etc, data) = (tmp.path().join("etc"), tmp.path().join("data"));
+        std::fs::create_dir(&etc).unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart="))
+            .expect("an ExecStart line");
+        let working = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("WorkingDirectory="))
+            .expect("a WorkingDirectory line");
+        let data_dir = data.to_str().unwrap();
+        let args: Vec<&str> = exec
+            .split_whitespace()
+            .skip(1)
+            .map(|arg| match arg {
+                "/var/lib/guildkeep" => data_dir,
+                arg if stand_in.is_some_and(|(from, _)| from == arg) => stand_in.unwrap().1,
+                arg => arg,
+            })
+            .collect();
+        // The unit's working directory, with no guildkeep.toml in it.
+        assert_eq!(working, "/etc/guildkeep");
+        let (ok, stdout, stderr) = guildkeep_in(&etc, &args);
+        assert!(ok, "{exec}: {stdout}{stderr}");
+    }
 }
