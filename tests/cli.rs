@@ -1,8 +1,8 @@
 //! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`,
-//! configuration and `.env` errors, and the systemd units' command lines, each on a real data
-//! directory.
+//! `gdpr export-user --out`, configuration and `.env` errors, and the systemd units' command
+//! lines, each on a real data directory.
 
-use std::{path::Path, process::Command};
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -271,6 +271,44 @@ async fn check_names_a_guild_with_a_view_guildkeep_did_not_make() {
     assert!(
         stderr.contains("guild(s) 22") && !stderr.contains("11"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn export_user_out_writes_the_json_to_a_file_only_its_owner_can_read() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[3]).await;
+    Connection::open(guild_db(tmp.path(), 3))
+        .unwrap()
+        .execute(
+            "INSERT INTO quotes (text, added_by, created_at, updated_at)
+             VALUES ('words of member one', 1, 0, 0)",
+            [],
+        )
+        .unwrap();
+    // An older export, readable by everyone: replaced, and no longer readable by others.
+    let file = tmp.path().join("export.json");
+    std::fs::write(&file, "old").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // A relative path, as an operator types it: relative to where the command runs.
+    let (ok, stdout, stderr) = guildkeep(
+        tmp.path(),
+        &["gdpr", "export-user", "1", "--out", "export.json"],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("written to"), "{stdout}");
+    assert!(
+        !stdout.contains("words of member one"),
+        "not on stdout: {stdout}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let export: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).expect("JSON in the file");
+    assert!(
+        export["3"].to_string().contains("words of member one"),
+        "{export}"
     );
 }
 
