@@ -1,6 +1,11 @@
 //! Configuration: an optional `guildkeep.toml`, overridden by environment variables
 //! (`GUILDKEEP_<KEY>` for every key, plus `DISCORD_TOKEN`, `DISCORD_DEV_GUILD` and
-//! `DISCORD_API_BASE`), with `.env` loaded into the environment by `main` beforehand.
+//! `DISCORD_API_BASE`), with `.env` loaded into the environment by `main` beforehand
+//! ([`load_dotenv`]: the working directory's only, never a parent's).
+//!
+//! The token is a secret: `Config`'s `Debug` does not print it, a malformed `.env` is reported
+//! by line number without its text, and `DISCORD_API_BASE` (where the token is sent) may only
+//! name this machine.
 //!
 //! Every key is parsed by one function whether it came from the file or the environment, so
 //! an unknown key or a bad value fails at start-up with one line naming the key, the value
@@ -8,6 +13,8 @@
 
 use std::{
     collections::BTreeMap,
+    fmt,
+    net::IpAddr,
     ops::Range,
     path::{Path, PathBuf},
     time::Duration,
@@ -16,7 +23,7 @@ use std::{
 use crate::store::{ShardOwnership, StoreConfig, Synchronous};
 
 /// Everything the binary can be configured with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub store: StoreConfig,
     /// The bot token; only `guildkeep run` needs it.
@@ -51,6 +58,64 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
+    /// The line's text is left out: it may hold the token.
+    #[error("{path}: line {line} is not a `KEY=value` line (not shown: it may hold a secret)")]
+    DotEnvLine { path: PathBuf, line: usize },
+    #[error("cannot read {path}: {source}")]
+    DotEnvRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("store", &self.store)
+            .field(
+                "discord_token",
+                &self.discord_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("dev_guild", &self.dev_guild)
+            .field("api_base", &self.api_base)
+            .field("deletion_grace", &self.deletion_grace)
+            .field("reminder_cap", &self.reminder_cap)
+            .field("shard_count", &self.shard_count)
+            .finish()
+    }
+}
+
+/// The `.env` file `main` loads: in the working directory, and only there. Looking in parent
+/// directories, as `dotenvy::dotenv` does, let a `.env` planted anywhere above the working
+/// directory set the token's destination (`DISCORD_API_BASE`) or the data directory.
+pub const DOTENV: &str = ".env";
+
+/// Loads `path` into the environment, keeping variables already set. A missing file is
+/// normal; a malformed one is an error naming the line by number only.
+pub fn load_dotenv(path: &Path) -> Result<(), ConfigError> {
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(text, _)) => {
+            // dotenvy gives the offending text, not its line: find it in the file.
+            let file = std::fs::read_to_string(path).unwrap_or_default();
+            let line = file
+                .find(&text)
+                .map_or(0, |at| file[..at].matches('\n').count() + 1);
+            Err(ConfigError::DotEnvLine {
+                path: path.to_owned(),
+                line,
+            })
+        }
+        Err(dotenvy::Error::Io(source)) => Err(ConfigError::DotEnvRead {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(other) => Err(ConfigError::DotEnvRead {
+            path: path.to_owned(),
+            source: std::io::Error::other(other.to_string()),
+        }),
+    }
 }
 
 /// The file read when `--config` is not given, if it exists.
@@ -129,9 +194,12 @@ const KEYS: &[(&str, &str, Apply)] = &[
         Ok(())
     }),
     ("api_base", "DISCORD_API_BASE", |c, raw| {
-        (raw.text.starts_with("http://") || raw.text.starts_with("https://"))
+        loopback_url(&raw.text)
             .then(|| c.api_base = Some(raw.text.trim_end_matches('/').to_owned()))
-            .ok_or("expected an http:// or https:// URL")
+            .ok_or(
+                "expected an http:// or https:// URL on this machine (127.0.0.0/8, [::1] or \
+                 localhost): the bot sends its token there",
+            )
     }),
 ];
 
@@ -304,6 +372,35 @@ fn duration(raw: &Raw, zero_allowed: bool, limit: Limit) -> Result<Duration, &'s
     Ok(parsed)
 }
 
+/// Whether `text` is an http(s) URL whose host is a loopback address or `localhost`. No user
+/// info is accepted: in `http://127.0.0.1@example.com` the host is `example.com`.
+fn loopback_url(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    let host_ok = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    port_ok && host_ok
+}
+
 /// `"2..4"` (shards 2 and 3) or a single shard `"3"`.
 fn shard_range(text: &str) -> Option<Range<u64>> {
     let text = text.trim();
@@ -458,6 +555,64 @@ mod tests {
             env(&[("GUILDKEEP_SHARD_COUNT", "2"), ("GUILDKEEP_SHARDS", "1..3")])
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_api_base_must_be_on_this_machine() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.5.6.7/api/",
+            "https://localhost:443",
+            "http://[::1]:9000/",
+            "http://LOCALHOST",
+        ] {
+            let c = Config::load(None, env(&[("DISCORD_API_BASE", ok)])).unwrap();
+            assert!(c.api_base.is_some(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.1:8080",
+            "https://discord.example",
+            "http://127.0.0.1@attacker.example",
+            "http://localhost.attacker.example",
+            "http://[::ffff:8.8.8.8]/",
+            "http://128.0.0.1",
+            "http://127.0.0.1:99999",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8080",
+        ] {
+            let err = Config::load(None, env(&[("DISCORD_API_BASE", refused)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`api_base`") && err.contains("on this machine"),
+                "{refused}: {err}"
+            );
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_holds_the_token() {
+        let token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret.part";
+        let c = Config::load(None, env(&[("DISCORD_TOKEN", token)])).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains(token) && !shown.contains("secret"),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(format!("{c:#?}").contains("reminder_cap"));
+    }
+
+    #[test]
+    fn a_malformed_dotenv_is_named_by_line_without_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "# the token\n\nDISCORD_TOKEN abc.secret.xyz\n").unwrap();
+        let err = load_dotenv(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("abc.secret"), "{err}");
+        assert!(load_dotenv(&dir.path().join("absent.env")).is_ok());
     }
 
     #[test]

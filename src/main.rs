@@ -1,19 +1,20 @@
-//! The `guildkeep` binary: loads `.env`, sets up logging and the runtime, parses the command
-//! line and hands it to [`guildkeep::cli::run`]; any failure becomes one line on stderr and a
-//! non-zero exit. Nothing else lives here.
+//! The `guildkeep` binary: loads `./.env` (the working directory's, never a parent's), sets up
+//! logging and the runtime, parses the command line and hands it to [`guildkeep::cli::run`];
+//! any failure becomes one line on stderr and a non-zero exit. Nothing else lives here.
 
-use std::{io::IsTerminal, process::ExitCode};
+use std::{io::IsTerminal, path::Path, process::ExitCode};
 
 use clap::Parser;
-use guildkeep::cli::{self, Cli};
+use guildkeep::{
+    cli::{self, Cli},
+    config,
+};
 
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is worth knowing about.
-    if let Err(e) = dotenvy::dotenv() {
-        if !e.not_found() {
-            eprintln!("error: .env: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Err(e) = config::load_dotenv(Path::new(config::DOTENV)) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -1,19 +1,31 @@
-//! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`
-//! and configuration errors, each on a real data directory.
+//! The `guildkeep` binary as an operator runs it: `check`, `schema status|upgrade`, `stats`,
+//! `gdpr export-user --out`, configuration and `.env` errors, and the systemd units' command
+//! lines, each on a real data directory.
 
-use std::{path::Path, process::Command};
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
 
 fn guildkeep(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let data_dir = data.to_str().expect("a UTF-8 temporary path");
+    let args: Vec<&str> = ["--data-dir", data_dir]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    guildkeep_in(data, &args)
+}
+
+/// The binary run in `cwd`, with no data directory named unless `args` name one.
+fn guildkeep_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_guildkeep"))
         // Not the repository: a developer's .env there must not reach these runs.
-        .current_dir(data)
-        .arg("--data-dir")
-        .arg(data)
+        .current_dir(cwd)
         .args(args)
         .env_remove("DISCORD_TOKEN")
+        .env_remove("GUILDKEEP_DATA_DIR")
+        .env_remove("GUILDKEEP_CONFIG")
         .env("GUILDKEEP_LOG", "warn")
         .output()
         .expect("run guildkeep");
@@ -243,4 +255,136 @@ async fn stats_and_check_take_several_data_directories_and_nothing_else_does() {
         "{stderr}"
     );
     assert!(!one.path().join("backups").exists(), "nothing was done");
+}
+
+#[tokio::test]
+async fn check_names_a_guild_with_a_view_guildkeep_did_not_make() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[11, 22]).await;
+    Connection::open(guild_db(tmp.path(), 22))
+        .unwrap()
+        .execute_batch("CREATE VIEW members AS SELECT DISTINCT added_by FROM quotes;")
+        .unwrap();
+    let (ok, stdout, stderr) = guildkeep(tmp.path(), &["check"]);
+    assert!(!ok);
+    assert!(
+        stdout.contains("guild 22: unexpected view `members`"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("guild(s) 22") && !stderr.contains("11"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn export_user_out_writes_the_json_to_a_file_only_its_owner_can_read() {
+    let tmp = TempDir::new().unwrap();
+    make_guilds(tmp.path(), &[3]).await;
+    Connection::open(guild_db(tmp.path(), 3))
+        .unwrap()
+        .execute(
+            "INSERT INTO quotes (text, added_by, created_at, updated_at)
+             VALUES ('words of member one', 1, 0, 0)",
+            [],
+        )
+        .unwrap();
+    // An older export, readable by everyone: replaced, and no longer readable by others.
+    let file = tmp.path().join("export.json");
+    std::fs::write(&file, "old").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // A relative path, as an operator types it: relative to where the command runs.
+    let (ok, stdout, stderr) = guildkeep(
+        tmp.path(),
+        &["gdpr", "export-user", "1", "--out", "export.json"],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("written to"), "{stdout}");
+    assert!(
+        !stdout.contains("words of member one"),
+        "not on stdout: {stdout}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let export: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).expect("JSON in the file");
+    assert!(
+        export["3"].to_string().contains("words of member one"),
+        "{export}"
+    );
+}
+
+#[test]
+fn only_the_working_directorys_env_file_is_read_and_a_bad_one_is_not_echoed() {
+    let tmp = TempDir::new().unwrap();
+    let child = tmp.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    let planted = tmp.path().join("planted");
+    let dotenv = format!("GUILDKEEP_DATA_DIR={}\n", planted.display());
+    std::fs::write(tmp.path().join(".env"), &dotenv).unwrap();
+
+    let (ok, stdout, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!planted.exists(), "the parent directory's .env was read");
+    assert!(
+        child.join("data").is_dir(),
+        "the default data directory was used"
+    );
+
+    // The same file in the working directory is read, so the check above can fail.
+    std::fs::write(child.join(".env"), &dotenv).unwrap();
+    let (ok, stdout, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(planted.is_dir(), "the working directory's .env was read");
+
+    let secret = "MTIzNDU2.secret-token-text";
+    std::fs::write(
+        child.join(".env"),
+        format!("GUILDKEEP_LOG=warn\nDISCORD_TOKEN {secret}\n"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = guildkeep_in(&child, &["stats"]);
+    assert!(!ok);
+    assert!(stderr.contains(".env: line 2"), "{stderr}");
+    assert!(!stderr.contains("secret-token"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_systemd_units_command_lines_run_without_a_config_file() {
+    for (unit, stand_in) in [
+        // `run` needs Discord; `stats` loads the configuration the same way.
+        (
+            include_str!("../scripts/guildkeep.service"),
+            Some(("run", "stats")),
+        ),
+        (include_str!("../scripts/guildkeep-backup.service"), None),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let (etc, data) = (tmp.path().join("etc"), tmp.path().join("data"));
+        std::fs::create_dir(&etc).unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("ExecStart="))
+            .expect("an ExecStart line");
+        let working = unit
+            .lines()
+            .find_map(|line| line.strip_prefix("WorkingDirectory="))
+            .expect("a WorkingDirectory line");
+        let data_dir = data.to_str().unwrap();
+        let args: Vec<&str> = exec
+            .split_whitespace()
+            .skip(1)
+            .map(|arg| match arg {
+                "/var/lib/guildkeep" => data_dir,
+                arg if stand_in.is_some_and(|(from, _)| from == arg) => stand_in.unwrap().1,
+                arg => arg,
+            })
+            .collect();
+        // The unit's working directory, with no guildkeep.toml in it.
+        assert_eq!(working, "/etc/guildkeep");
+        let (ok, stdout, stderr) = guildkeep_in(&etc, &args);
+        assert!(ok, "{exec}: {stdout}{stderr}");
+    }
 }

@@ -1,7 +1,9 @@
 //! `migrate-legacy` against a legacy database the tests build, one test per rule of
 //! shared/legacy-format.md: guild ids, the default guild, per-guild tags from global ones,
 //! orphans, recomputed ratings, time formats, opt-ins, idempotence, `--guild`, `--dry-run`,
-//! the report, and the source left byte-for-byte unchanged.
+//! the report, and the source left byte-for-byte unchanged. Also a hostile source: views where
+//! tables belong, a view that never ends, and a 1 MB text, refused or cut quickly and in
+//! bounded memory.
 
 mod ops_support;
 
@@ -764,4 +766,173 @@ async fn nul_characters_in_legacy_texts_are_dropped_instead_of_failing_the_guild
         ),
         ("ab", "Anonymous", "fun", "(legacy reminder without text)")
     );
+}
+
+/// `guildkeep migrate-legacy --dry-run` run as an operator would, with its exit, its stderr,
+/// how long it took and its peak memory (maximum resident set, KiB; the largest of the runs so
+/// far, which bounds this one).
+fn dry_run_cli(source: &Path, data: &Path) -> (bool, String, std::time::Duration, i64) {
+    use std::os::unix::process::CommandExt;
+    use std::{io::Read, process::Stdio};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_guildkeep"));
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            // Ten seconds of CPU, then SIGKILL: a source that hangs the import fails the test
+            // instead of hanging it.
+            let limit = libc::rlimit {
+                rlim_cur: 10,
+                rlim_max: 10,
+            };
+            match libc::setrlimit(libc::RLIMIT_CPU, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let started = std::time::Instant::now();
+    let mut child = command
+        .current_dir(data.parent().unwrap())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["migrate-legacy", "--dry-run", "--source"])
+        .arg(source)
+        .env("GUILDKEEP_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run guildkeep");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let ok = child.wait().unwrap().success();
+    let took = started.elapsed();
+    // The largest child this process has waited for; the only children of this test binary
+    // are the runs of this function.
+    let mut usage = unsafe { std::mem::zeroed::<libc::rusage>() };
+    // SAFETY: `usage` is a live, writable rusage.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    (ok, stderr, took, usage.ru_maxrss)
+}
+
+#[test]
+fn a_source_with_views_where_tables_belong_is_refused_at_once_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // `quotes` a view that joins a table with itself five times: read, it is 10^15 rows.
+    let joined = dir.path().join("joined.db");
+    let db = legacy_db(&joined);
+    db.execute_batch(
+        "ALTER TABLE quotes RENAME TO real_quotes;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO real_quotes (guildId, text) SELECT '111111111111111111', 'q' || i FROM n;
+         CREATE VIEW quotes AS SELECT a.* FROM real_quotes a, real_quotes b, real_quotes c,
+             real_quotes d, real_quotes e;",
+    )
+    .unwrap();
+    drop(db);
+    // A view that never ends, under a name the import does not even read.
+    let endless = dir.path().join("endless.db");
+    let db = legacy_db(&endless);
+    db.execute_batch(
+        "CREATE VIEW forever AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)
+         SELECT i FROM n;",
+    )
+    .unwrap();
+    drop(db);
+
+    for (source, named) in [(joined, "view `quotes`"), (endless, "view `forever`")] {
+        let (ok, stderr, took, peak_kib) = dry_run_cli(&source, &data);
+        assert!(!ok, "refused");
+        assert!(stderr.contains(named), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+        assert!(peak_kib < 64 * 1024, "peak memory {peak_kib} KiB");
+        eprintln!(
+            "{}: refused in {took:?}, peak {peak_kib} KiB",
+            source.display()
+        );
+    }
+    assert!(!data.join("guilds").exists(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_generated_column_or_a_trigger_in_the_source_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir.path().join("data"));
+    for (name, sql, named) in [
+        (
+            "generated.db",
+            "ALTER TABLE reminders ADD COLUMN big TEXT AS (zeroblob(1000000000)) VIRTUAL;",
+            "generated column `big`",
+        ),
+        (
+            "trigger.db",
+            "CREATE TRIGGER t AFTER INSERT ON tags BEGIN DELETE FROM tags; END;",
+            "trigger `t`",
+        ),
+    ] {
+        let source = dir.path().join(name);
+        legacy_db(&source).execute_batch(sql).unwrap();
+        let error = migrate_legacy(&Owner::standalone(store.clone()), options(&source))
+            .await
+            .unwrap_err();
+        assert!(format!("{error:#}").contains(named), "{error:#}");
+    }
+}
+
+#[tokio::test]
+async fn a_megabyte_text_is_skipped_or_cut_to_its_documented_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    let db = legacy_db(&source);
+    let huge = "w".repeat(1 << 20);
+    db.execute(
+        "INSERT INTO quotes (guildId, text) VALUES (?1, ?2), (?1, 'short')",
+        params![A.to_string(), huge],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO reminders (guildId, subject, when_datetime, createdAt)
+         VALUES (?1, ?2, '2030-01-01T10:00:00Z', ?2)",
+        params![A.to_string(), huge],
+    )
+    .unwrap();
+    drop(db);
+    let store = store(&dir.path().join("data"));
+    let report = run(&store, options(&source)).await;
+    assert_eq!(report.skipped.get("quotes.text_too_long"), Some(&1));
+    assert_eq!(
+        report
+            .skipped
+            .get("reminders.message_truncated_to_4000_chars"),
+        Some(&1)
+    );
+    let (texts, message, created) = query(&store, A, |c| {
+        let texts: Vec<String> = c
+            .prepare("SELECT text FROM quotes")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (message, created): (String, i64) = c
+            .query_row("SELECT message, created_at FROM reminders", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        (texts, message, created)
+    })
+    .await;
+    assert_eq!(texts, ["short"]);
+    assert_eq!(message, "w".repeat(4000));
+    // A megabyte is no time: unreadable, so the import's start time.
+    assert!(created > 1_700_000_000, "{created}");
 }

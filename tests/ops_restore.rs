@@ -1,7 +1,8 @@
 //! `guildkeep restore` on real files: a backup restored over damaged data brings back exactly
 //! the backup's content, seen by a connection that stayed open throughout (the bot in another
-//! process); the replaced content is kept; a corrupt or too-new file is refused with the live
-//! database untouched and the operator's file unchanged.
+//! process); the replaced content is kept; a corrupt or too-new file, one with an object our
+//! schema does not have, or a copy changed since its backup set's manifest was written, is
+//! refused with the live database untouched and the operator's file unchanged.
 
 mod ops_support;
 
@@ -227,4 +228,43 @@ async fn a_corrupt_or_too_new_file_is_refused_and_nothing_changes() {
         .unwrap();
     let error = refused(&store, &data, newer).await;
     assert!(error.contains("schema version 99"), "{error}");
+}
+
+#[tokio::test]
+async fn a_copy_with_a_planted_trigger_or_changed_since_its_backup_is_refused_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = store(&data);
+    let file = guild_with_backup(&store, &dir.path().join("sets")).await;
+    damage(&store).await;
+
+    // A sound database at our schema version, plus one trigger that would run in the bot.
+    let planted = dir.path().join("planted.db");
+    std::fs::copy(&file, &planted).unwrap();
+    Connection::open(&planted)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER opt_everyone_in AFTER INSERT ON quotes BEGIN
+                 UPDATE optins SET dm_opt_in = 1;
+             END;",
+        )
+        .unwrap();
+    let error = refused(&store, &data, planted).await;
+    assert!(
+        error.contains("unexpected trigger `opt_everyone_in`"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line: {error}");
+
+    // In its backup set, one byte of a quote changed: still a sound database, but not the
+    // copy that was verified.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"third").unwrap();
+    bytes[at] = b'T';
+    std::fs::write(&file, bytes).unwrap();
+    let error = refused(&store, &data, file).await;
+    assert!(
+        error.contains("does not match its backup manifest"),
+        "{error}"
+    );
 }

@@ -1,10 +1,21 @@
-//! Small file helpers the operator jobs share: sha256 digests and their hex form.
-//! Not here: anything about guild databases (the store owns those paths).
+//! Small file helpers the operator jobs share: sha256 digests and their hex form, and the
+//! settings for reading a SQLite file that came from outside (a copy to restore, the legacy
+//! source). Not here: anything about guild databases (the store owns those paths).
 
 use std::{fs::File, io::Read, path::Path};
 
 use anyhow::Context as _;
+use rusqlite::{config::DbConfig, Connection};
 use sha2::{Digest, Sha256};
+
+/// Makes `conn` safe to point at a file someone else may have crafted: no writes to the schema
+/// or pages by SQL (`DEFENSIVE`), no functions with side effects run from the file's own views,
+/// triggers or indexes (`trusted_schema`), and every b-tree cell checked as it is read, so a
+/// malformed page is an error rather than a wild read (`cell_size_check`).
+pub fn distrust(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;")
+}
 
 pub fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     let mut file = File::open(path).with_context(|| format!("reading {}", path.display()))?;

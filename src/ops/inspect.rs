@@ -6,7 +6,10 @@ use futures::{stream, StreamExt};
 use serde::Serialize;
 
 use super::{progress::Progress, PARALLEL_GUILDS};
-use crate::store::{migrate::user_version, GuildDatabaseManager, StoreError};
+use crate::store::{
+    migrate::{schema_drift, user_version},
+    GuildDatabaseManager, StoreError,
+};
 
 /// What `guildkeep stats` prints.
 #[derive(Debug, Serialize)]
@@ -67,8 +70,9 @@ pub async fn stats(store: &GuildDatabaseManager) -> Result<DiskStats, StoreError
     })
 }
 
-/// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` of each guild (every guild on
-/// disk when `guilds` is empty). Results are in guild order.
+/// `PRAGMA integrity_check`, `PRAGMA foreign_key_check` and the schema (exactly the one its
+/// version has, nothing planted beside it) of each guild (every guild on disk when `guilds` is
+/// empty). Results are in guild order.
 pub async fn check(
     store: &GuildDatabaseManager,
     guilds: &[u64],
@@ -96,7 +100,7 @@ pub async fn check(
     Ok(results)
 }
 
-fn check_one(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
+fn check_one(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
     let mut problems: Vec<String> = conn
         .prepare("PRAGMA integrity_check")?
         .query_map([], |row| row.get::<_, String>(0))?
@@ -117,6 +121,7 @@ fn check_one(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
         })?
         .collect::<Result<_, _>>()?;
     problems.extend(orphans);
+    problems.extend(schema_drift(conn)?);
     Ok(problems)
 }
 

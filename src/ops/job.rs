@@ -13,7 +13,10 @@ use clap::{Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use super::{backup, gdpr, inspect, legacy, restore, Owner};
-use crate::{privacy, store::Migrations};
+use crate::{
+    privacy,
+    store::{paths, Migrations},
+};
 
 /// An operator command, as parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
@@ -21,8 +24,8 @@ use crate::{privacy, store::Migrations};
 pub enum Job {
     /// Guilds on disk, total bytes, the largest guilds and schema versions.
     Stats,
-    /// Integrity and foreign-key check of every guild (or those named); non-zero exit naming
-    /// each failing guild.
+    /// Integrity, foreign-key and schema check of every guild (or those named): any object
+    /// guildkeep's migrations did not make is named. Non-zero exit naming each failing guild.
     Check {
         #[arg(long = "guild", value_name = "ID")]
         guilds: Vec<u64>,
@@ -104,11 +107,14 @@ pub enum GdprAction {
         #[arg(long)]
         yes: bool,
     },
-    /// One member's data as JSON on stdout, keyed by guild id.
+    /// One member's data as JSON on stdout (or in a file), keyed by guild id.
     ExportUser {
         user_id: u64,
         #[arg(long, value_name = "ID")]
         guild: Option<u64>,
+        /// Write the JSON to this file instead, readable by its owner only (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -207,6 +213,9 @@ impl Job {
                 absolute(source);
                 report.iter_mut().for_each(absolute);
             }
+            Job::Gdpr {
+                action: GdprAction::ExportUser { out, .. },
+            } => out.iter_mut().for_each(absolute),
             _ => {}
         }
         self
@@ -315,9 +324,28 @@ async fn gdpr_job(owner: &Owner, action: GdprAction, console: &dyn Console) -> a
             ));
             fail_on("forget-user", &report.failures, console)
         }
-        GdprAction::ExportUser { user_id, guild } => {
+        GdprAction::ExportUser {
+            user_id,
+            guild,
+            out,
+        } => {
             let report = gdpr::export_user(&owner.store, user_id, guild).await?;
-            console.out(&serde_json::to_string_pretty(&report.guilds)?);
+            let json = serde_json::to_string_pretty(&report.guilds)?;
+            match out {
+                // Personal data: never left readable by others, never half written.
+                Some(path) => {
+                    let written = path.clone();
+                    tokio::task::spawn_blocking(move || {
+                        paths::replace_file(&path, json.as_bytes())
+                    })
+                    .await??;
+                    console.out(&format!(
+                        "member {user_id}'s data written to {}",
+                        written.display()
+                    ));
+                }
+                None => console.out(&json),
+            }
             fail_on("export-user", &report.failures, console)
         }
     }

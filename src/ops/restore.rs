@@ -1,9 +1,13 @@
 //! `guildkeep restore --guild ID --from FILE`: puts a backup copy back as a guild's live data.
 //!
-//! The operator's file is only ever read (read-only connection) and is checked before anything
-//! else happens: it must pass `PRAGMA integrity_check` and must not have a newer schema than
-//! this binary. It is then copied into memory, where an older schema is migrated, so the file
-//! itself is never changed. The live database keeps its current content beside it as
+//! The operator's file is only ever read (read-only connection, with the settings for a file
+//! from outside, [`distrust`]) and is checked before anything else happens: when it sits in a
+//! backup set, its sha256 must be the one `manifest.json` lists for it; it must pass
+//! `PRAGMA integrity_check`; it must not have a newer schema than this binary; and its schema
+//! must be exactly the one its version has (`store::migrate::schema_drift`): a trigger, view,
+//! table or index added to a copy would otherwise run inside the bot once restored, so any is
+//! refused by name. It is then copied into memory, where an older schema is migrated, so the
+//! file itself is never changed. The live database keeps its current content beside it as
 //! `quotes.db.pre-restore-<timestamp>` and receives the prepared content through SQLite's
 //! backup API on a connection to the live file, through the owner's store; the running bot's
 //! scheduler then reads the guild's reminders again.
@@ -11,15 +15,22 @@
 //! Not here: the online-backup copies themselves (`store/backup.rs`), making backup sets
 //! (`backup.rs`).
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, ensure, Context as _};
 use rusqlite::{Connection, OpenFlags};
 
-use super::Owner;
+use super::{
+    backup::{Manifest, MANIFEST},
+    files::{distrust, hex, sha256_file},
+    Owner,
+};
 use crate::store::{
     backup::{copy_into, integrity_check, row_counts},
-    migrate::user_version,
+    migrate::{schema_drift, user_version},
     Migrations,
 };
 
@@ -71,13 +82,15 @@ pub async fn restore(owner: &Owner, options: RestoreOptions) -> anyhow::Result<R
 
 /// The operator's file, verified and brought to this binary's schema, as an in-memory
 /// database; with the schema version the file had.
-fn prepare(from: &std::path::Path) -> anyhow::Result<(Connection, u32)> {
+fn prepare(from: &Path) -> anyhow::Result<(Connection, u32)> {
     ensure!(from.is_file(), "{} is not a file", from.display());
+    match_manifest(from)?;
     let file = Connection::open_with_flags(
         from,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", from.display()))?;
+    distrust(&file)?;
     let integrity = integrity_check(&file)
         .with_context(|| format!("{} is not a readable SQLite database", from.display()))?;
     if integrity != "ok" {
@@ -101,9 +114,54 @@ fn prepare(from: &std::path::Path) -> anyhow::Result<(Connection, u32)> {
             from.display()
         );
     }
+    let drift = schema_drift(&file)?;
+    if let Some(first) = drift.first() {
+        bail!(
+            "{} does not have guildkeep's schema v{found}: {first}{}; nothing was restored",
+            from.display(),
+            match drift.len() - 1 {
+                0 => String::new(),
+                more => format!(" (and {more} more difference(s))"),
+            }
+        );
+    }
     let mut prepared = Connection::open_in_memory()?;
     copy_into(&file, &mut prepared)?;
     prepared.pragma_update(None, "foreign_keys", true)?;
     Migrations::embedded().apply(&mut prepared)?;
     Ok((prepared, found))
+}
+
+/// When `from` sits in a backup set (a `manifest.json` beside it), its bytes must be the ones
+/// the manifest lists for it: a copy changed since it was verified is refused.
+fn match_manifest(from: &Path) -> anyhow::Result<()> {
+    let manifest_path = from.with_file_name(MANIFEST);
+    let bytes = match std::fs::read(&manifest_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", manifest_path.display())),
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a backup manifest", manifest_path.display()))?;
+    let name = from
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let Some(listed) = manifest.guilds.values().find(|copy| copy.file == name) else {
+        bail!(
+            "{} is not listed in {}; nothing was restored",
+            from.display(),
+            manifest_path.display()
+        );
+    };
+    let found = hex(&sha256_file(from)?);
+    if found != listed.sha256 {
+        bail!(
+            "{} does not match its backup manifest (sha256 {found}, manifest {}): the copy \
+             changed after it was verified; nothing was restored",
+            from.display(),
+            listed.sha256
+        );
+    }
+    Ok(())
 }

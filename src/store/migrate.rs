@@ -3,7 +3,13 @@
 //! `PRAGMA user_version`. A failed migration rolls back to the previous version; a file newer
 //! than this binary is refused without being written to.
 //!
+//! Also the schema each version must have, for telling a guildkeep file from one with planted
+//! objects ([`schema_drift`]): a trigger or view added to a backup copy would run inside the bot
+//! once restored, so nothing but what the migrations create is accepted.
+//!
 //! Not here: where files live and when they are opened (`store/open.rs`, `store/manager.rs`).
+
+use std::{collections::BTreeMap, sync::LazyLock};
 
 use rusqlite::Connection;
 
@@ -91,4 +97,67 @@ impl Migrations {
 
 pub fn user_version(conn: &Connection) -> Result<u32, rusqlite::Error> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// The objects of `sqlite_schema`: their SQL (`None` for automatic indexes) by type and name
+/// (a trigger may share its name with a table).
+type Schema = BTreeMap<(String, String), Option<String>>;
+
+/// The schema of every embedded version, index 0 holding version 1, built once by applying the
+/// migrations to an empty in-memory database: the same statements, so the same SQL text, as
+/// every guild file that guildkeep created or migrated.
+static EXPECTED: LazyLock<Vec<Schema>> = LazyLock::new(|| {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    let embedded = Migrations::embedded();
+    (1..=embedded.latest())
+        .map(|version| {
+            Migrations::new(embedded.0[..version as usize].to_vec())
+                .apply(&mut conn)
+                .expect("the embedded migrations apply to an empty database");
+            read_schema(&conn).expect("the schema of an in-memory database")
+        })
+        .collect()
+});
+
+/// How `conn`'s schema differs from the one its `user_version` must have: one line per object
+/// that is not ours, missing, or changed, naming it. Empty when the schema is exactly ours;
+/// nothing is tolerated, not even `ANALYZE`'s statistics tables, which steer query plans. A
+/// version this binary does not know (0, or newer) has no expected schema and yields one line.
+pub fn schema_drift(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let version = user_version(conn)?;
+    let Some(expected) = version
+        .checked_sub(1)
+        .and_then(|index| EXPECTED.get(index as usize))
+    else {
+        return Ok(vec![format!(
+            "schema version {version} is not one this guildkeep knows (1 to {})",
+            Migrations::embedded().latest()
+        )]);
+    };
+    let found = read_schema(conn)?;
+    let mut drift = Vec::new();
+    // A planted name may hold anything, a line break included.
+    let named = |kind: &str, name: &str| format!("{kind} `{}`", name.escape_debug());
+    for ((kind, name), sql) in &found {
+        match expected.get(&(kind.clone(), name.clone())) {
+            None => drift.push(format!("unexpected {}", named(kind, name))),
+            Some(ours) if ours != sql => drift.push(format!(
+                "{} differs from schema version {version}",
+                named(kind, name)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (kind, name) in expected.keys() {
+        if !found.contains_key(&(kind.clone(), name.clone())) {
+            drift.push(format!("missing {}", named(kind, name)));
+        }
+    }
+    Ok(drift)
+}
+
+fn read_schema(conn: &Connection) -> rusqlite::Result<Schema> {
+    conn.prepare("SELECT type, name, sql FROM main.sqlite_schema")?
+        .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?
+        .collect()
 }

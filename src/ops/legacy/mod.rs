@@ -2,11 +2,14 @@
 //! (shared/legacy-format.md) into per-guild databases, rule by rule.
 //!
 //! The source is opened read-only with `immutable=1` (no lock, no journal, no WAL or shm file
-//! created beside it) and its sha256 is compared before and after. A source with a `-wal` or
-//! `-journal` beside it is refused: immutable mode would not read it, and the operator should
-//! checkpoint or recover it with the tool that wrote it first. One reader thread streams the
-//! source guild by guild (`source.rs`) into a short queue; each guild's plan is written in one
-//! transaction (`target.rs`), four guilds at a time, so reading and writing overlap.
+//! created beside it) and its sha256 is compared before and after. It is not trusted: it is
+//! read with SQLite's defensive settings and without memory mapping, and refused unless it
+//! passes `quick_check` and holds only ordinary tables (and indexes) under the names read
+//! (`source::vet`). A source with a `-wal` or `-journal` beside it is refused: immutable mode
+//! would not read it, and the operator should checkpoint or recover it with the tool that
+//! wrote it first. One reader thread streams the source guild by guild (`source.rs`) into a
+//! short queue; each guild's plan is written in one transaction (`target.rs`), four guilds at
+//! a time, so reading and writing overlap.
 //!
 //! Decisions where the spec leaves room (also in docs/operating.md):
 //! - A guild id (and any snowflake) must be canonical decimal: digits, no sign, no spaces, no
@@ -26,6 +29,12 @@
 //!   An unparseable time keeps the reminder as cancelled, `due_at` = its creation time, the raw
 //!   text quoted in `last_error`. Unknown statuses become cancelled the same way.
 //! - Unreadable `addedAt`/`createdAt` times become the import's start time.
+//! - No text reaches this process whole: each is cut in SQL to the bytes (four per character,
+//!   UTF-8's most; NULs count) of one character more than its limit above: quote text 2001,
+//!   author 101, tag name and category 33, reminder subject, content and link 4001 each; tag
+//!   descriptions 200; preferences 4001 (longer preferences are dropped and counted); ids 20
+//!   (longer is invalid anyway); times, statuses, kinds, ratings and opt-in flags 65 (a longer
+//!   time is unreadable). A 1 MB quote is skipped as too long after reading 8 KB of it.
 //! - Where the target already has a row that wins (a member's own rating of an imported quote,
 //!   an opt-in choice), the legacy row is not imported and is counted.
 //! - The `skipped` report counts, by `<source table>.<reason>`, every source row not imported
@@ -54,7 +63,7 @@ pub use self::{
     target::GuildCounts,
 };
 use super::{
-    files::{hex, sha256_file},
+    files::{distrust, hex, sha256_file},
     progress::Progress,
     Owner,
 };
@@ -65,9 +74,6 @@ const QUEUE: usize = 4;
 /// Guilds written at once. More than the cores: a guild's first write waits on file
 /// creation and fsyncs in the store, and those waits overlap.
 const WRITERS: usize = 4;
-
-/// How much of the legacy database the reader maps into memory; a larger file reads the rest.
-const SOURCE_MMAP_BYTES: i64 = 1 << 30;
 
 /// What `migrate-legacy` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -109,11 +115,12 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
         default_guild: options.default_guild,
     };
     let source_path = options.source.clone();
-    let (digest, total) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (digest, total, conn) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         refuse_side_files(&source_path)?;
         let digest = sha256_file(&source_path)?;
-        let total = source::count_rows(&open_source(&source_path)?)?;
-        Ok((digest, total))
+        let conn = open_source(&source_path)?;
+        let total = source::count_rows(&conn)?;
+        Ok((digest, total, conn))
     })
     .await??;
 
@@ -121,10 +128,8 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
     let progress = Arc::new(Progress::new("import", total));
     let (plans, queue) = tokio::sync::mpsc::channel::<GuildPlan>(QUEUE);
     let reader = {
-        let path = options.source.clone();
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = open_source(&path)?;
             source::read_source(&conn, &scope, now, &progress, |plan| {
                 plans
                     .blocking_send(plan)
@@ -209,7 +214,8 @@ async fn import_guild(
     }
 }
 
-/// Opens the legacy database so that nothing can be written to or beside it.
+/// Opens the legacy database so that nothing can be written to or beside it, and so that
+/// nothing in it is trusted: see [`source::vet`] for what it must be to be read at all.
 fn open_source(path: &Path) -> anyhow::Result<Connection> {
     // A URI, for `immutable=1`; the path's own `%`, `?` and `#` must not be read as URI syntax.
     let mut uri = String::from("file:");
@@ -233,15 +239,13 @@ fn open_source(path: &Path) -> anyhow::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {} read-only", path.display()))?;
-    // Fails here, not half-way, when the file is not a legacy database.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        .with_context(|| format!("{} is not a SQLite database", path.display()))?;
+    // Not mapped into memory, although it is read-only and unchanging: a crafted file must
+    // meet SQLite's checked reads, not pointers into its own pages.
+    distrust(&conn)?;
+    source::vet(&conn).with_context(|| format!("{} was refused", path.display()))?;
     // The reader's sorts (every table by guild) come before the first guild can be written,
-    // so they run with helper threads; and the file, read-only and unchanging, is mapped
-    // rather than read page by page with a system call each.
-    conn.execute_batch(&format!(
-        "PRAGMA threads = 2; PRAGMA mmap_size = {SOURCE_MMAP_BYTES};"
-    ))?;
+    // so they run with helper threads.
+    conn.execute_batch("PRAGMA threads = 2;")?;
     Ok(conn)
 }
 

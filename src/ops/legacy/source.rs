@@ -9,11 +9,16 @@
 //! compared bytewise in SQL and in Rust alike; a valid guild id has exactly one text form
 //! (see [`parse_snowflake`]), so one guild is exactly one key.
 //!
+//! The source is not trusted. [`vet`] decides whether it is read at all, and every text is cut
+//! in SQL to the bytes of a documented number of characters ([`capped`]) before it reaches
+//! this process.
+//!
 //! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`).
 
 use std::collections::{hash_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
 
-use rusqlite::{types::ValueRef, Connection, Row, Rows, Statement};
+use anyhow::{bail, ensure};
+use rusqlite::{types::ValueRef, Connection, OptionalExtension, Row, Rows, Statement};
 
 use super::time::parse_legacy_time;
 use crate::ops::progress::Progress;
@@ -25,6 +30,100 @@ const AUTHOR_NAME_MAX: usize = 100;
 const TAG_NAME_MAX: usize = 32;
 const TAG_DESCRIPTION_MAX: usize = 200;
 const REMINDER_MESSAGE_MAX: usize = 4000;
+/// Opt-in preferences (JSON) longer than this are dropped; the schema sets no limit, and a
+/// member's preferences are a few flags.
+const PREFERENCES_MAX: usize = 4000;
+/// Times, statuses, kinds, ratings and opt-in flags: no value the rules accept is longer, so
+/// what lies beyond is never read.
+const SHORT_TEXT_MAX: usize = 64;
+/// Characters of an id read: one more than the longest snowflake, so a longer id stays
+/// invalid. A guild key is cut to as many bytes: a valid id is ASCII.
+const SNOWFLAKE_READ: usize = 20;
+
+/// The tables the import reads.
+const TABLES: [&str; 7] = [
+    "quotes",
+    "tags",
+    "quote_tags",
+    "quote_ratings",
+    "reminders",
+    "reminder_assignments",
+    "user_communications",
+];
+
+/// Whether the source may be read at all, decided before any query trusts its shape. It must
+/// pass `PRAGMA quick_check` (a damaged page fails here, not half-way through an import); its
+/// schema may hold only tables and indexes, for a view or trigger is code that runs when the
+/// import reads (a view named `quotes` that joined itself grew a dry run to 428 MB; a
+/// recursive one never ended); and each table the import reads must be an ordinary table
+/// without generated columns, which are code too. The error names the object refused.
+/// Whatever the legacy format, these checks stay the same.
+pub fn vet(source: &Connection) -> anyhow::Result<()> {
+    let check: String = source.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+    ensure!(check == "ok", "it fails SQLite's quick_check: {check}");
+    let mut schema = source.prepare("SELECT type, name, sql FROM main.sqlite_schema")?;
+    let mut objects = schema.query([])?;
+    while let Some(object) = objects.next()? {
+        let (kind, name): (String, String) = (object.get(0)?, object.get(1)?);
+        let sql: Option<String> = object.get(2)?;
+        let words: Vec<String> = sql
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let kind = match kind.as_str() {
+            "table" if words == ["CREATE", "VIRTUAL"] => "virtual table",
+            "table" | "index" => continue,
+            _ => kind.as_str(),
+        };
+        bail!(
+            "it has a {kind} `{}`; a legacy database may hold only tables and indexes",
+            name.escape_debug()
+        );
+    }
+    for table in TABLES {
+        let kind: Option<String> = source
+            .query_row(
+                "SELECT type FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match kind.as_deref() {
+            Some("table") => {}
+            Some(other) => bail!("its `{table}` is a {other}, not an ordinary table"),
+            None => bail!("it has no table `{table}`: it is not a legacy guildkeep database"),
+        }
+        let generated: Option<String> = source
+            .query_row(
+                "SELECT name FROM pragma_table_xinfo(?1) WHERE hidden IN (2, 3) LIMIT 1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(column) = generated {
+            bail!(
+                "its `{table}` has a generated column `{}`",
+                column.escape_debug()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `column` as the import reads it: a text (or blob) cut in SQL to the bytes `chars`
+/// characters can take in UTF-8 (four each), so a value of any size costs no more than that
+/// once it leaves SQLite; numbers as they are. The cut is made on the bytes, as a blob:
+/// SQLite's text functions stop at a NUL, which would make `"123\0x"` read as `"123"`.
+fn capped(column: &str, chars: usize) -> String {
+    format!(
+        "CASE WHEN typeof({column}) IN ('text', 'blob') \
+         THEN substr(CAST({column} AS BLOB), 1, {}) ELSE {column} END",
+        chars * 4
+    )
+}
 
 /// Rows not imported as they were, by `<source table>.<reason>`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,14 +243,8 @@ pub fn parse_snowflake(text: &str) -> Option<i64> {
 /// Number of rows in each source table, for the progress bar.
 pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
     let mut total = 0u64;
-    for table in [
-        "quotes",
-        "quote_tags",
-        "quote_ratings",
-        "reminders",
-        "reminder_assignments",
-        "user_communications",
-    ] {
+    // Tags are read whole before the first guild, and so are not counted as progress.
+    for table in TABLES.into_iter().filter(|t| *t != "tags") {
         let n: i64 =
             source.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         total += n as u64;
@@ -174,8 +267,13 @@ pub fn read_source(
     let default = scope.default_guild.map(|g| g.to_string());
 
     let mut quotes_sql = source.prepare(&format!(
-        "SELECT {}, id, text, author, addedBy, addedAt, category FROM quotes ORDER BY 1, id",
-        key_sql("guildId", "1")
+        "SELECT {}, id, {}, {}, {}, {}, {} FROM quotes ORDER BY 1, id",
+        key_sql("guildId", "1"),
+        capped("text", QUOTE_TEXT_MAX + 1),
+        capped("author", AUTHOR_NAME_MAX + 1),
+        capped("addedBy", SNOWFLAKE_READ),
+        capped("addedAt", SHORT_TEXT_MAX + 1),
+        capped("category", TAG_NAME_MAX + 1),
     ))?;
     let mut links_sql = source.prepare(&format!(
         "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM quote_tags qt \
@@ -183,27 +281,42 @@ pub fn read_source(
         key_sql("q.guildId", "q.id IS NOT NULL")
     ))?;
     let mut ratings_sql = source.prepare(&format!(
-        "SELECT {}, r.id, r.quoteId, r.userId, r.rating, r.createdAt, q.id IS NULL \
+        "SELECT {}, r.id, r.quoteId, {}, {}, {}, q.id IS NULL \
          FROM quote_ratings r LEFT JOIN quotes q ON q.id = r.quoteId ORDER BY 1, r.id",
-        key_sql("q.guildId", "q.id IS NOT NULL")
+        key_sql("q.guildId", "q.id IS NOT NULL"),
+        capped("r.userId", SNOWFLAKE_READ),
+        capped("r.rating", SHORT_TEXT_MAX + 1),
+        capped("r.createdAt", SHORT_TEXT_MAX + 1),
     ))?;
     let mut reminders_sql = source.prepare(&format!(
-        "SELECT {}, id, subject, when_datetime, content, link, status, notification_method, \
-         channelId, createdBy, createdAt FROM reminders ORDER BY 1, id",
-        key_sql("guildId", "1")
+        "SELECT {}, id, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM reminders ORDER BY 1, id",
+        key_sql("guildId", "1"),
+        capped("subject", REMINDER_MESSAGE_MAX + 1),
+        capped("when_datetime", SHORT_TEXT_MAX + 1),
+        capped("content", REMINDER_MESSAGE_MAX + 1),
+        capped("link", REMINDER_MESSAGE_MAX + 1),
+        capped("status", SHORT_TEXT_MAX + 1),
+        capped("notification_method", SHORT_TEXT_MAX + 1),
+        capped("channelId", SNOWFLAKE_READ),
+        capped("createdBy", SNOWFLAKE_READ),
+        capped("createdAt", SHORT_TEXT_MAX + 1),
     ))?;
     let mut assignments_sql = source.prepare(&format!(
-        "SELECT {}, a.id, a.reminderId, a.assigneeType, a.assigneeId, r.id IS NULL \
+        "SELECT {}, a.id, a.reminderId, {}, {}, r.id IS NULL \
          FROM reminder_assignments a LEFT JOIN reminders r ON r.id = a.reminderId \
          ORDER BY 1, a.id",
-        key_sql("r.guildId", "r.id IS NOT NULL")
+        key_sql("r.guildId", "r.id IS NOT NULL"),
+        capped("a.assigneeType", SHORT_TEXT_MAX + 1),
+        capped("a.assigneeId", SNOWFLAKE_READ),
     ))?;
     // Opt-ins without a guild are the global ones, loaded above; `--default-guild` is for
     // rows from before multi-guild support and does not apply to a deliberate global choice.
-    let mut optins_sql = source.prepare(
-        "SELECT CAST(guild_id AS TEXT), rowid, user_id, opted_in, preferences, created_at, \
-         updated_at FROM user_communications WHERE coalesce(guild_id, '') <> '' ORDER BY 1, rowid",
-    )?;
+    let mut optins_sql = source.prepare(&format!(
+        "SELECT {}, {} FROM user_communications WHERE coalesce(guild_id, '') <> '' \
+         ORDER BY 1, rowid",
+        guild_text("guild_id"),
+        optin_columns()
+    ))?;
 
     let mut quotes = Stream::open(&mut quotes_sql, &default, read_quote)?;
     let mut links = Stream::open(&mut links_sql, &default, read_link)?;
@@ -260,8 +373,28 @@ pub fn read_source(
 fn key_sql(column: &str, exists: &str) -> String {
     format!(
         "CASE WHEN NOT ({exists}) THEN NULL \
-              WHEN coalesce({column}, '') = '' THEN ?1 \
-              ELSE CAST({column} AS TEXT) END"
+              WHEN coalesce({column}, '') = '' THEN CAST(?1 AS BLOB) \
+              ELSE {} END",
+        guild_text(column)
+    )
+}
+
+/// A guild id column as text, cut to [`SNOWFLAKE_READ`] bytes: a blob, for the same reason as
+/// in [`capped`], and so that all keys (the default guild's too) compare bytewise, in SQL as
+/// in Rust.
+fn guild_text(column: &str) -> String {
+    format!("substr(CAST(CAST({column} AS TEXT) AS BLOB), 1, {SNOWFLAKE_READ})")
+}
+
+/// The columns of `user_communications` that [`read_optin`] reads, after the guild key.
+fn optin_columns() -> String {
+    format!(
+        "rowid, {}, {}, {}, {}, {}",
+        capped("user_id", SNOWFLAKE_READ),
+        capped("opted_in", SHORT_TEXT_MAX + 1),
+        capped("preferences", PREFERENCES_MAX + 1),
+        capped("created_at", SHORT_TEXT_MAX + 1),
+        capped("updated_at", SHORT_TEXT_MAX + 1),
     )
 }
 
@@ -447,8 +580,11 @@ fn read_optin(row: &Row<'_>) -> rusqlite::Result<LegacyOptin> {
     })
 }
 
+/// A legacy time; one longer than any accepted format (cut when read) is not a time.
 fn time(raw: &Option<String>) -> Option<i64> {
-    raw.as_deref().and_then(parse_legacy_time)
+    raw.as_deref()
+        .filter(|t| t.chars().count() <= SHORT_TEXT_MAX)
+        .and_then(parse_legacy_time)
 }
 
 fn snowflake(raw: &Option<String>) -> Option<i64> {
@@ -481,8 +617,12 @@ impl TagCatalog {
             by_name: HashMap::new(),
             by_id: HashMap::new(),
         };
-        let mut statement =
-            source.prepare("SELECT id, name, description, createdAt FROM tags ORDER BY id")?;
+        let mut statement = source.prepare(&format!(
+            "SELECT id, {}, {}, {} FROM tags ORDER BY id",
+            capped("name", TAG_NAME_MAX + 1),
+            capped("description", TAG_DESCRIPTION_MAX),
+            capped("createdAt", SHORT_TEXT_MAX + 1),
+        ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
@@ -526,10 +666,11 @@ struct GlobalOptins {
 impl GlobalOptins {
     fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
         let mut by_user = HashMap::new();
-        let mut statement = source.prepare(
-            "SELECT NULL, rowid, user_id, opted_in, preferences, created_at, updated_at \
-             FROM user_communications WHERE coalesce(guild_id, '') = '' ORDER BY rowid",
-        )?;
+        let mut statement = source.prepare(&format!(
+            "SELECT NULL, {} FROM user_communications WHERE coalesce(guild_id, '') = '' \
+             ORDER BY rowid",
+            optin_columns()
+        ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             match plan_optin(&read_optin(row)?, skipped) {
@@ -569,6 +710,10 @@ fn plan_optin(row: &LegacyOptin, skipped: &mut Skipped) -> Option<PlannedOptin> 
     };
     let preferences = match row.preferences.as_deref().map(str::trim) {
         None | Some("") => None,
+        Some(json) if json.chars().count() > PREFERENCES_MAX => {
+            skipped.add("user_communications", "preferences_too_long_dropped", 1);
+            None
+        }
         Some(json) if serde_json::from_str::<serde_json::Value>(json).is_ok() => {
             Some(json.to_owned())
         }
@@ -878,10 +1023,10 @@ fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> Planne
         }
     };
 
-    let raw_when = row.when.unwrap_or_default();
-    let due_at = match parse_legacy_time(&raw_when) {
+    let due_at = match time(&row.when) {
         Some(at) => at,
         None => {
+            let raw_when = row.when.unwrap_or_default();
             skipped.add("reminders", "unparseable_time_kept_cancelled", 1);
             status = "cancelled";
             errors.push(format!("legacy import: unparseable time {raw_when:?}"));
