@@ -36,6 +36,8 @@ pub struct Config {
     pub deletion_grace: Duration,
     /// Active reminders one member may have in one guild.
     pub reminder_cap: usize,
+    /// How long ended reminders and past delivery records are kept (`retention.rs`).
+    pub reminder_retention: Duration,
     /// Total gateway shards, when this process runs only some of them.
     pub shard_count: Option<u64>,
 }
@@ -80,6 +82,7 @@ impl fmt::Debug for Config {
             .field("api_base", &self.api_base)
             .field("deletion_grace", &self.deletion_grace)
             .field("reminder_cap", &self.reminder_cap)
+            .field("reminder_retention", &self.reminder_retention)
             .field("shard_count", &self.shard_count)
             .finish()
     }
@@ -176,6 +179,14 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.deletion_grace = duration(raw, true, ON_THE_CLOCK)?;
         Ok(())
     }),
+    (
+        "reminder_retention",
+        "GUILDKEEP_REMINDER_RETENTION",
+        |c, raw| {
+            c.reminder_retention = duration(raw, false, ON_THE_CLOCK)?;
+            Ok(())
+        },
+    ),
     ("reminder_cap", "GUILDKEEP_REMINDER_CAP", |c, raw| {
         c.reminder_cap = whole(raw, 1, 10_000)?;
         Ok(())
@@ -296,6 +307,7 @@ impl Default for Config {
             api_base: None,
             deletion_grace: Duration::from_secs(14 * 24 * 3600),
             reminder_cap: 25,
+            reminder_retention: Duration::from_secs(90 * 24 * 3600),
             shard_count: None,
         }
     }

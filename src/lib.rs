@@ -10,6 +10,7 @@
 //! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
 //! - [`ops`]: operator jobs, run by the data directory's owner.
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
+//! - [`retention`]: how long finished reminders and delivery records are kept.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
 
 pub mod bot;
@@ -21,6 +22,7 @@ pub mod optins;
 pub mod privacy;
 pub mod quotes;
 pub mod reminders;
+pub mod retention;
 mod sql;
 pub mod store;
 

@@ -7,6 +7,7 @@
 //! - `reply.rs`, `buttons.rs`: how replies, confirmations and pages are sent.
 //! - `commands/<group>.rs`: one file per slash group; `commands::all()` lists them.
 //! - `events.rs` -> `events/<event>.rs`: guild joins and removals.
+//! - `retention.rs`: the daily sweep of ended reminders and old delivery records.
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
 //! - `throttle.rs`: how often a member may run a full-text search.
@@ -24,6 +25,7 @@ mod events;
 mod gate;
 mod permissions;
 mod reply;
+mod retention;
 mod throttle;
 mod types;
 
@@ -166,10 +168,11 @@ struct Base {
 /// The data commands see, set before the bot connects and handed to poise on READY.
 type Started = std::sync::OnceLock<Data>;
 
-/// What [`start`] started: the data, and the background task to stop at shutdown.
+/// What [`start`] started: the data, and the background tasks to stop at shutdown.
 struct Running {
     data: Data,
-    deletions: tokio::task::JoinHandle<()>,
+    /// The deletion task and the retention sweep.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     control: ControlServer,
 }
@@ -240,8 +243,10 @@ impl Bot {
         running.control.shutdown(DRAIN_LIMIT).await;
         running.data.scheduler.shutdown().await;
         let _ = running.stop.send(true);
-        if let Err(e) = running.deletions.await {
-            tracing::warn!(error = %e, "the deletion task ended abnormally");
+        for task in running.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a background task ended abnormally");
+            }
         }
         self.base.store.shutdown().await;
         tracing::info!("stopped");
@@ -249,9 +254,10 @@ impl Bot {
     }
 }
 
-/// Starts the scheduler (which builds its index of due reminders), the control socket and the
-/// deletion task, then registers the commands: all before the bot connects, so that no
-/// interaction waits for them and operator commands work while Discord is unreachable.
+/// Starts the scheduler (which builds its index of due reminders), the control socket, the
+/// deletion task and the retention sweep, then registers the commands: all before the bot
+/// connects, so that no interaction waits for them and operator commands work while Discord
+/// is unreachable.
 async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
     let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
     let scheduler = Scheduler::start(
@@ -275,14 +281,17 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     let control = ControlServer::start(&data.config.store.data_dir, data.owner())
         .context("starting the control socket")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let deletions = tokio::spawn(deletions::run(data.clone(), stopped));
+    let tasks = vec![
+        tokio::spawn(deletions::run(data.clone(), stopped.clone())),
+        tokio::spawn(retention::run(data.clone(), stopped)),
+    ];
     // Commands registered by an earlier run keep working; serving beats stopping here.
     if let Err(e) = register(http, data.config.dev_guild).await {
         tracing::error!(error = %e, "registering slash commands failed");
     }
     Ok(Running {
         data,
-        deletions,
+        tasks,
         stop,
         control,
     })
