@@ -28,7 +28,6 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    erase_backups::ErasureRecord,
     files::{hex, sha256_file},
     progress::Progress,
     PARALLEL_GUILDS,
@@ -81,6 +80,16 @@ pub struct Manifest {
     /// Erasures applied to the set after it was made (`erase_backups.rs`).
     #[serde(default)]
     pub erasures: Vec<ErasureRecord>,
+}
+
+/// One entry of a manifest's `erasures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    /// UTC, RFC 3339.
+    pub at: String,
+    /// "forget-user" or "delete-guild".
+    pub action: String,
+    pub guild: u64,
 }
 
 #[derive(Debug)]

@@ -17,9 +17,8 @@ use std::{
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 
-use super::backup::{verify, Manifest, MANIFEST};
+use super::backup::{verify, ErasureRecord, Manifest, MANIFEST};
 use crate::{
     privacy::{self, ForgetActor, ForgetMode},
     store::paths,
@@ -30,16 +29,6 @@ use crate::{
 pub enum Erasure {
     ForgetUser { user: u64, mode: ForgetMode },
     DeleteGuild,
-}
-
-/// One entry of a manifest's `erasures`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErasureRecord {
-    /// UTC, RFC 3339.
-    pub at: String,
-    /// "forget-user" or "delete-guild".
-    pub action: String,
-    pub guild: u64,
 }
 
 /// Held while a set's manifest is read, changed and written back: erasures of several guilds
