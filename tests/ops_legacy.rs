@@ -9,10 +9,10 @@ use guildkeep::ops::Owner;
 use std::{collections::BTreeMap, path::Path};
 
 use guildkeep::{
-    ops::legacy::{migrate_legacy, GuildCounts, ImportOptions, ImportReport},
+    ops::legacy::{migrate_legacy, GuildCounts, ImportOptions},
     store::GuildDatabaseManager,
 };
-use ops_support::{legacy_db, listing, sha256, store};
+use ops_support::{import, legacy_db, listing, sha256, store};
 use rusqlite::{params, Connection};
 
 const A: u64 = 111_111_111_111_111_111;
@@ -222,14 +222,6 @@ fn options(source: &Path) -> ImportOptions {
     }
 }
 
-async fn run(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
-    let report = migrate_legacy(&Owner::standalone(store.clone()), options)
-        .await
-        .expect("import runs");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    report
-}
-
 async fn query<T: Send + 'static>(
     store: &GuildDatabaseManager,
     guild: u64,
@@ -306,7 +298,7 @@ async fn report_counts_every_imported_and_skipped_row() {
     fixture(&source);
     let store = store(&dir.path().join("data"));
     let report_file = dir.path().join("report.json");
-    let report = run(
+    let report = import(
         &store,
         ImportOptions {
             report: Some(report_file.clone()),
@@ -329,10 +321,12 @@ async fn report_counts_every_imported_and_skipped_row() {
                            "reminders": 8, "assignees": 2, "optins": 2})
     );
     assert_eq!(json["skipped"]["quotes.no_guild"], 2);
+    // The sketch's columns, guild ids included: VeraBot's guild-aware single database.
+    assert_eq!(json["layout"], "guild-aware");
     assert_eq!(
         json.as_object().unwrap().len(),
-        3,
-        "exactly dry_run, guilds, skipped"
+        4,
+        "exactly dry_run, layout, guilds, skipped"
     );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&report_file)
@@ -349,7 +343,7 @@ async fn invalid_guild_ids_never_become_paths() {
     fixture(&source);
     let data = dir.path().join("data");
     let store = store(&data);
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     assert_eq!(store.guilds_on_disk().await.unwrap(), vec![A, B]);
     let names: Vec<String> = std::fs::read_dir(data.join("guilds"))
         .unwrap()
@@ -364,7 +358,7 @@ async fn tags_are_per_guild_merged_by_trimmed_lower_case_name_and_categories_bec
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(
+    import(
         &store,
         ImportOptions {
             default_guild: Some(A),
@@ -420,7 +414,7 @@ async fn ratings_are_recomputed_not_copied() {
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let ratings = query(&store, A, |c| {
         c.prepare("SELECT legacy_id, rating_avg, rating_count FROM quotes ORDER BY legacy_id")
             .unwrap()
@@ -455,7 +449,7 @@ async fn every_time_format_is_read_and_an_unreadable_one_is_kept_as_cancelled() 
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     type Row = (
         i64,
         String,
@@ -549,7 +543,7 @@ async fn global_opt_ins_apply_where_the_user_appears_and_per_guild_ones_win() {
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let optins = |c: &Connection| -> Vec<(i64, bool, Option<String>)> {
         c.prepare("SELECT user_id, dm_opt_in, preferences FROM optins ORDER BY user_id")
             .unwrap()
@@ -577,7 +571,7 @@ async fn default_guild_takes_rows_without_a_guild_and_guild_limits_the_import() 
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    let report = run(
+    let report = import(
         &store,
         ImportOptions {
             guilds: vec![B],
@@ -607,8 +601,8 @@ async fn a_second_run_imports_nothing_and_the_source_is_unchanged() {
     let before = sha256(&source);
     let source_dir = listing(dir.path().join("legacy.db").parent().unwrap());
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
-    let again = run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
+    let again = import(&store, options(&source)).await;
     for counts in again.guilds.values() {
         assert_eq!(*counts, GuildCounts::default());
     }
@@ -641,7 +635,7 @@ async fn existing_guild_data_is_kept_and_imported_rows_are_added_beside_it() {
         .await
         .unwrap()
         .unwrap();
-    let report = run(&store, options(&source)).await;
+    let report = import(&store, options(&source)).await;
     assert_eq!(report.guilds[&A].tags, 1, "wisdom already existed");
     assert_eq!(report.guilds[&A].optins, 1, "1001's own choice wins");
     let (quotes, own, opted): (i64, String, bool) = query(&store, A, |c| {
@@ -665,7 +659,7 @@ async fn dry_run_writes_nothing_and_reports_what_the_import_does() {
     let data = dir.path().join("data");
     let store = store(&data);
     let before = listing(&data);
-    let rehearsal = run(
+    let rehearsal = import(
         &store,
         ImportOptions {
             dry_run: true,
@@ -679,13 +673,13 @@ async fn dry_run_writes_nothing_and_reports_what_the_import_does() {
         "nothing created under the data directory"
     );
     assert!(rehearsal.dry_run);
-    let real = run(&store, options(&source)).await;
+    let real = import(&store, options(&source)).await;
     assert_eq!(
         (rehearsal.guilds, rehearsal.skipped),
         (real.guilds, real.skipped)
     );
     // Rehearsing again after the import predicts that it would add nothing.
-    let again = run(
+    let again = import(
         &store,
         ImportOptions {
             dry_run: true,
@@ -738,7 +732,7 @@ async fn nul_characters_in_legacy_texts_are_dropped_instead_of_failing_the_guild
     .unwrap();
     drop(db);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let (text, author, tag, message) = query(&store, A, |c| {
         c.query_row(
             "SELECT q.text, q.author_name, t.name, r.message FROM quotes q, tags t, reminders r",

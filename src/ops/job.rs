@@ -68,6 +68,10 @@ pub enum Job {
         /// Where quotes and reminders without a guild go (otherwise they are skipped).
         #[arg(long, value_name = "ID")]
         default_guild: Option<u64>,
+        /// The channel where reminders go that VeraBot posted in its one notification channel
+        /// (server reminders, reminders for roles); without it they are kept cancelled.
+        #[arg(long, value_name = "ID")]
+        reminder_channel: Option<u64>,
         /// Also write the report to this file as JSON.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
@@ -261,6 +265,7 @@ impl Job {
                 dry_run,
                 guilds,
                 default_guild,
+                reminder_channel,
                 report,
             } => {
                 let options = legacy::ImportOptions {
@@ -268,6 +273,7 @@ impl Job {
                     dry_run,
                     guilds,
                     default_guild,
+                    reminder_channel,
                     report,
                 };
                 let report = legacy::migrate_legacy(owner, options).await?;

@@ -1,5 +1,7 @@
-//! `guildkeep migrate-legacy`: splits the legacy single database of the Node.js predecessor
-//! (shared/legacy-format.md) into per-guild databases, rule by rule.
+//! `guildkeep migrate-legacy`: splits a single database written by VeraBot, the Node.js
+//! predecessor, into per-guild databases. Which layout the file is (VeraBot's plain single
+//! database up to v2.9.0, or the guild-aware one of shared/legacy-format.md) is decided by its
+//! tables and columns (`layout.rs`, docs/verabot-formats.md) and named in the report.
 //!
 //! The source is opened read-only with `immutable=1` (no lock, no journal, no WAL or shm file
 //! created beside it) and its sha256 is compared before and after. A source with a `-wal` or
@@ -19,10 +21,19 @@
 //! - Quotes with empty text or text over 2000 characters are skipped and counted; author names
 //!   are trimmed, cut to 100 characters, 'Anonymous' when empty. Tag descriptions are cut to
 //!   200 characters; tags whose names are empty or over 32 characters are not imported.
-//! - Reminders: message = subject, then content, then link, one per line, cut to 4000
-//!   characters (counted). 'server' reminders become channel reminders in `channelId`; one with
-//!   no valid channel is kept as a cancelled DM-kind row with the reason in `last_error`
-//!   (posting it nowhere, or as a DM to people who never asked for one, would both be wrong).
+//! - Reminders: message = subject, then the category (unless 'General'), the event time when
+//!   VeraBot notified ahead of it, content, link and image, one per line, cut to 4000
+//!   characters (counted). Due at VeraBot's `notificationTime` (what its notifier fired on),
+//!   else `when_datetime`. Statuses: `completed` is sent; an active one with a successful
+//!   `reminder_notifications` row is sent too (VeraBot never sent it again).
+//! - Where a reminder goes: a 'server' one is posted in its `channelId`, else in
+//!   `--reminder-channel` (VeraBot stored no channel and posted in one its environment named).
+//!   A DM one without `createdBy` (all of VeraBot's) goes as a DM to its one member assignee,
+//!   who becomes its creator (VeraBot sent it to the assignees, and its commands assign one
+//!   member per reminder); one for a role or several members is posted in
+//!   `--reminder-channel`. An active one with nowhere to go is kept as a cancelled DM-kind
+//!   row with the reason in `last_error` (posting it nowhere, or as a DM to people who never
+//!   asked for one, would both be wrong), and counted. Repeated assignments are one.
 //!   An unparseable time keeps the reminder as cancelled, `due_at` = its creation time, the raw
 //!   text quoted in `last_error`. Unknown statuses become cancelled the same way.
 //! - Unreadable `addedAt`/`createdAt` times become the import's start time.
@@ -33,6 +44,7 @@
 //!
 //! Not here: the command line (`main.rs`).
 
+mod layout;
 mod source;
 mod target;
 mod time;
@@ -48,7 +60,10 @@ use futures::{stream, StreamExt};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use self::source::{GuildPlan, Scope};
+use self::{
+    layout::Layout,
+    source::{GuildPlan, Scope},
+};
 pub use self::{
     source::{parse_snowflake, Skipped},
     target::GuildCounts,
@@ -77,6 +92,8 @@ pub struct ImportOptions {
     /// Empty: every guild in the source.
     pub guilds: Vec<u64>,
     pub default_guild: Option<u64>,
+    /// Where reminders go that VeraBot posted in the one channel its environment named.
+    pub reminder_channel: Option<u64>,
     /// Where to write the report as JSON, besides returning it.
     pub report: Option<PathBuf>,
 }
@@ -85,6 +102,8 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
     pub dry_run: bool,
+    /// Which of VeraBot's layouts the source is (docs/verabot-formats.md).
+    pub layout: &'static str,
     /// Rows imported by this run, per guild.
     pub guilds: BTreeMap<u64, GuildCounts>,
     pub skipped: BTreeMap<String, u64>,
@@ -104,16 +123,26 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
             "{guild} is not a guild id (a non-zero snowflake)"
         );
     }
+    if let Some(channel) = options.reminder_channel {
+        ensure!(
+            parse_snowflake(&channel.to_string()).is_some(),
+            "{channel} is not a channel id (a non-zero snowflake)"
+        );
+    }
     let scope = Scope {
         guilds: options.guilds.iter().copied().collect(),
         default_guild: options.default_guild,
+        reminder_channel: options.reminder_channel,
     };
     let source_path = options.source.clone();
-    let (digest, total) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (digest, total, layout) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         refuse_side_files(&source_path)?;
         let digest = sha256_file(&source_path)?;
-        let total = source::count_rows(&open_source(&source_path)?)?;
-        Ok((digest, total))
+        let conn = open_source(&source_path)?;
+        let layout = Layout::detect(&conn)
+            .with_context(|| format!("{} cannot be imported", source_path.display()))?;
+        let total = source::count_rows(&conn, &layout)?;
+        Ok((digest, total, layout))
     })
     .await??;
 
@@ -123,9 +152,10 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
     let reader = {
         let path = options.source.clone();
         let progress = progress.clone();
+        let layout = layout.clone();
         tokio::task::spawn_blocking(move || {
             let conn = open_source(&path)?;
-            source::read_source(&conn, &scope, now, &progress, |plan| {
+            source::read_source(&conn, &layout, &scope, now, &progress, |plan| {
                 plans
                     .blocking_send(plan)
                     .context("the import's writers stopped")
@@ -150,6 +180,7 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
 
     let mut report = ImportReport {
         dry_run,
+        layout: layout.name,
         ..ImportReport::default()
     };
     let mut skipped = read_skipped;

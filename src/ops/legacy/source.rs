@@ -9,13 +9,17 @@
 //! compared bytewise in SQL and in Rust alike; a valid guild id has exactly one text form
 //! (see [`parse_snowflake`]), so one guild is exactly one key.
 //!
-//! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`).
+//! Every table is read through [`Layout`], so a column or table the layout lacks reads as NULL
+//! or as no rows.
+//!
+//! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`),
+//! telling the layouts apart (`layout.rs`).
 
 use std::collections::{hash_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rusqlite::{types::ValueRef, Connection, Row, Rows, Statement};
 
-use super::time::parse_legacy_time;
+use super::{layout::Layout, time::parse_legacy_time};
 use crate::ops::progress::Progress;
 
 /// Limits of the per-guild schema's CHECK constraints, in characters as SQLite's `length()`
@@ -50,6 +54,8 @@ pub struct Scope {
     /// Empty: every guild.
     pub guilds: BTreeSet<u64>,
     pub default_guild: Option<u64>,
+    /// Where reminders that VeraBot posted in its one notification channel are posted.
+    pub reminder_channel: Option<u64>,
 }
 
 /// One tag as the target receives it: the legacy tags whose trimmed, lower-cased names are
@@ -69,6 +75,8 @@ pub struct PlannedQuote {
     pub author_name: String,
     pub added_by: Option<i64>,
     pub created_at: Option<i64>,
+    /// The last edit; `None`: never edited (the creation time).
+    pub updated_at: Option<i64>,
     /// Recomputed from the ratings of this plan, never copied from `averageRating`.
     pub rating_avg: f64,
     pub rating_count: i64,
@@ -94,6 +102,7 @@ pub struct PlannedReminder {
     pub status: &'static str,
     pub last_error: Option<String>,
     pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +151,7 @@ pub fn parse_snowflake(text: &str) -> Option<i64> {
 }
 
 /// Number of rows in each source table, for the progress bar.
-pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
+pub fn count_rows(source: &Connection, layout: &Layout) -> rusqlite::Result<u64> {
     let mut total = 0u64;
     for table in [
         "quotes",
@@ -152,8 +161,11 @@ pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
         "reminder_assignments",
         "user_communications",
     ] {
-        let n: i64 =
-            source.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        let n: i64 = source.query_row(
+            &format!("SELECT count(*) FROM {}", layout.from(table)),
+            [],
+            |r| r.get(0),
+        )?;
         total += n as u64;
     }
     Ok(total)
@@ -163,47 +175,63 @@ pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
 /// Returns the rows skipped while planning.
 pub fn read_source(
     source: &Connection,
+    layout: &Layout,
     scope: &Scope,
     now: i64,
     progress: &Progress,
     mut emit: impl FnMut(GuildPlan) -> anyhow::Result<()>,
 ) -> anyhow::Result<Skipped> {
     let mut skipped = Skipped::default();
-    let catalog = TagCatalog::load(source, &mut skipped)?;
-    let mut globals = GlobalOptins::load(source, &mut skipped)?;
+    for (table, rows) in &layout.ignored {
+        skipped.add(table, "table_not_imported", *rows);
+    }
+    let catalog = TagCatalog::load(source, layout, &mut skipped)?;
+    let mut globals = GlobalOptins::load(source, layout, &mut skipped)?;
     let default = scope.default_guild.map(|g| g.to_string());
 
     let mut quotes_sql = source.prepare(&format!(
-        "SELECT {}, id, text, author, addedBy, addedAt, category FROM quotes ORDER BY 1, id",
-        key_sql("guildId", "1")
+        "SELECT {}, id, text, author, addedBy, addedAt, category, updatedAt FROM {} \
+         ORDER BY 1, id",
+        key_sql("guildId", "1"),
+        layout.from("quotes")
     ))?;
     let mut links_sql = source.prepare(&format!(
-        "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM quote_tags qt \
-         LEFT JOIN quotes q ON q.id = qt.quoteId ORDER BY 1",
-        key_sql("q.guildId", "q.id IS NOT NULL")
+        "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM {} qt \
+         LEFT JOIN {} q ON q.id = qt.quoteId ORDER BY 1",
+        key_sql("q.guildId", "q.id IS NOT NULL"),
+        layout.from("quote_tags"),
+        layout.from("quotes")
     ))?;
     let mut ratings_sql = source.prepare(&format!(
         "SELECT {}, r.id, r.quoteId, r.userId, r.rating, r.createdAt, q.id IS NULL \
-         FROM quote_ratings r LEFT JOIN quotes q ON q.id = r.quoteId ORDER BY 1, r.id",
-        key_sql("q.guildId", "q.id IS NOT NULL")
+         FROM {} r LEFT JOIN {} q ON q.id = r.quoteId ORDER BY 1, r.id",
+        key_sql("q.guildId", "q.id IS NOT NULL"),
+        layout.from("quote_ratings"),
+        layout.from("quotes")
     ))?;
     let mut reminders_sql = source.prepare(&format!(
         "SELECT {}, id, subject, when_datetime, content, link, status, notification_method, \
-         channelId, createdBy, createdAt FROM reminders ORDER BY 1, id",
-        key_sql("guildId", "1")
+         channelId, createdBy, createdAt, category, image, notificationTime, updatedAt, \
+         EXISTS (SELECT 1 FROM {} n WHERE n.reminderId = r.id AND n.success = 1) \
+         FROM {} r ORDER BY 1, id",
+        key_sql("guildId", "1"),
+        layout.from("reminder_notifications"),
+        layout.from("reminders")
     ))?;
     let mut assignments_sql = source.prepare(&format!(
         "SELECT {}, a.id, a.reminderId, a.assigneeType, a.assigneeId, r.id IS NULL \
-         FROM reminder_assignments a LEFT JOIN reminders r ON r.id = a.reminderId \
-         ORDER BY 1, a.id",
-        key_sql("r.guildId", "r.id IS NOT NULL")
+         FROM {} a LEFT JOIN {} r ON r.id = a.reminderId ORDER BY 1, a.id",
+        key_sql("r.guildId", "r.id IS NOT NULL"),
+        layout.from("reminder_assignments"),
+        layout.from("reminders")
     ))?;
     // Opt-ins without a guild are the global ones, loaded above; `--default-guild` is for
     // rows from before multi-guild support and does not apply to a deliberate global choice.
-    let mut optins_sql = source.prepare(
+    let mut optins_sql = source.prepare(&format!(
         "SELECT CAST(guild_id AS TEXT), rowid, user_id, opted_in, preferences, created_at, \
-         updated_at FROM user_communications WHERE coalesce(guild_id, '') <> '' ORDER BY 1, rowid",
-    )?;
+         updated_at FROM {} WHERE coalesce(guild_id, '') <> '' ORDER BY 1, rowid",
+        layout.from("user_communications")
+    ))?;
 
     let mut quotes = Stream::open(&mut quotes_sql, &default, read_quote)?;
     let mut links = Stream::open(&mut links_sql, &default, read_link)?;
@@ -243,7 +271,8 @@ pub fn read_source(
                 group.skip_all("guild_not_selected", &mut skipped)
             }
             Some(Some(id)) => {
-                emit(group.plan(id as u64, &catalog, &mut globals, now, &mut skipped))?;
+                let plan = group.plan(id as u64, &catalog, &mut globals, scope, now, &mut skipped);
+                emit(plan)?;
             }
         }
     }
@@ -334,6 +363,7 @@ struct LegacyQuote {
     added_by: Option<String>,
     added_at: Option<String>,
     category: Option<String>,
+    updated_at: Option<String>,
 }
 
 fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
@@ -344,6 +374,7 @@ fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
         added_by: text(row, 4)?,
         added_at: text(row, 5)?,
         category: text(row, 6)?,
+        updated_at: text(row, 7)?,
     })
 }
 
@@ -392,6 +423,12 @@ struct LegacyReminder {
     channel_id: Option<String>,
     created_by: Option<String>,
     created_at: Option<String>,
+    category: Option<String>,
+    image: Option<String>,
+    notification_time: Option<String>,
+    updated_at: Option<String>,
+    /// VeraBot's notifier recorded a successful send, after which it never sent it again.
+    notified: bool,
 }
 
 fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
@@ -406,6 +443,11 @@ fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
         channel_id: text(row, 8)?,
         created_by: text(row, 9)?,
         created_at: text(row, 10)?,
+        category: text(row, 11)?,
+        image: text(row, 12)?,
+        notification_time: text(row, 13)?,
+        updated_at: text(row, 14)?,
+        notified: row.get(15)?,
     })
 }
 
@@ -475,14 +517,16 @@ struct TagCatalog {
 }
 
 impl TagCatalog {
-    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+    fn load(source: &Connection, layout: &Layout, skipped: &mut Skipped) -> anyhow::Result<Self> {
         let mut catalog = Self {
             merged: Vec::new(),
             by_name: HashMap::new(),
             by_id: HashMap::new(),
         };
-        let mut statement =
-            source.prepare("SELECT id, name, description, createdAt FROM tags ORDER BY id")?;
+        let mut statement = source.prepare(&format!(
+            "SELECT id, name, description, createdAt FROM {} ORDER BY id",
+            layout.from("tags")
+        ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
@@ -524,12 +568,13 @@ struct GlobalOptins {
 }
 
 impl GlobalOptins {
-    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+    fn load(source: &Connection, layout: &Layout, skipped: &mut Skipped) -> anyhow::Result<Self> {
         let mut by_user = HashMap::new();
-        let mut statement = source.prepare(
+        let mut statement = source.prepare(&format!(
             "SELECT NULL, rowid, user_id, opted_in, preferences, created_at, updated_at \
-             FROM user_communications WHERE coalesce(guild_id, '') = '' ORDER BY rowid",
-        )?;
+             FROM {} WHERE coalesce(guild_id, '') = '' ORDER BY rowid",
+            layout.from("user_communications")
+        ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             match plan_optin(&read_optin(row)?, skipped) {
@@ -653,6 +698,7 @@ impl Group {
         guild: u64,
         catalog: &TagCatalog,
         globals: &mut GlobalOptins,
+        scope: &Scope,
         now: i64,
         skipped: &mut Skipped,
     ) -> GuildPlan {
@@ -707,6 +753,7 @@ impl Group {
                 author_name: author,
                 added_by: snowflake(&quote.added_by),
                 created_at: time(&quote.added_at),
+                updated_at: time(&quote.updated_at),
                 rating_avg: 0.0,
                 rating_count: 0,
             });
@@ -788,11 +835,9 @@ impl Group {
             });
         }
 
-        for reminder in self.reminders {
-            users.extend(snowflake(&reminder.created_by));
-            plan.reminders.push(plan_reminder(reminder, now, skipped));
-        }
-
+        // Assignees first: where a VeraBot reminder goes depends on them. VeraBot's
+        // reminder_assignments has no UNIQUE, and a repeated row adds no one.
+        let mut assigned: HashMap<i64, Vec<(&'static str, i64)>> = HashMap::new();
         for assignment in self.assignments {
             let kind = match assignment.kind.as_deref().map(str::trim) {
                 Some(k) if k.eq_ignore_ascii_case("user") => "user",
@@ -806,6 +851,12 @@ impl Group {
                 skipped.add("reminder_assignments", "invalid_assignee_id", 1);
                 continue;
             };
+            let of_reminder = assigned.entry(assignment.reminder_id).or_default();
+            if of_reminder.contains(&(kind, assignee_id)) {
+                skipped.add("reminder_assignments", "duplicate", 1);
+                continue;
+            }
+            of_reminder.push((kind, assignee_id));
             if kind == "user" {
                 users.insert(assignee_id);
             }
@@ -815,6 +866,18 @@ impl Group {
                 kind,
                 assignee_id,
             });
+        }
+
+        for reminder in self.reminders {
+            users.extend(snowflake(&reminder.created_by));
+            let assignees = assigned.remove(&reminder.id).unwrap_or_default();
+            plan.reminders.push(plan_reminder(
+                reminder,
+                &assignees,
+                scope.reminder_channel,
+                now,
+                skipped,
+            ));
         }
 
         let mut chosen_here = HashSet::new();
@@ -840,22 +903,41 @@ impl Group {
 
 /// Maps one legacy reminder. It is never dropped: what cannot be delivered as written is kept
 /// as cancelled, with the reason (and the raw text) in `last_error`, and counted.
-fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> PlannedReminder {
-    // SQLite's length() stops at a NUL, so the target's CHECK would refuse the guild.
-    let mut message = row
-        .subject
-        .unwrap_or_default()
-        .replace('\0', "")
-        .trim()
-        .to_owned();
-    for extra in [row.content, row.link].into_iter().flatten() {
-        let extra = extra.replace('\0', "");
-        let extra = extra.trim();
-        if !extra.is_empty() {
+fn plan_reminder(
+    row: LegacyReminder,
+    assignees: &[(&'static str, i64)],
+    reminder_channel: Option<u64>,
+    now: i64,
+    skipped: &mut Skipped,
+) -> PlannedReminder {
+    let raw_when = row.when.clone().unwrap_or_default();
+    // VeraBot fires at notificationTime (the event time unless set earlier) and shows the
+    // event time in the message; the source layout without it has only the event time.
+    let notification = row.notification_time.as_deref().and_then(parse_legacy_time);
+    let event = parse_legacy_time(&raw_when);
+    let mut lines = vec![row.subject.unwrap_or_default()];
+    if let Some(category) = row
+        .category
+        .filter(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("general"))
+    {
+        lines.push(format!("Category: {}", category.trim()));
+    }
+    if let (Some(event), Some(notification)) = (event, notification) {
+        if event != notification {
+            lines.push(format!("When: {}", raw_when.trim()));
+        }
+    }
+    lines.extend([row.content, row.link, row.image].into_iter().flatten());
+    let mut message = String::new();
+    for line in lines {
+        // SQLite's length() stops at a NUL, so the target's CHECK would refuse the guild.
+        let line = line.replace('\0', "");
+        let line = line.trim();
+        if !line.is_empty() {
             if !message.is_empty() {
                 message.push('\n');
             }
-            message.push_str(extra);
+            message.push_str(line);
         }
     }
     if message.is_empty() {
@@ -866,25 +948,39 @@ fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> Planne
         message = truncate_chars(&message, REMINDER_MESSAGE_MAX);
     }
 
-    let mut errors = Vec::new();
+    // (reason counted in the report, text kept in last_error) for each way the reminder
+    // cannot go out as it was written.
+    let mut problems: Vec<(&str, String)> = Vec::new();
+    let active = matches!(
+        row.status.as_deref().map(str::trim),
+        None | Some("" | "active")
+    );
     let mut status = match row.status.as_deref().map(str::trim) {
-        None | Some("") | Some("active") => "active",
-        Some("sent") => "sent",
+        // VeraBot's notifier never sends a reminder again once a send succeeded.
+        _ if active && row.notified => {
+            skipped.add("reminders", "notified_by_verabot_kept_sent", 1);
+            "sent"
+        }
+        _ if active => "active",
+        // 'completed' is VeraBot's word for sent.
+        Some("sent" | "completed") => "sent",
         Some("cancelled") => "cancelled",
-        Some(other) => {
-            skipped.add("reminders", "unknown_status_kept_cancelled", 1);
-            errors.push(format!("legacy import: unknown status {other:?}"));
+        other => {
+            problems.push((
+                "unknown_status_kept_cancelled",
+                format!("unknown status {:?}", other.unwrap_or_default()),
+            ));
             "cancelled"
         }
     };
 
-    let raw_when = row.when.unwrap_or_default();
-    let due_at = match parse_legacy_time(&raw_when) {
+    let due_at = match notification.or(event) {
         Some(at) => at,
         None => {
-            skipped.add("reminders", "unparseable_time_kept_cancelled", 1);
-            status = "cancelled";
-            errors.push(format!("legacy import: unparseable time {raw_when:?}"));
+            problems.push((
+                "unparseable_time_kept_cancelled",
+                format!("unparseable time {raw_when:?}"),
+            ));
             // The moment is unknown; the creation time is the only honest stand-in.
             time(&row.created_at).unwrap_or(now)
         }
@@ -894,35 +990,77 @@ fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> Planne
         .method
         .as_deref()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("server"));
-    let channel_id = if server {
-        let channel = snowflake(&row.channel_id);
-        if channel.is_none() {
+    let fallback = reminder_channel.map(|c| c as i64);
+    let users: Vec<i64> = assignees
+        .iter()
+        .filter(|(kind, _)| *kind == "user")
+        .map(|(_, id)| *id)
+        .collect();
+    let mut created_by = snowflake(&row.created_by);
+    let mut channel_id = None;
+    if server {
+        // VeraBot stored no channel and posted in the one its environment named.
+        channel_id = snowflake(&row.channel_id).or(fallback);
+        if channel_id.is_none() && status == "active" {
             // The schema needs a channel for a channel reminder, and a DM would reach people
             // who never asked for one: kept, as a cancelled DM-kind row, and counted.
-            skipped.add(
-                "reminders",
+            problems.push((
                 "server_reminder_without_channel_kept_cancelled",
-                1,
-            );
-            status = "cancelled";
-            errors.push(format!(
-                "legacy import: server reminder without a valid channel id ({:?})",
-                row.channel_id.as_deref().unwrap_or_default()
+                format!(
+                    "server reminder without a valid channel id ({:?}); import again with \
+                     --reminder-channel",
+                    row.channel_id.as_deref().unwrap_or_default()
+                ),
             ));
         }
-        channel
-    } else {
-        None
-    };
+    } else if created_by.is_none() {
+        // VeraBot stored no creator: it sent a DM to each member assigned and posted for
+        // roles in its one notification channel. Its commands assign one member per
+        // reminder, so that member is the one our scheduler sends the DM to.
+        match (users.as_slice(), assignees.len()) {
+            ([user], 1) => created_by = Some(*user),
+            // Sent or cancelled: never delivered again, so it needs no target.
+            _ if status != "active" => {}
+            (_, 0) => problems.push((
+                "no_assignee_kept_cancelled",
+                "no one is assigned; VeraBot sent it to no one".to_owned(),
+            )),
+            _ => {
+                channel_id = fallback;
+                if channel_id.is_none() {
+                    problems.push((
+                        "for_role_or_several_members_without_channel_kept_cancelled",
+                        "for a role or several members, which VeraBot posted in its \
+                         notification channel; import again with --reminder-channel"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    for (reason, _) in &problems {
+        skipped.add("reminders", reason, 1);
+    }
+    if !problems.is_empty() {
+        status = "cancelled";
+    }
+    let last_error = (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(|(_, error)| format!("legacy import: {error}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
 
     PlannedReminder {
         legacy_id: row.id,
-        created_by: snowflake(&row.created_by),
+        created_by,
         channel_id,
         message,
         due_at,
         status,
-        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        last_error,
         created_at: time(&row.created_at),
+        updated_at: time(&row.updated_at),
     }
 }

@@ -1,0 +1,197 @@
+//! Which of VeraBot's single-database layouts a source is (docs/verabot-formats.md), and the
+//! SQL that reads each of its tables in the one shape `source.rs` expects: a column the file
+//! does not have reads as NULL, a table it does not have reads as no rows. Every other table
+//! in the file is not imported and is counted, with its rows, in the report.
+//!
+//! A file is refused, naming what is missing, when it lacks the `quotes` table or a column
+//! without which no row of a table it has can be read (an id, a link's ends, a quote's text):
+//! such a file is not one VeraBot wrote, and half-reading it would import a guess.
+//!
+//! Not here: what a row becomes (`source.rs`), opening the file (`mod.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Context as _};
+use rusqlite::Connection;
+
+/// Every table the import reads, with its columns: `true` where the table cannot be read
+/// without it. A column the reader takes from SQLite itself (`rowid`) is not listed.
+const TABLES: &[(&str, &[(&str, bool)])] = &[
+    (
+        "quotes",
+        &[
+            ("id", true),
+            ("guildId", false),
+            ("text", true),
+            ("author", false),
+            ("addedBy", false),
+            ("addedAt", false),
+            ("updatedAt", false),
+            ("category", false),
+        ],
+    ),
+    (
+        "tags",
+        &[
+            ("id", true),
+            ("name", true),
+            ("description", false),
+            ("createdAt", false),
+        ],
+    ),
+    ("quote_tags", &[("quoteId", true), ("tagId", true)]),
+    (
+        "quote_ratings",
+        &[
+            ("id", true),
+            ("quoteId", true),
+            ("userId", false),
+            ("rating", false),
+            ("createdAt", false),
+        ],
+    ),
+    (
+        "reminders",
+        &[
+            ("id", true),
+            ("guildId", false),
+            ("subject", false),
+            ("category", false),
+            ("when_datetime", false),
+            ("notificationTime", false),
+            ("content", false),
+            ("link", false),
+            ("image", false),
+            ("status", false),
+            ("notification_method", false),
+            ("channelId", false),
+            ("createdBy", false),
+            ("createdAt", false),
+            ("updatedAt", false),
+        ],
+    ),
+    (
+        "reminder_assignments",
+        &[
+            ("id", true),
+            ("reminderId", true),
+            ("assigneeType", false),
+            ("assigneeId", false),
+        ],
+    ),
+    // VeraBot's notifier skips a reminder with a successful row here: it was sent.
+    (
+        "reminder_notifications",
+        &[("reminderId", true), ("success", false)],
+    ),
+    (
+        "user_communications",
+        &[
+            ("rowid", true),
+            ("user_id", true),
+            ("guild_id", false),
+            ("opted_in", false),
+            ("preferences", false),
+            ("created_at", false),
+            ("updated_at", false),
+        ],
+    ),
+];
+
+/// A source's layout: its name for the report and how to read each table.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `"guild-aware"` when quotes carry a guild id, otherwise `"verabot-single"`.
+    pub name: &'static str,
+    /// Table name to a parenthesised SELECT with every listed column, for a FROM clause.
+    sources: HashMap<&'static str, String>,
+    /// Tables in the file that the import does not read, with their row counts.
+    pub ignored: BTreeMap<String, u64>,
+}
+
+impl Layout {
+    /// Looks at the file's tables and columns; refuses a file that is not a VeraBot database.
+    pub fn detect(source: &Connection) -> anyhow::Result<Self> {
+        let present: Vec<String> = source
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+                 ESCAPE '\\' ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !present.iter().any(|t| t == "quotes") {
+            bail!(
+                "not a VeraBot database: it has no `quotes` table (tables: {})",
+                if present.is_empty() {
+                    "none".to_owned()
+                } else {
+                    present.join(", ")
+                }
+            );
+        }
+        let mut sources = HashMap::new();
+        let mut guild_aware = false;
+        for (table, columns) in TABLES {
+            let sql = if present.iter().any(|t| t == table) {
+                let have = column_names(source, table)?;
+                let mut select = Vec::with_capacity(columns.len());
+                for (column, required) in *columns {
+                    let found = *column == "rowid" || have.iter().any(|c| c == column);
+                    if !found && *required {
+                        bail!("not a VeraBot database: table `{table}` has no column `{column}`");
+                    }
+                    if found && *table == "quotes" && *column == "guildId" {
+                        guild_aware = true;
+                    }
+                    select.push(if found {
+                        format!("\"{column}\" AS \"{column}\"")
+                    } else {
+                        format!("NULL AS \"{column}\"")
+                    });
+                }
+                format!("(SELECT {} FROM \"{table}\")", select.join(", "))
+            } else {
+                let select: Vec<String> = columns
+                    .iter()
+                    .map(|(column, _)| format!("NULL AS \"{column}\""))
+                    .collect();
+                format!("(SELECT {} LIMIT 0)", select.join(", "))
+            };
+            sources.insert(*table, sql);
+        }
+        let mut ignored = BTreeMap::new();
+        for table in present
+            .iter()
+            .filter(|t| !TABLES.iter().any(|(known, _)| known == t))
+        {
+            let rows: i64 = source.query_row(
+                &format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")),
+                [],
+                |r| r.get(0),
+            )?;
+            ignored.insert(table.clone(), rows as u64);
+        }
+        Ok(Self {
+            name: if guild_aware {
+                "guild-aware"
+            } else {
+                "verabot-single"
+            },
+            sources,
+            ignored,
+        })
+    }
+
+    /// The FROM-clause source for `table`, one of [`TABLES`].
+    pub fn from(&self, table: &str) -> &str {
+        &self.sources[table]
+    }
+}
+
+fn column_names(source: &Connection, table: &str) -> anyhow::Result<Vec<String>> {
+    source
+        .prepare("SELECT name FROM pragma_table_info(?1)")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .with_context(|| format!("reading the columns of `{table}`"))
+}
