@@ -2,7 +2,7 @@
 //! made by scripts/verabot-fixtures): every quote text byte for byte, every time against what
 //! VeraBot stored, every reminder's status and where the scheduler would send it, the report,
 //! a second run, the dry run and the untouched source. What VeraBot did with each fixture row
-//! is commented in scripts/verabot-fixtures/single.js.
+//! is commented in scripts/verabot-fixtures/single.js and per-guild.js.
 
 mod ops_support;
 
@@ -501,4 +501,144 @@ async fn a_file_without_quotes_or_a_needed_column_is_refused_naming_what_is_miss
         .join("data/guilds")
         .join(GUILD.to_string())
         .exists());
+}
+
+const GUILD_A: u64 = 400_000_000_000_000_001;
+const GUILD_B: u64 = 400_000_000_000_000_002;
+
+#[tokio::test]
+async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verabot/v4.9.0-per-guild");
+    let source = dir.path().join("verabot-data");
+    let files: Vec<PathBuf> = [GUILD_A, GUILD_B]
+        .iter()
+        .map(|guild| {
+            let relative = Path::new("guilds")
+                .join(guild.to_string())
+                .join("quotes.db");
+            std::fs::create_dir_all(source.join(&relative).parent().unwrap()).unwrap();
+            std::fs::copy(fixture.join(&relative), source.join(&relative)).unwrap();
+            source.join(relative)
+        })
+        .collect();
+    let digests: Vec<String> = files.iter().map(|f| sha256(f)).collect();
+    let data = dir.path().join("data");
+    let store = store(&data);
+    let options = ImportOptions {
+        source: source.clone(),
+        per_guild: true,
+        ..ImportOptions::default()
+    };
+    let before = listing(&data);
+    let rehearsal = import(
+        &store,
+        ImportOptions {
+            dry_run: true,
+            ..options.clone()
+        },
+    )
+    .await;
+    assert_eq!(listing(&data), before, "the dry run wrote nothing");
+    let report = import(&store, options.clone()).await;
+    assert_eq!(report.layout, "verabot-per-guild");
+    assert_eq!(
+        serde_json::to_value(ImportReport {
+            dry_run: false,
+            ..rehearsal
+        })
+        .unwrap(),
+        serde_json::to_value(&report).unwrap()
+    );
+    assert_eq!(
+        report.guilds,
+        BTreeMap::from([
+            (
+                GUILD_A,
+                GuildCounts {
+                    quotes: 2,
+                    tags: 1,
+                    quote_tags: 1,
+                    ratings: 2,
+                    reminders: 3,
+                    assignees: 3,
+                    optins: 2,
+                }
+            ),
+            (
+                GUILD_B,
+                GuildCounts {
+                    quotes: 1,
+                    optins: 1,
+                    ..GuildCounts::default()
+                }
+            ),
+        ])
+    );
+
+    for (guild, file) in [GUILD_A, GUILD_B].into_iter().zip(&files) {
+        let written: Vec<(String, String, String)> = written(
+            file,
+            "SELECT text, author, addedAt FROM quotes ORDER BY id",
+            |r| r.try_into(),
+        );
+        let imported: Vec<(String, String, i64)> = store
+            .with_existing_guild(guild, |c| {
+                all(
+                    c,
+                    "SELECT text, author_name, created_at FROM quotes ORDER BY legacy_id",
+                    |r| r.try_into(),
+                )
+            })
+            .await
+            .unwrap();
+        let expected: Vec<_> = written
+            .into_iter()
+            .map(|(text, author, at)| (text, author, verabot_time(&at)))
+            .collect();
+        assert_eq!(imported, expected, "guild {guild}");
+    }
+
+    // Each guild's own choices: Bo opted out in A and in in B.
+    let optins = |guild| {
+        store.with_existing_guild(guild, |c| {
+            all(
+                c,
+                "SELECT user_id, dm_opt_in FROM optins ORDER BY user_id",
+                |r| r.try_into(),
+            )
+        })
+    };
+    let a: Vec<(i64, bool)> = optins(GUILD_A).await.unwrap();
+    let b: Vec<(i64, bool)> = optins(GUILD_B).await.unwrap();
+    assert_eq!((a, b), (vec![(ANN, true), (BO, false)], vec![(BO, true)]));
+
+    let reminders: Vec<(String, String, Option<i64>)> = store
+        .with_existing_guild(GUILD_A, |c| {
+            all(
+                c,
+                "SELECT message, status, created_by FROM reminders ORDER BY legacy_id",
+                |r| r.try_into(),
+            )
+        })
+        .await
+        .unwrap();
+    let summary: Vec<(&str, &str, Option<i64>)> = reminders
+        .iter()
+        .map(|(m, s, c)| (m.lines().next().unwrap(), s.as_str(), *c))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Guild A standup", "active", Some(ANN)),
+            ("Guild A raid", "cancelled", None),
+            ("Guild A done", "sent", Some(BO)),
+        ]
+    );
+
+    let again = import(&store, options).await;
+    assert!(again.guilds.values().all(|c| *c == GuildCounts::default()));
+    let after: Vec<String> = files.iter().map(|f| sha256(f)).collect();
+    assert_eq!(after, digests, "VeraBot's files are unchanged");
 }

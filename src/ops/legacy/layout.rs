@@ -98,10 +98,25 @@ const TABLES: &[(&str, &[(&str, bool)])] = &[
     ),
 ];
 
+/// Another spelling of a column, as VeraBot's per-guild files (v2.10.0 on) name it.
+const ALIASES: &[(&str, &str, &str)] = &[
+    ("user_communications", "user_id", "userId"),
+    ("user_communications", "created_at", "createdAt"),
+    ("user_communications", "updated_at", "updatedAt"),
+];
+
+/// The columns that say which guild a row belongs to.
+const GUILD_COLUMNS: &[(&str, &str)] = &[
+    ("quotes", "guildId"),
+    ("reminders", "guildId"),
+    ("user_communications", "guild_id"),
+];
+
 /// A source's layout: its name for the report and how to read each table.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// `"guild-aware"` when quotes carry a guild id, otherwise `"verabot-single"`.
+    /// `"verabot-per-guild"` for one guild's file, `"guild-aware"` when quotes carry a guild
+    /// id, otherwise `"verabot-single"`.
     pub name: &'static str,
     /// Table name to a parenthesised SELECT with every listed column, for a FROM clause.
     sources: HashMap<&'static str, String>,
@@ -111,7 +126,9 @@ pub struct Layout {
 
 impl Layout {
     /// Looks at the file's tables and columns; refuses a file that is not a VeraBot database.
-    pub fn detect(source: &Connection) -> anyhow::Result<Self> {
+    /// `guild`: the file is that one guild's (VeraBot's per-guild files), so every row is
+    /// read as that guild's, opt-ins included.
+    pub fn detect(source: &Connection, guild: Option<u64>) -> anyhow::Result<Self> {
         let present: Vec<String> = source
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
@@ -136,17 +153,26 @@ impl Layout {
                 let have = column_names(source, table)?;
                 let mut select = Vec::with_capacity(columns.len());
                 for (column, required) in *columns {
-                    let found = *column == "rowid" || have.iter().any(|c| c == column);
-                    if !found && *required {
+                    let alias = ALIASES
+                        .iter()
+                        .find(|(t, c, _)| t == table && c == column)
+                        .map(|(_, _, alias)| *alias);
+                    let found = [Some(*column), alias]
+                        .into_iter()
+                        .flatten()
+                        .find(|name| *name == "rowid" || have.iter().any(|c| c == name));
+                    if found.is_none() && *required {
                         bail!("not a VeraBot database: table `{table}` has no column `{column}`");
                     }
-                    if found && *table == "quotes" && *column == "guildId" {
+                    let guild_column = GUILD_COLUMNS.contains(&(*table, *column));
+                    if found.is_some() && guild_column && *table == "quotes" {
                         guild_aware = true;
                     }
-                    select.push(if found {
-                        format!("\"{column}\" AS \"{column}\"")
-                    } else {
-                        format!("NULL AS \"{column}\"")
+                    select.push(match (guild.filter(|_| guild_column), found) {
+                        // A u64, never text from the file: safe as a literal.
+                        (Some(guild), _) => format!("'{guild}' AS \"{column}\""),
+                        (None, Some(name)) => format!("\"{name}\" AS \"{column}\""),
+                        (None, None) => format!("NULL AS \"{column}\""),
                     });
                 }
                 format!("(SELECT {} FROM \"{table}\")", select.join(", "))
@@ -172,10 +198,10 @@ impl Layout {
             ignored.insert(table.clone(), rows as u64);
         }
         Ok(Self {
-            name: if guild_aware {
-                "guild-aware"
-            } else {
-                "verabot-single"
+            name: match (guild, guild_aware) {
+                (Some(_), _) => "verabot-per-guild",
+                (None, true) => "guild-aware",
+                (None, false) => "verabot-single",
             },
             sources,
             ignored,

@@ -87,7 +87,10 @@ const SOURCE_MMAP_BYTES: i64 = 1 << 30;
 /// What `migrate-legacy` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// The single database, or with `per_guild` VeraBot's data directory (`--source-dir`).
     pub source: PathBuf,
+    /// `source` holds VeraBot's per-guild files, `guilds/<GUILD_ID>/quotes.db`.
+    pub per_guild: bool,
     pub dry_run: bool,
     /// Empty: every guild in the source.
     pub guilds: Vec<u64>,
@@ -134,12 +137,34 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
         default_guild: options.default_guild,
         reminder_channel: options.reminder_channel,
     };
-    let source_path = options.source.clone();
+    let report = if options.per_guild {
+        import_guild_files(owner, &options.source, &scope, options.dry_run).await?
+    } else {
+        import_file(owner, &options.source, None, &scope, options.dry_run).await?
+    };
+    if let Some(path) = &options.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || paths::replace_file(&path, &json)).await??;
+    }
+    Ok(report)
+}
+
+/// Imports one file: the single database (`file_guild` `None`), or the per-guild file of
+/// `file_guild`. Returns its report, without writing the report file.
+async fn import_file(
+    owner: &Owner,
+    source: &Path,
+    file_guild: Option<u64>,
+    scope: &Scope,
+    dry_run: bool,
+) -> anyhow::Result<ImportReport> {
+    let source_path = source.to_path_buf();
     let (digest, total, layout) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         refuse_side_files(&source_path)?;
         let digest = sha256_file(&source_path)?;
         let conn = open_source(&source_path)?;
-        let layout = Layout::detect(&conn)
+        let layout = Layout::detect(&conn, file_guild)
             .with_context(|| format!("{} cannot be imported", source_path.display()))?;
         let total = source::count_rows(&conn, &layout)?;
         Ok((digest, total, layout))
@@ -150,9 +175,10 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
     let progress = Arc::new(Progress::new("import", total));
     let (plans, queue) = tokio::sync::mpsc::channel::<GuildPlan>(QUEUE);
     let reader = {
-        let path = options.source.clone();
+        let path = source.to_path_buf();
         let progress = progress.clone();
         let layout = layout.clone();
+        let scope = scope.clone();
         tokio::task::spawn_blocking(move || {
             let conn = open_source(&path)?;
             source::read_source(&conn, &layout, &scope, now, &progress, |plan| {
@@ -163,7 +189,6 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
         })
     };
 
-    let dry_run = options.dry_run;
     let outcomes: Vec<(u64, anyhow::Result<(GuildCounts, Skipped)>)> =
         stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|plan| (plan, queue))
@@ -202,21 +227,65 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
     }
     report.skipped = skipped.0;
 
-    let source_path = options.source.clone();
+    let source_path = source.to_path_buf();
     let after = tokio::task::spawn_blocking(move || sha256_file(&source_path)).await??;
     if after != digest {
         bail!(
             "{} changed during the import (sha256 before {}, after {})",
-            options.source.display(),
+            source.display(),
             hex(&digest),
             hex(&after)
         );
     }
-    if let Some(path) = &options.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || paths::replace_file(&path, &json)).await??;
+    Ok(report)
+}
+
+/// Imports every `<dir>/guilds/<GUILD_ID>/quotes.db`, one file after another, into one report.
+/// A directory whose name is not a guild id, or without a `quotes.db`, is counted and left.
+async fn import_guild_files(
+    owner: &Owner,
+    dir: &Path,
+    scope: &Scope,
+    dry_run: bool,
+) -> anyhow::Result<ImportReport> {
+    let guilds_dir = dir.join("guilds");
+    let listed = guilds_dir.clone();
+    // Names only: one short string per guild directory, however many there are.
+    let names = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&listed)
+            .with_context(|| format!("{} is not a VeraBot data directory", listed.display()))?
+        {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    })
+    .await??;
+    let mut report = ImportReport {
+        dry_run,
+        layout: "verabot-per-guild",
+        ..ImportReport::default()
+    };
+    let mut skipped = Skipped::default();
+    for name in names {
+        let file = guilds_dir.join(&name).join("quotes.db");
+        let Some(guild) = parse_snowflake(&name) else {
+            skipped.add("guild_directories", "name_not_a_guild_id", 1);
+            continue;
+        };
+        if !file.is_file() {
+            skipped.add("guild_directories", "no_quotes_db", 1);
+            continue;
+        }
+        let one = import_file(owner, &file, Some(guild as u64), scope, dry_run)
+            .await
+            .with_context(|| format!("guild {guild}"))?;
+        report.guilds.extend(one.guilds);
+        report.failures.extend(one.failures);
+        skipped.merge(Skipped(one.skipped));
     }
+    report.skipped = skipped.0;
     Ok(report)
 }
 

@@ -951,11 +951,10 @@ fn plan_reminder(
     // (reason counted in the report, text kept in last_error) for each way the reminder
     // cannot go out as it was written.
     let mut problems: Vec<(&str, String)> = Vec::new();
-    let active = matches!(
-        row.status.as_deref().map(str::trim),
-        None | Some("" | "active")
-    );
-    let mut status = match row.status.as_deref().map(str::trim) {
+    // VeraBot's per-guild notifier wrote 'COMPLETED' where its constants say 'completed'.
+    let written = row.status.as_deref().map(|s| s.trim().to_ascii_lowercase());
+    let active = matches!(written.as_deref(), None | Some("" | "active"));
+    let mut status = match written.as_deref() {
         // VeraBot's notifier never sends a reminder again once a send succeeded.
         _ if active && row.notified => {
             skipped.add("reminders", "notified_by_verabot_kept_sent", 1);
