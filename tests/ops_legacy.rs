@@ -759,3 +759,43 @@ async fn nul_characters_in_legacy_texts_are_dropped_instead_of_failing_the_guild
         ("ab", "Anonymous", "fun", "(legacy reminder without text)")
     );
 }
+
+#[tokio::test]
+async fn the_guild_id_legacy_means_no_guild_as_in_verabots_own_migration_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    legacy_db(&source)
+        .execute_batch(&format!(
+            "INSERT INTO quotes (id, guildId, text, addedBy) VALUES (1, 'legacy', 'old one', '1001'),
+                 (2, '{A}', 'a one', '1002');
+             INSERT INTO reminders (id, guildId, subject, when_datetime, createdBy)
+                 VALUES (1, 'legacy', 'old reminder', '2030-01-01T10:00:00.000Z', '1001');
+             INSERT INTO user_communications (user_id, guild_id, opted_in) VALUES ('1001', 'legacy', 1);"
+        ))
+        .unwrap();
+    let store = store(&dir.path().join("data"));
+    let skipped = import(&store, options(&source)).await.skipped;
+    assert_eq!(skipped.get("quotes.no_guild"), Some(&1));
+    assert_eq!(skipped.get("reminders.no_guild"), Some(&1));
+    let report = import(
+        &store,
+        ImportOptions {
+            default_guild: Some(A),
+            ..options(&source)
+        },
+    )
+    .await;
+    let counts = report.guilds[&A];
+    // 1001's 'legacy' opt-in is a global one: it applies where 1001 appears.
+    assert_eq!(
+        (counts.quotes, counts.reminders, counts.optins),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let due: i64 = query(&store, A, |c| {
+        c.query_row("SELECT due_at FROM reminders", [], |r| r.get(0))
+            .unwrap()
+    })
+    .await;
+    assert_eq!(due, DUE);
+}

@@ -103,6 +103,7 @@ const ALIASES: &[(&str, &str, &str)] = &[
     ("user_communications", "user_id", "userId"),
     ("user_communications", "created_at", "createdAt"),
     ("user_communications", "updated_at", "updatedAt"),
+    ("user_communications", "guild_id", "guildId"),
 ];
 
 /// The columns that say which guild a row belongs to.

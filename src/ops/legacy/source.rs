@@ -30,6 +30,11 @@ const TAG_NAME_MAX: usize = 32;
 const TAG_DESCRIPTION_MAX: usize = 200;
 const REMINDER_MESSAGE_MAX: usize = 4000;
 
+/// Guild id values that mean "no guild": empty, and the `'legacy'` that VeraBot's own
+/// single-to-multi script (scripts/archived/migration-single-to-multi.js) read as "every
+/// guild", like a missing one.
+const NO_GUILD: &str = "('', 'legacy')";
+
 /// Rows not imported as they were, by `<source table>.<reason>`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Skipped(pub BTreeMap<String, u64>);
@@ -229,7 +234,7 @@ pub fn read_source(
     // rows from before multi-guild support and does not apply to a deliberate global choice.
     let mut optins_sql = source.prepare(&format!(
         "SELECT CAST(guild_id AS TEXT), rowid, user_id, opted_in, preferences, created_at, \
-         updated_at FROM {} WHERE coalesce(guild_id, '') <> '' ORDER BY 1, rowid",
+         updated_at FROM {} WHERE coalesce(guild_id, '') NOT IN {NO_GUILD} ORDER BY 1, rowid",
         layout.from("user_communications")
     ))?;
 
@@ -289,7 +294,7 @@ pub fn read_source(
 fn key_sql(column: &str, exists: &str) -> String {
     format!(
         "CASE WHEN NOT ({exists}) THEN NULL \
-              WHEN coalesce({column}, '') = '' THEN ?1 \
+              WHEN coalesce({column}, '') IN {NO_GUILD} THEN ?1 \
               ELSE CAST({column} AS TEXT) END"
     )
 }
@@ -572,7 +577,7 @@ impl GlobalOptins {
         let mut by_user = HashMap::new();
         let mut statement = source.prepare(&format!(
             "SELECT NULL, rowid, user_id, opted_in, preferences, created_at, updated_at \
-             FROM {} WHERE coalesce(guild_id, '') = '' ORDER BY rowid",
+             FROM {} WHERE coalesce(guild_id, '') IN {NO_GUILD} ORDER BY rowid",
             layout.from("user_communications")
         ))?;
         let mut rows = statement.query([])?;
