@@ -642,3 +642,78 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     let after: Vec<String> = files.iter().map(|f| sha256(f)).collect();
     assert_eq!(after, digests, "VeraBot's files are unchanged");
 }
+
+#[tokio::test]
+async fn a_verabot_file_at_a_guild_path_is_refused_untouched_naming_the_import_and_check_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An operator copied VeraBot's data/db/guilds into our data directory: same path shape.
+    let file = data
+        .join("guilds")
+        .join(GUILD_A.to_string())
+        .join("quotes.db");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/verabot/v4.9.0-per-guild/guilds")
+            .join(GUILD_A.to_string())
+            .join("quotes.db"),
+        &file,
+    )
+    .unwrap();
+    let digest = sha256(&file);
+    let store = store(&data);
+
+    let error = store
+        .with_existing_guild(GUILD_A, |c| {
+            c.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
+        })
+        .await
+        .expect_err("a foreign database is refused");
+    assert!(
+        error
+            .to_string()
+            .contains("guildkeep migrate-legacy --source-dir"),
+        "{error}"
+    );
+    let results = guildkeep::ops::inspect::check(&store, &[]).await.unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(
+        results[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("not guildkeep's")),
+        "{:?}",
+        results[0].problems
+    );
+
+    assert_eq!(
+        sha256(&file),
+        digest,
+        "the file was left as VeraBot wrote it"
+    );
+    let beside: Vec<PathBuf> = listing(file.parent().unwrap())
+        .into_iter()
+        .map(|(p, ..)| p)
+        .collect();
+    assert_eq!(beside, [file], "no -wal or -shm created beside it");
+}
+
+#[tokio::test]
+async fn check_fails_for_a_guild_whose_schema_is_newer_than_this_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir.path().join("data"));
+    store
+        .with_guild(GUILD_A, |c| c.pragma_update(None, "user_version", 999))
+        .await
+        .unwrap()
+        .unwrap();
+    let results = guildkeep::ops::inspect::check(&store, &[GUILD_A])
+        .await
+        .unwrap();
+    assert!(
+        results[0].problems.iter().any(|p| p.contains("999")),
+        "{:?}",
+        results[0].problems
+    );
+}

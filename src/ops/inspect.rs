@@ -6,7 +6,10 @@ use futures::{stream, StreamExt};
 use serde::Serialize;
 
 use super::{progress::Progress, PARALLEL_GUILDS};
-use crate::store::{migrate::user_version, GuildDatabaseManager, StoreError};
+use crate::store::{
+    migrate::{user_version, Migrations},
+    GuildDatabaseManager, StoreError,
+};
 
 /// What `guildkeep stats` prints.
 #[derive(Debug, Serialize)]
@@ -117,6 +120,12 @@ fn check_one(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
         })?
         .collect::<Result<_, _>>()?;
     problems.extend(orphans);
+    // A file newer than this binary, or not ours at all, is not "ok" however intact it is.
+    match Migrations::embedded().judge(conn) {
+        Ok(_) => {}
+        Err(StoreError::Sqlite(e)) => return Err(e),
+        Err(other) => problems.push(other.to_string()),
+    }
     Ok(problems)
 }
 
