@@ -799,3 +799,64 @@ async fn the_guild_id_legacy_means_no_guild_as_in_verabots_own_migration_script(
     .await;
     assert_eq!(due, DUE);
 }
+
+#[tokio::test]
+async fn to_every_guild_copies_rows_without_a_guild_and_global_opt_ins_into_each_guild() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    legacy_db(&source)
+        .execute_batch(&format!(
+            "INSERT INTO quotes (id, guildId, text) VALUES (1, NULL, 'before guilds'),
+                 (2, 'legacy', 'marked legacy'), (3, '{A}', 'a only'), (4, '{B}', 'b only');
+             INSERT INTO tags (id, name) VALUES (1, 'old');
+             INSERT INTO quote_tags (quoteId, tagId) VALUES (1, 1);
+             INSERT INTO reminders (id, guildId, subject, when_datetime, createdBy)
+                 VALUES (1, NULL, 'everyone', '2030-01-01T10:00:00.000Z', '1001');
+             INSERT INTO user_communications (user_id, guild_id, opted_in) VALUES ('1003', NULL, 1);"
+        ))
+        .unwrap();
+    let store = store(&dir.path().join("data"));
+    let every = ImportOptions {
+        to_every_guild: true,
+        ..options(&source)
+    };
+    let report = import(&store, every.clone()).await;
+    for guild in [A, B] {
+        let counts = report.guilds[&guild];
+        assert_eq!(
+            (
+                counts.quotes,
+                counts.quote_tags,
+                counts.reminders,
+                counts.optins
+            ),
+            (3, 1, 1, 1),
+            "guild {guild}: 1003's global choice, though 1003 appears in no guild"
+        );
+        let texts: Vec<String> = query(&store, guild, |c| {
+            let mut s = c
+                .prepare("SELECT text FROM quotes ORDER BY legacy_id")
+                .unwrap();
+            let found = s.query_map([], |r| r.get(0)).unwrap();
+            found.collect::<rusqlite::Result<_>>().unwrap()
+        })
+        .await;
+        let own = if guild == A { "a only" } else { "b only" };
+        assert_eq!(texts, ["before guilds", "marked legacy", own]);
+    }
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let again = import(&store, every).await;
+    assert!(again.guilds.values().all(|c| *c == GuildCounts::default()));
+
+    let both = migrate_legacy(
+        &Owner::standalone(store.clone()),
+        ImportOptions {
+            to_every_guild: true,
+            default_guild: Some(A),
+            ..options(&source)
+        },
+    )
+    .await
+    .expect_err("one place for rows without a guild");
+    assert!(format!("{both:#}").contains("not both"), "{both:#}");
+}

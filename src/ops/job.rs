@@ -73,6 +73,10 @@ pub enum Job {
         /// Where quotes and reminders without a guild go (otherwise they are skipped).
         #[arg(long, value_name = "ID")]
         default_guild: Option<u64>,
+        /// Rows without a guild, and global opt-ins, go to every guild in the source (what
+        /// VeraBot's own single-to-multi script did).
+        #[arg(long, conflicts_with = "default_guild")]
+        to_every_guild: bool,
         /// The channel where reminders go that VeraBot posted in its one notification channel
         /// (server reminders, reminders for roles); without it they are kept cancelled.
         #[arg(long, value_name = "ID")]
@@ -276,6 +280,7 @@ impl Job {
                 dry_run,
                 guilds,
                 default_guild,
+                to_every_guild,
                 reminder_channel,
                 report,
             } => {
@@ -290,6 +295,7 @@ impl Job {
                     dry_run,
                     guilds,
                     default_guild,
+                    to_every_guild,
                     reminder_channel,
                     report,
                 };

@@ -95,6 +95,9 @@ pub struct ImportOptions {
     /// Empty: every guild in the source.
     pub guilds: Vec<u64>,
     pub default_guild: Option<u64>,
+    /// Rows without a guild (or with `'legacy'`) and global opt-ins go to every guild in the
+    /// source, as VeraBot's own single-to-multi script copied them.
+    pub to_every_guild: bool,
     /// Where reminders go that VeraBot posted in the one channel its environment named.
     pub reminder_channel: Option<u64>,
     /// Where to write the report as JSON, besides returning it.
@@ -132,10 +135,15 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
             "{channel} is not a channel id (a non-zero snowflake)"
         );
     }
+    ensure!(
+        !(options.to_every_guild && options.default_guild.is_some()),
+        "rows without a guild go either to --default-guild or to every guild, not both"
+    );
     let scope = Scope {
         guilds: options.guilds.iter().copied().collect(),
         default_guild: options.default_guild,
         reminder_channel: options.reminder_channel,
+        to_every_guild: options.to_every_guild,
     };
     let report = if options.per_guild {
         import_guild_files(owner, &options.source, &scope, options.dry_run).await?

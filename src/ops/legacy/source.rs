@@ -61,6 +61,9 @@ pub struct Scope {
     pub default_guild: Option<u64>,
     /// Where reminders that VeraBot posted in its one notification channel are posted.
     pub reminder_channel: Option<u64>,
+    /// Rows without a guild, and global opt-ins, go to every guild imported: what VeraBot's
+    /// own single-to-multi script did.
+    pub to_every_guild: bool,
 }
 
 /// One tag as the target receives it: the legacy tags whose trimmed, lower-cased names are
@@ -192,7 +195,16 @@ pub fn read_source(
     }
     let catalog = TagCatalog::load(source, layout, &mut skipped)?;
     let mut globals = GlobalOptins::load(source, layout, &mut skipped)?;
-    let default = scope.default_guild.map(|g| g.to_string());
+    // With `to_every_guild`, rows without a guild get the key '' (which sorts before every
+    // guild id) and are held as one group, copied into each guild's plan: no more memory than
+    // one guild's rows, which the reader holds anyway.
+    let default = if scope.to_every_guild {
+        Some(String::new())
+    } else {
+        scope.default_guild.map(|g| g.to_string())
+    };
+    let mut shared: Option<Group> = None;
+    let mut shared_used = false;
 
     let mut quotes_sql = source.prepare(&format!(
         "SELECT {}, id, text, author, addedBy, addedAt, category, updatedAt FROM {} \
@@ -268,6 +280,10 @@ pub fn read_source(
             optins: optins.take(&key)?,
         };
         progress.advance_by(group.rows());
+        if scope.to_every_guild && key.as_deref() == Some("") {
+            shared = Some(group);
+            continue;
+        }
         let guild = key.as_deref().map(parse_snowflake);
         match guild {
             None => group.skip_without_guild(&mut skipped),
@@ -276,10 +292,20 @@ pub fn read_source(
                 group.skip_all("guild_not_selected", &mut skipped)
             }
             Some(Some(id)) => {
+                let group = match &shared {
+                    Some(rows) => {
+                        shared_used = true;
+                        group.with(rows.clone())
+                    }
+                    None => group,
+                };
                 let plan = group.plan(id as u64, &catalog, &mut globals, scope, now, &mut skipped);
                 emit(plan)?;
             }
         }
+    }
+    if let Some(rows) = shared.filter(|_| !shared_used) {
+        rows.skip_without_guild(&mut skipped);
     }
     skipped.add(
         "user_communications",
@@ -361,6 +387,7 @@ impl<'s, T> Stream<'s, T> {
     }
 }
 
+#[derive(Clone)]
 struct LegacyQuote {
     id: i64,
     text: Option<String>,
@@ -383,6 +410,7 @@ fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyLink {
     quote_id: i64,
     tag_id: i64,
@@ -397,6 +425,7 @@ fn read_link(row: &Row<'_>) -> rusqlite::Result<LegacyLink> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyRating {
     id: i64,
     quote_id: i64,
@@ -417,6 +446,7 @@ fn read_rating(row: &Row<'_>) -> rusqlite::Result<LegacyRating> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyReminder {
     id: i64,
     subject: Option<String>,
@@ -456,6 +486,7 @@ fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyAssignment {
     id: i64,
     reminder_id: i64,
@@ -474,6 +505,7 @@ fn read_assignment(row: &Row<'_>) -> rusqlite::Result<LegacyAssignment> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyOptin {
     rowid: i64,
     user_id: Option<String>,
@@ -607,6 +639,11 @@ impl GlobalOptins {
         Some(optin)
     }
 
+    /// Every member with a global choice.
+    fn users(&self) -> Vec<i64> {
+        self.by_user.keys().copied().collect()
+    }
+
     fn unused(&self) -> u64 {
         (self.by_user.len() - self.used.len()) as u64
     }
@@ -644,6 +681,7 @@ fn plan_optin(row: &LegacyOptin, skipped: &mut Skipped) -> Option<PlannedOptin> 
 }
 
 /// The rows of every source table that share one guild key.
+#[derive(Clone)]
 struct Group {
     quotes: Vec<LegacyQuote>,
     links: Vec<LegacyLink>,
@@ -654,6 +692,17 @@ struct Group {
 }
 
 impl Group {
+    /// These rows and `other`'s, as one guild's.
+    fn with(mut self, other: Group) -> Self {
+        self.quotes.extend(other.quotes);
+        self.links.extend(other.links);
+        self.ratings.extend(other.ratings);
+        self.reminders.extend(other.reminders);
+        self.assignments.extend(other.assignments);
+        self.optins.extend(other.optins);
+        self
+    }
+
     fn rows(&self) -> u64 {
         (self.quotes.len()
             + self.links.len()
@@ -896,6 +945,9 @@ impl Group {
             }
         }
         // A choice made in this guild wins over the global one (which still counts as used).
+        if scope.to_every_guild {
+            users.extend(globals.users());
+        }
         for user in users {
             let global = globals.for_user(user);
             if !chosen_here.contains(&user) {
