@@ -717,3 +717,48 @@ async fn check_fails_for_a_guild_whose_schema_is_newer_than_this_build() {
         results[0].problems
     );
 }
+
+#[tokio::test]
+async fn guild_ids_on_reminders_alone_make_a_guild_aware_file_whose_quotes_go_everywhere() {
+    // What VeraBot's own single-to-multi script read: guild ids on reminders (and opt-ins)
+    // only; it copied every quote into every guild.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("quotes.db");
+    Connection::open(&source)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE quotes (id INTEGER PRIMARY KEY, text TEXT, author TEXT, addedAt TEXT);
+             CREATE TABLE reminders (id INTEGER PRIMARY KEY, guildId TEXT, subject TEXT,
+                 when_datetime TEXT);
+             CREATE TABLE reminder_assignments (id INTEGER PRIMARY KEY, reminderId INTEGER,
+                 assigneeType TEXT, assigneeId TEXT);
+             INSERT INTO quotes VALUES (1, 'shared by all', 'Ann', '2026-01-03T12:00:00.000Z');
+             INSERT INTO reminders VALUES (1, '{GUILD_A}', 'a only', '2031-01-01T00:00:00.000Z'),
+                 (2, '{GUILD_B}', 'b only', '2031-01-01T00:00:00.000Z');
+             INSERT INTO reminder_assignments VALUES (1, 1, 'user', '{ANN}'), (2, 2, 'user', '{BO}');"
+        ))
+        .unwrap();
+    let store = store(&dir.path().join("data"));
+    let report = import(
+        &store,
+        ImportOptions {
+            source,
+            to_every_guild: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(report.layout, "guild-aware");
+    for (guild, recipient) in [(GUILD_A, ANN), (GUILD_B, BO)] {
+        let counts = report.guilds[&guild];
+        assert_eq!((counts.quotes, counts.reminders), (1, 1), "guild {guild}");
+        let owner: i64 = store
+            .with_existing_guild(guild, |c| {
+                c.query_row("SELECT created_by FROM reminders", [], |r| r.get(0))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner, recipient);
+    }
+}

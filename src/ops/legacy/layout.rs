@@ -116,8 +116,8 @@ const GUILD_COLUMNS: &[(&str, &str)] = &[
 /// A source's layout: its name for the report and how to read each table.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// `"verabot-per-guild"` for one guild's file, `"guild-aware"` when quotes carry a guild
-    /// id, otherwise `"verabot-single"`.
+    /// `"verabot-per-guild"` for one guild's file, `"guild-aware"` when any table carries a
+    /// guild id, otherwise `"verabot-single"`.
     pub name: &'static str,
     /// Table name to a parenthesised SELECT with every listed column, for a FROM clause.
     sources: HashMap<&'static str, String>,
@@ -166,9 +166,9 @@ impl Layout {
                         bail!("not a VeraBot database: table `{table}` has no column `{column}`");
                     }
                     let guild_column = GUILD_COLUMNS.contains(&(*table, *column));
-                    if found.is_some() && guild_column && *table == "quotes" {
-                        guild_aware = true;
-                    }
+                    // VeraBot's own single-to-multi script read guild ids on reminders and
+                    // opt-ins only; any one makes the file guild-aware.
+                    guild_aware |= found.is_some() && guild_column;
                     select.push(match (guild.filter(|_| guild_column), found) {
                         // A u64, never text from the file: safe as a literal.
                         (Some(guild), _) => format!("'{guild}' AS \"{column}\""),
