@@ -614,19 +614,27 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     let b: Vec<(i64, bool)> = optins(GUILD_B).await.unwrap();
     assert_eq!((a, b), (vec![(ANN, true), (BO, false)], vec![(BO, true)]));
 
-    let reminders: Vec<(String, String, Option<i64>)> = store
+    let reminders: Vec<(String, String, Option<i64>, i64)> = store
         .with_existing_guild(GUILD_A, |c| {
             all(
                 c,
-                "SELECT message, status, created_by FROM reminders ORDER BY legacy_id",
+                "SELECT message, status, created_by, due_at FROM reminders ORDER BY legacy_id",
                 |r| r.try_into(),
             )
         })
         .await
         .unwrap();
+    let notify: Vec<String> = written(
+        &files[0],
+        "SELECT notificationTime FROM reminders ORDER BY id",
+        |r| r.get(0),
+    );
+    let due: Vec<i64> = reminders.iter().map(|r| r.3).collect();
+    let expected: Vec<i64> = notify.iter().map(|t| verabot_time(t)).collect();
+    assert_eq!(due, expected);
     let summary: Vec<(&str, &str, Option<i64>)> = reminders
         .iter()
-        .map(|(m, s, c)| (m.lines().next().unwrap(), s.as_str(), *c))
+        .map(|(m, s, c, _)| (m.lines().next().unwrap(), s.as_str(), *c))
         .collect();
     assert_eq!(
         summary,

@@ -36,6 +36,9 @@
 //!   asked for one, would both be wrong), and counted. Repeated assignments are one.
 //!   An unparseable time keeps the reminder as cancelled, `due_at` = its creation time, the raw
 //!   text quoted in `last_error`. Unknown statuses become cancelled the same way.
+//! - Guild ids: `'legacy'` means none, as in VeraBot's own single-to-multi script;
+//!   `--to-every-guild` copies rows without one (and global opt-ins) into every guild of the
+//!   source, as that script did. A per-guild file (`--source-dir`) is its guild's, opt-ins too.
 //! - Unreadable `addedAt`/`createdAt` times become the import's start time.
 //! - Where the target already has a row that wins (a member's own rating of an imported quote,
 //!   an opt-in choice), the legacy row is not imported and is counted.
