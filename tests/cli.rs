@@ -94,13 +94,14 @@ async fn check_passes_healthy_guilds_and_names_a_corrupted_one() {
 async fn schema_upgrade_migrates_a_data_dir_of_old_guilds() {
     let tmp = TempDir::new().unwrap();
     make_guilds(tmp.path(), &[5]).await;
-    // Version 0: a database that predates every migration.
+    // Version 0: a database that predates every migration, so it has no tables yet (one with
+    // tables at version 0 is not ours and is refused untouched: tests/ops_verabot.rs).
     for guild in [6u64, 7] {
         let db = guild_db(tmp.path(), guild);
         std::fs::create_dir_all(db.parent().unwrap()).unwrap();
         Connection::open(&db)
             .unwrap()
-            .execute_batch("CREATE TABLE notes (x);")
+            .execute_batch("CREATE TABLE notes (x); DROP TABLE notes;")
             .unwrap();
     }
     let (ok, stdout, _) = guildkeep(tmp.path(), &["schema", "status"]);

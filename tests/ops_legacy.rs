@@ -11,10 +11,10 @@ use guildkeep::ops::Owner;
 use std::{collections::BTreeMap, path::Path};
 
 use guildkeep::{
-    ops::legacy::{migrate_legacy, GuildCounts, ImportOptions, ImportReport},
+    ops::legacy::{migrate_legacy, GuildCounts, ImportOptions},
     store::GuildDatabaseManager,
 };
-use ops_support::{legacy_db, listing, sha256, store};
+use ops_support::{import, legacy_db, listing, sha256, store};
 use rusqlite::{params, Connection};
 
 const A: u64 = 111_111_111_111_111_111;
@@ -224,14 +224,6 @@ fn options(source: &Path) -> ImportOptions {
     }
 }
 
-async fn run(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
-    let report = migrate_legacy(&Owner::standalone(store.clone()), options)
-        .await
-        .expect("import runs");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    report
-}
-
 async fn query<T: Send + 'static>(
     store: &GuildDatabaseManager,
     guild: u64,
@@ -308,7 +300,7 @@ async fn report_counts_every_imported_and_skipped_row() {
     fixture(&source);
     let store = store(&dir.path().join("data"));
     let report_file = dir.path().join("report.json");
-    let report = run(
+    let report = import(
         &store,
         ImportOptions {
             report: Some(report_file.clone()),
@@ -331,10 +323,12 @@ async fn report_counts_every_imported_and_skipped_row() {
                            "reminders": 8, "assignees": 2, "optins": 2})
     );
     assert_eq!(json["skipped"]["quotes.no_guild"], 2);
+    // The sketch's columns, guild ids included: VeraBot's guild-aware single database.
+    assert_eq!(json["layout"], "guild-aware");
     assert_eq!(
         json.as_object().unwrap().len(),
-        3,
-        "exactly dry_run, guilds, skipped"
+        4,
+        "exactly dry_run, layout, guilds, skipped"
     );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&report_file)
@@ -351,7 +345,7 @@ async fn invalid_guild_ids_never_become_paths() {
     fixture(&source);
     let data = dir.path().join("data");
     let store = store(&data);
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     assert_eq!(store.guilds_on_disk().await.unwrap(), vec![A, B]);
     let names: Vec<String> = std::fs::read_dir(data.join("guilds"))
         .unwrap()
@@ -366,7 +360,7 @@ async fn tags_are_per_guild_merged_by_trimmed_lower_case_name_and_categories_bec
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(
+    import(
         &store,
         ImportOptions {
             default_guild: Some(A),
@@ -422,7 +416,7 @@ async fn ratings_are_recomputed_not_copied() {
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let ratings = query(&store, A, |c| {
         c.prepare("SELECT legacy_id, rating_avg, rating_count FROM quotes ORDER BY legacy_id")
             .unwrap()
@@ -457,7 +451,7 @@ async fn every_time_format_is_read_and_an_unreadable_one_is_kept_as_cancelled() 
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     type Row = (
         i64,
         String,
@@ -551,7 +545,7 @@ async fn global_opt_ins_apply_where_the_user_appears_and_per_guild_ones_win() {
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let optins = |c: &Connection| -> Vec<(i64, bool, Option<String>)> {
         c.prepare("SELECT user_id, dm_opt_in, preferences FROM optins ORDER BY user_id")
             .unwrap()
@@ -579,7 +573,7 @@ async fn default_guild_takes_rows_without_a_guild_and_guild_limits_the_import() 
     let source = dir.path().join("legacy.db");
     fixture(&source);
     let store = store(&dir.path().join("data"));
-    let report = run(
+    let report = import(
         &store,
         ImportOptions {
             guilds: vec![B],
@@ -609,8 +603,8 @@ async fn a_second_run_imports_nothing_and_the_source_is_unchanged() {
     let before = sha256(&source);
     let source_dir = listing(dir.path().join("legacy.db").parent().unwrap());
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
-    let again = run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
+    let again = import(&store, options(&source)).await;
     for counts in again.guilds.values() {
         assert_eq!(*counts, GuildCounts::default());
     }
@@ -643,7 +637,7 @@ async fn existing_guild_data_is_kept_and_imported_rows_are_added_beside_it() {
         .await
         .unwrap()
         .unwrap();
-    let report = run(&store, options(&source)).await;
+    let report = import(&store, options(&source)).await;
     assert_eq!(report.guilds[&A].tags, 1, "wisdom already existed");
     assert_eq!(report.guilds[&A].optins, 1, "1001's own choice wins");
     let (quotes, own, opted): (i64, String, bool) = query(&store, A, |c| {
@@ -667,7 +661,7 @@ async fn dry_run_writes_nothing_and_reports_what_the_import_does() {
     let data = dir.path().join("data");
     let store = store(&data);
     let before = listing(&data);
-    let rehearsal = run(
+    let rehearsal = import(
         &store,
         ImportOptions {
             dry_run: true,
@@ -681,13 +675,13 @@ async fn dry_run_writes_nothing_and_reports_what_the_import_does() {
         "nothing created under the data directory"
     );
     assert!(rehearsal.dry_run);
-    let real = run(&store, options(&source)).await;
+    let real = import(&store, options(&source)).await;
     assert_eq!(
         (rehearsal.guilds, rehearsal.skipped),
         (real.guilds, real.skipped)
     );
     // Rehearsing again after the import predicts that it would add nothing.
-    let again = run(
+    let again = import(
         &store,
         ImportOptions {
             dry_run: true,
@@ -740,7 +734,7 @@ async fn nul_characters_in_legacy_texts_are_dropped_instead_of_failing_the_guild
     .unwrap();
     drop(db);
     let store = store(&dir.path().join("data"));
-    run(&store, options(&source)).await;
+    import(&store, options(&source)).await;
     let (text, author, tag, message) = query(&store, A, |c| {
         c.query_row(
             "SELECT q.text, q.author_name, t.name, r.message FROM quotes q, tags t, reminders r",
@@ -907,7 +901,7 @@ async fn a_megabyte_text_is_skipped_or_cut_to_its_documented_limit() {
     .unwrap();
     drop(db);
     let store = store(&dir.path().join("data"));
-    let report = run(&store, options(&source)).await;
+    let report = import(&store, options(&source)).await;
     assert_eq!(report.skipped.get("quotes.text_too_long"), Some(&1));
     assert_eq!(
         report
@@ -935,4 +929,105 @@ async fn a_megabyte_text_is_skipped_or_cut_to_its_documented_limit() {
     assert_eq!(message, "w".repeat(4000));
     // A megabyte is no time: unreadable, so the import's start time.
     assert!(created > 1_700_000_000, "{created}");
+}
+
+#[tokio::test]
+async fn the_guild_id_legacy_means_no_guild_as_in_verabots_own_migration_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    legacy_db(&source)
+        .execute_batch(&format!(
+            "INSERT INTO quotes (id, guildId, text, addedBy) VALUES (1, 'legacy', 'old one', '1001'),
+                 (2, '{A}', 'a one', '1002');
+             INSERT INTO reminders (id, guildId, subject, when_datetime, createdBy)
+                 VALUES (1, 'legacy', 'old reminder', '2030-01-01T10:00:00.000Z', '1001');
+             INSERT INTO user_communications (user_id, guild_id, opted_in) VALUES ('1001', 'legacy', 1);"
+        ))
+        .unwrap();
+    let store = store(&dir.path().join("data"));
+    let skipped = import(&store, options(&source)).await.skipped;
+    assert_eq!(skipped.get("quotes.no_guild"), Some(&1));
+    assert_eq!(skipped.get("reminders.no_guild"), Some(&1));
+    let report = import(
+        &store,
+        ImportOptions {
+            default_guild: Some(A),
+            ..options(&source)
+        },
+    )
+    .await;
+    let counts = report.guilds[&A];
+    // 1001's 'legacy' opt-in is a global one: it applies where 1001 appears.
+    assert_eq!(
+        (counts.quotes, counts.reminders, counts.optins),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let due: i64 = query(&store, A, |c| {
+        c.query_row("SELECT due_at FROM reminders", [], |r| r.get(0))
+            .unwrap()
+    })
+    .await;
+    assert_eq!(due, DUE);
+}
+
+#[tokio::test]
+async fn to_every_guild_copies_rows_without_a_guild_and_global_opt_ins_into_each_guild() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("legacy.db");
+    legacy_db(&source)
+        .execute_batch(&format!(
+            "INSERT INTO quotes (id, guildId, text) VALUES (1, NULL, 'before guilds'),
+                 (2, 'legacy', 'marked legacy'), (3, '{A}', 'a only'), (4, '{B}', 'b only');
+             INSERT INTO tags (id, name) VALUES (1, 'old');
+             INSERT INTO quote_tags (quoteId, tagId) VALUES (1, 1);
+             INSERT INTO reminders (id, guildId, subject, when_datetime, createdBy)
+                 VALUES (1, NULL, 'everyone', '2030-01-01T10:00:00.000Z', '1001');
+             INSERT INTO user_communications (user_id, guild_id, opted_in) VALUES ('1003', NULL, 1);"
+        ))
+        .unwrap();
+    let store = store(&dir.path().join("data"));
+    let every = ImportOptions {
+        to_every_guild: true,
+        ..options(&source)
+    };
+    let report = import(&store, every.clone()).await;
+    for guild in [A, B] {
+        let counts = report.guilds[&guild];
+        assert_eq!(
+            (
+                counts.quotes,
+                counts.quote_tags,
+                counts.reminders,
+                counts.optins
+            ),
+            (3, 1, 1, 1),
+            "guild {guild}: 1003's global choice, though 1003 appears in no guild"
+        );
+        let texts: Vec<String> = query(&store, guild, |c| {
+            let mut s = c
+                .prepare("SELECT text FROM quotes ORDER BY legacy_id")
+                .unwrap();
+            let found = s.query_map([], |r| r.get(0)).unwrap();
+            found.collect::<rusqlite::Result<_>>().unwrap()
+        })
+        .await;
+        let own = if guild == A { "a only" } else { "b only" };
+        assert_eq!(texts, ["before guilds", "marked legacy", own]);
+    }
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let again = import(&store, every).await;
+    assert!(again.guilds.values().all(|c| *c == GuildCounts::default()));
+
+    let both = migrate_legacy(
+        &Owner::standalone(store.clone()),
+        ImportOptions {
+            to_every_guild: true,
+            default_guild: Some(A),
+            ..options(&source)
+        },
+    )
+    .await
+    .expect_err("one place for rows without a guild");
+    assert!(format!("{both:#}").contains("not both"), "{both:#}");
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{progress::Progress, PARALLEL_GUILDS};
 use crate::store::{
-    migrate::{schema_drift, user_version},
+    migrate::{schema_drift, user_version, Migrations},
     GuildDatabaseManager, StoreError,
 };
 
@@ -121,7 +121,13 @@ fn check_one(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
         })?
         .collect::<Result<_, _>>()?;
     problems.extend(orphans);
-    problems.extend(schema_drift(conn)?);
+    // A file newer than this binary, or not ours at all, is not "ok" however intact it is;
+    // one that is ours must have exactly our schema for its version.
+    match Migrations::embedded().judge(conn) {
+        Ok(_) => problems.extend(schema_drift(conn)?),
+        Err(e @ StoreError::Sqlite(_)) => return Err(e),
+        Err(other) => problems.push(other.to_string()),
+    }
     Ok(problems)
 }
 

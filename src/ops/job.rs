@@ -58,10 +58,15 @@ pub enum Job {
         #[command(subcommand)]
         action: GdprAction,
     },
-    /// Split a legacy single database into per-guild databases.
+    /// Import VeraBot's database (one file, or its per-guild files) into per-guild databases.
     MigrateLegacy {
-        #[arg(long, value_name = "FILE")]
-        source: PathBuf,
+        /// VeraBot's single database (`data/db/quotes.db`, up to its v2.9.0).
+        #[arg(long, value_name = "FILE", required_unless_present = "source_dir")]
+        source: Option<PathBuf>,
+        /// VeraBot's `data/db` directory with per-guild files, `guilds/<ID>/quotes.db`
+        /// (its v2.10.0 on).
+        #[arg(long, value_name = "DIR", conflicts_with = "source")]
+        source_dir: Option<PathBuf>,
         /// Print the report without writing anything under the data directory.
         #[arg(long)]
         dry_run: bool,
@@ -71,6 +76,14 @@ pub enum Job {
         /// Where quotes and reminders without a guild go (otherwise they are skipped).
         #[arg(long, value_name = "ID")]
         default_guild: Option<u64>,
+        /// Rows without a guild, and global opt-ins, go to every guild in the source (what
+        /// VeraBot's own single-to-multi script did).
+        #[arg(long, conflicts_with = "default_guild")]
+        to_every_guild: bool,
+        /// The channel where reminders go that VeraBot posted in its one notification channel
+        /// (server reminders, reminders for roles); without it they are kept cancelled.
+        #[arg(long, value_name = "ID")]
+        reminder_channel: Option<u64>,
         /// Also write the report to this file as JSON.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
@@ -209,8 +222,13 @@ impl Job {
         match &mut self {
             Job::Backup { out, .. } => out.iter_mut().for_each(absolute),
             Job::Restore { from, .. } => absolute(from),
-            Job::MigrateLegacy { source, report, .. } => {
-                absolute(source);
+            Job::MigrateLegacy {
+                source,
+                source_dir,
+                report,
+                ..
+            } => {
+                source.iter_mut().chain(source_dir).for_each(absolute);
                 report.iter_mut().for_each(absolute);
             }
             Job::Gdpr {
@@ -267,16 +285,27 @@ impl Job {
             Job::Gdpr { action } => gdpr_job(owner, action, console).await,
             Job::MigrateLegacy {
                 source,
+                source_dir,
                 dry_run,
                 guilds,
                 default_guild,
+                to_every_guild,
+                reminder_channel,
                 report,
             } => {
+                let (source, per_guild) = match (source, source_dir) {
+                    (_, Some(dir)) => (dir, true),
+                    (Some(file), None) => (file, false),
+                    (None, None) => bail!("give --source FILE or --source-dir DIR"),
+                };
                 let options = legacy::ImportOptions {
                     source,
+                    per_guild,
                     dry_run,
                     guilds,
                     default_guild,
+                    to_every_guild,
+                    reminder_channel,
                     report,
                 };
                 let report = legacy::migrate_legacy(owner, options).await?;

@@ -26,6 +26,12 @@ pub enum StoreError {
     Quarantined { guild: u64, moved_to: PathBuf },
     #[error("database schema version {found} is newer than this build supports ({supported}); upgrade guildkeep")]
     TooNew { found: u32, supported: u32 },
+    #[error(
+        "the database is not guildkeep's (schema version 0, yet it has tables: {tables}, …); \
+         a VeraBot per-guild file is imported with `guildkeep migrate-legacy --source-dir DIR` \
+         into another data directory. It was left untouched"
+    )]
+    Foreign { tables: String },
     #[error("schema migration {version} failed: {source}")]
     Migration {
         version: u32,

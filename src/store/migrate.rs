@@ -1,7 +1,8 @@
 //! Schema migrations: the numbered files of `schema/`, embedded in the binary, applied to a
 //! guild's database in one `BEGIN IMMEDIATE` transaction with the version kept in
 //! `PRAGMA user_version`. A failed migration rolls back to the previous version; a file newer
-//! than this binary is refused without being written to.
+//! than this binary, or one that is not ours (tables at version 0: VeraBot's per-guild files
+//! have the same path shape), is refused without being written to.
 //!
 //! Also the schema each version must have, for telling a guildkeep file from one with planted
 //! objects ([`schema_drift`]): a trigger or view added to a backup copy would run inside the bot
@@ -62,16 +63,14 @@ impl Migrations {
     /// Brings `conn` to the latest version. Returns the version found before, so callers can
     /// tell an upgrade from a no-op.
     pub fn apply(&self, conn: &mut Connection) -> Result<u32, StoreError> {
-        let found = user_version(conn)?;
-        self.refuse_newer(found)?;
+        let found = self.judge(conn)?;
         if found == self.latest() {
             return Ok(found);
         }
         // IMMEDIATE takes the write lock now, so another process migrating the same file at the
         // same moment waits (busy_timeout) and then sees the new version below.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let before = user_version(&tx)?;
-        self.refuse_newer(before)?;
+        let before = self.judge(&tx)?;
         for step in self.0.iter().filter(|m| m.version > before) {
             tx.execute_batch(step.sql)
                 .map_err(|source| StoreError::Migration {
@@ -84,14 +83,31 @@ impl Migrations {
         Ok(before)
     }
 
-    fn refuse_newer(&self, found: u32) -> Result<(), StoreError> {
+    /// The schema version of `conn`, or why these migrations must not touch it: it is newer
+    /// than they know, or it is not ours at all.
+    pub fn judge(&self, conn: &Connection) -> Result<u32, StoreError> {
+        let found = user_version(conn)?;
         if found > self.latest() {
             return Err(StoreError::TooNew {
                 found,
                 supported: self.latest(),
             });
         }
-        Ok(())
+        if found == 0 {
+            let tables: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 4",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if !tables.is_empty() {
+                return Err(StoreError::Foreign {
+                    tables: tables.join(", "),
+                });
+            }
+        }
+        Ok(found)
     }
 }
 

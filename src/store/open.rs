@@ -236,11 +236,10 @@ fn open_file(
             })
         }
     };
-    if version > migrations.latest() {
-        return Err(StoreError::TooNew {
-            found: version,
-            supported: migrations.latest(),
-        });
+    // Before anything is written (the switch to WAL rewrites the header): a file newer than
+    // this binary, or not ours at all, is refused untouched.
+    if version > migrations.latest() || version == 0 {
+        migrations.judge(&conn)?;
     }
     match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)) {
         Ok(_) => {}

@@ -4,8 +4,13 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use guildkeep::{
+    ops::{
+        legacy::{migrate_legacy, ImportOptions},
+        Owner,
+    },
     optins,
     reminders::{self, NewReminder, Target},
+    store::{GuildDatabaseManager, StoreConfig},
 };
 use serde_json::{json, Value};
 
@@ -13,6 +18,11 @@ use crate::support::{payloads, *};
 
 fn content(body: &Value) -> &str {
     body["data"]["content"].as_str().unwrap_or_default()
+}
+
+/// The text of a message the bot posted (not an interaction response).
+fn message(body: &Value) -> &str {
+    body["content"].as_str().unwrap_or_default()
 }
 
 /// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
@@ -518,4 +528,72 @@ async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
         "kept for a retry"
     );
     store.shutdown().await;
+}
+
+/// Reminders imported from VeraBot's own v2.9.0 database (tests/fixtures/verabot) reach the
+/// members VeraBot sent them to: with the scheduler's clock past their due times, each active
+/// one arrives as a DM to its assignee, and the sent, cancelled and undeliverable ones do not.
+#[tokio::test]
+async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
+    const ANN: u64 = 180_000_000_000_000_001;
+    const BO: u64 = 180_000_000_000_000_002;
+    let bot = TestBot::start_with(|s| {
+        // The fixture's reminders are due in 2031.
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::days(6 * 366))));
+        let data_dir = s.config.store.data_dir.clone();
+        // Imported before the bot starts, as an operator would, by the same code as the CLI.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let store = GuildDatabaseManager::new(StoreConfig::new(&data_dir)).unwrap();
+                let options = ImportOptions {
+                    source: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures/verabot/v2.9.0-single.db"),
+                    default_guild: Some(GUILD),
+                    ..ImportOptions::default()
+                };
+                migrate_legacy(&Owner::standalone(store.clone()), options)
+                    .await
+                    .unwrap();
+                store.shutdown().await;
+            })
+        })
+        .join()
+        .unwrap();
+    })
+    .await;
+
+    for (user, subject) in [
+        (ANN, "Team standup"),
+        (BO, "Water the plants"),
+        (ANN, "Conference talk"),
+        (ANN, "Dentist (moved)"),
+    ] {
+        let path = format!("/channels/{}/messages", user + 7);
+        bot.fake
+            .wait_for(subject, |r| {
+                r.method == "POST" && r.path == path && message(&r.body).contains(subject)
+            })
+            .await;
+    }
+    let posted: Vec<String> = bot
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        .map(|r| message(&r.body).to_owned())
+        .collect();
+    for never in [
+        "Raid night",
+        "Pay rent",
+        "Already sent",
+        "Called off",
+        "Nobody to tell",
+    ] {
+        assert!(
+            !posted.iter().any(|m| m.contains(never)),
+            "{never}: {posted:?}"
+        );
+    }
+    assert_eq!(posted.len(), 4, "one DM per active reminder: {posted:?}");
+    bot.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! Start-up: the token check, the gateway intents, and a clean shutdown.
 
 use guildkeep::{bot::Builder, config::Config, store::StoreConfig};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -31,5 +32,58 @@ async fn identifies_with_the_guilds_intent_only_and_stops_cleanly() {
     let bot = TestBot::start().await;
     let identify = bot.fake.identified().await;
     assert_eq!(identify["intents"], 1, "GUILDS only: {identify}");
+    bot.shutdown().await;
+}
+
+/// VeraBot's per-guild files have our path shape. One copied into the data directory is not
+/// opened as ours: the bot starts, answers in that guild with an error instead of running our
+/// migrations over the file, serves the other guilds, and leaves the file as VeraBot wrote it.
+#[tokio::test]
+async fn a_verabot_file_at_a_guild_path_is_left_untouched_by_the_running_bot() {
+    let bot = TestBot::start_with(|s| {
+        let file = s
+            .config
+            .store
+            .data_dir
+            .join("guilds")
+            .join(GUILD.to_string())
+            .join("quotes.db");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+                "tests/fixtures/verabot/v4.9.0-per-guild/guilds/400000000000000001/quotes.db",
+            ),
+            &file,
+        )
+        .unwrap();
+    })
+    .await;
+    let file = bot
+        .dir
+        .path()
+        .join("guilds")
+        .join(GUILD.to_string())
+        .join("quotes.db");
+    let before = std::fs::read(&file).unwrap();
+
+    let refused = bot.slash(ALICE, "quote random", json!([])).await;
+    assert!(
+        is_ephemeral(&refused) && refused.to_string().contains("went wrong"),
+        "{refused}"
+    );
+    let elsewhere = slash_in(&bot.fake, OTHER_GUILD, ALICE, "quote random", json!([]))
+        .await
+        .body;
+    assert!(
+        !elsewhere.to_string().contains("went wrong"),
+        "other guilds are served: {elsewhere}"
+    );
+
+    assert_eq!(std::fs::read(&file).unwrap(), before, "not a byte changed");
+    let beside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["quotes.db"], "no -wal or -shm beside it");
     bot.shutdown().await;
 }

@@ -1,15 +1,30 @@
 //! Shared by the `tests/ops_*.rs` integration tests: a store over a temporary data directory,
-//! an empty legacy database, and a listing of everything under a directory (to show that a
+//! an empty legacy database, an import, and a listing of everything under a directory (to show that a
 //! job created, changed or removed nothing). Not here: assertions about any one job.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 use std::path::{Path, PathBuf};
 
-use guildkeep::store::{GuildDatabaseManager, StoreConfig};
+use guildkeep::{
+    ops::{
+        legacy::{migrate_legacy, ImportOptions, ImportReport},
+        Owner,
+    },
+    store::{GuildDatabaseManager, StoreConfig},
+};
 use rusqlite::Connection;
 
 pub fn store(data_dir: &Path) -> GuildDatabaseManager {
     GuildDatabaseManager::new(StoreConfig::new(data_dir)).expect("store opens")
+}
+
+/// Runs `migrate-legacy` as the CLI does without a bot; every guild must import.
+pub async fn import(store: &GuildDatabaseManager, options: ImportOptions) -> ImportReport {
+    let report = migrate_legacy(&Owner::standalone(store.clone()), options)
+        .await
+        .expect("import runs");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    report
 }
 
 /// A new legacy database at `path`, with the schema of shared/legacy-format.md.

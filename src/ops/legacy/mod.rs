@@ -1,5 +1,7 @@
-//! `guildkeep migrate-legacy`: splits the legacy single database of the Node.js predecessor
-//! (shared/legacy-format.md) into per-guild databases, rule by rule.
+//! `guildkeep migrate-legacy`: splits a single database written by VeraBot, the Node.js
+//! predecessor, into per-guild databases. Which layout the file is (VeraBot's plain single
+//! database up to v2.9.0, or the guild-aware one of shared/legacy-format.md) is decided by its
+//! tables and columns (`layout.rs`, docs/verabot-formats.md) and named in the report.
 //!
 //! The source is opened read-only with `immutable=1` (no lock, no journal, no WAL or shm file
 //! created beside it) and its sha256 is compared before and after. It is not trusted: it is
@@ -22,12 +24,24 @@
 //! - Quotes with empty text or text over 2000 characters are skipped and counted; author names
 //!   are trimmed, cut to 100 characters, 'Anonymous' when empty. Tag descriptions are cut to
 //!   200 characters; tags whose names are empty or over 32 characters are not imported.
-//! - Reminders: message = subject, then content, then link, one per line, cut to 4000
-//!   characters (counted). 'server' reminders become channel reminders in `channelId`; one with
-//!   no valid channel is kept as a cancelled DM-kind row with the reason in `last_error`
-//!   (posting it nowhere, or as a DM to people who never asked for one, would both be wrong).
+//! - Reminders: message = subject, then the category (unless 'General'), the event time when
+//!   VeraBot notified ahead of it, content, link and image, one per line, cut to 4000
+//!   characters (counted). Due at VeraBot's `notificationTime` (what its notifier fired on),
+//!   else `when_datetime`. Statuses: `completed` is sent; an active one with a successful
+//!   `reminder_notifications` row is sent too (VeraBot never sent it again).
+//! - Where a reminder goes: a 'server' one is posted in its `channelId`, else in
+//!   `--reminder-channel` (VeraBot stored no channel and posted in one its environment named).
+//!   A DM one without `createdBy` (all of VeraBot's) goes as a DM to its one member assignee,
+//!   who becomes its creator (VeraBot sent it to the assignees, and its commands assign one
+//!   member per reminder); one for a role or several members is posted in
+//!   `--reminder-channel`. An active one with nowhere to go is kept as a cancelled DM-kind
+//!   row with the reason in `last_error` (posting it nowhere, or as a DM to people who never
+//!   asked for one, would both be wrong), and counted. Repeated assignments are one.
 //!   An unparseable time keeps the reminder as cancelled, `due_at` = its creation time, the raw
 //!   text quoted in `last_error`. Unknown statuses become cancelled the same way.
+//! - Guild ids: `'legacy'` means none, as in VeraBot's own single-to-multi script;
+//!   `--to-every-guild` copies rows without one (and global opt-ins) into every guild of the
+//!   source, as that script did. A per-guild file (`--source-dir`) is its guild's, opt-ins too.
 //! - Unreadable `addedAt`/`createdAt` times become the import's start time.
 //! - No text reaches this process whole: each is cut in SQL to the bytes (four per character,
 //!   UTF-8's most; NULs count) of one character more than its limit above: quote text 2001,
@@ -42,6 +56,7 @@
 //!
 //! Not here: the command line (`main.rs`).
 
+mod layout;
 mod source;
 mod target;
 mod time;
@@ -57,7 +72,10 @@ use futures::{stream, StreamExt};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use self::source::{GuildPlan, Scope};
+use self::{
+    layout::Layout,
+    source::{GuildPlan, Scope},
+};
 pub use self::{
     source::{parse_snowflake, Skipped},
     target::GuildCounts,
@@ -78,11 +96,19 @@ const WRITERS: usize = 4;
 /// What `migrate-legacy` was asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
+    /// The single database, or with `per_guild` VeraBot's data directory (`--source-dir`).
     pub source: PathBuf,
+    /// `source` holds VeraBot's per-guild files, `guilds/<GUILD_ID>/quotes.db`.
+    pub per_guild: bool,
     pub dry_run: bool,
     /// Empty: every guild in the source.
     pub guilds: Vec<u64>,
     pub default_guild: Option<u64>,
+    /// Rows without a guild (or with `'legacy'`) and global opt-ins go to every guild in the
+    /// source, as VeraBot's own single-to-multi script copied them.
+    pub to_every_guild: bool,
+    /// Where reminders go that VeraBot posted in the one channel its environment named.
+    pub reminder_channel: Option<u64>,
     /// Where to write the report as JSON, besides returning it.
     pub report: Option<PathBuf>,
 }
@@ -91,6 +117,8 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
     pub dry_run: bool,
+    /// Which of VeraBot's layouts the source is (docs/verabot-formats.md).
+    pub layout: &'static str,
     /// Rows imported by this run, per guild.
     pub guilds: BTreeMap<u64, GuildCounts>,
     pub skipped: BTreeMap<String, u64>,
@@ -110,27 +138,66 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
             "{guild} is not a guild id (a non-zero snowflake)"
         );
     }
+    if let Some(channel) = options.reminder_channel {
+        ensure!(
+            parse_snowflake(&channel.to_string()).is_some(),
+            "{channel} is not a channel id (a non-zero snowflake)"
+        );
+    }
+    ensure!(
+        !(options.to_every_guild && options.default_guild.is_some()),
+        "rows without a guild go either to --default-guild or to every guild, not both"
+    );
     let scope = Scope {
         guilds: options.guilds.iter().copied().collect(),
         default_guild: options.default_guild,
+        reminder_channel: options.reminder_channel,
+        to_every_guild: options.to_every_guild,
     };
-    let source_path = options.source.clone();
-    let (digest, total, conn) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        refuse_side_files(&source_path)?;
-        let digest = sha256_file(&source_path)?;
-        let conn = open_source(&source_path)?;
-        let total = source::count_rows(&conn)?;
-        Ok((digest, total, conn))
-    })
-    .await??;
+    let report = if options.per_guild {
+        import_guild_files(owner, &options.source, &scope, options.dry_run).await?
+    } else {
+        import_file(owner, &options.source, None, &scope, options.dry_run).await?
+    };
+    if let Some(path) = &options.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || paths::replace_file(&path, &json)).await??;
+    }
+    Ok(report)
+}
+
+/// Imports one file: the single database (`file_guild` `None`), or the per-guild file of
+/// `file_guild`. Returns its report, without writing the report file.
+async fn import_file(
+    owner: &Owner,
+    source: &Path,
+    file_guild: Option<u64>,
+    scope: &Scope,
+    dry_run: bool,
+) -> anyhow::Result<ImportReport> {
+    let source_path = source.to_path_buf();
+    let (digest, total, layout, conn) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            refuse_side_files(&source_path)?;
+            let digest = sha256_file(&source_path)?;
+            let conn = open_source(&source_path)?;
+            let layout = Layout::detect(&conn, file_guild)
+                .with_context(|| format!("{} cannot be imported", source_path.display()))?;
+            let total = source::count_rows(&conn, &layout)?;
+            Ok((digest, total, layout, conn))
+        })
+        .await??;
 
     let now = chrono::Utc::now().timestamp();
     let progress = Arc::new(Progress::new("import", total));
     let (plans, queue) = tokio::sync::mpsc::channel::<GuildPlan>(QUEUE);
     let reader = {
         let progress = progress.clone();
+        let layout = layout.clone();
+        let scope = scope.clone();
         tokio::task::spawn_blocking(move || {
-            source::read_source(&conn, &scope, now, &progress, |plan| {
+            source::read_source(&conn, &layout, &scope, now, &progress, |plan| {
                 plans
                     .blocking_send(plan)
                     .context("the import's writers stopped")
@@ -138,7 +205,6 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
         })
     };
 
-    let dry_run = options.dry_run;
     let outcomes: Vec<(u64, anyhow::Result<(GuildCounts, Skipped)>)> =
         stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|plan| (plan, queue))
@@ -155,6 +221,7 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
 
     let mut report = ImportReport {
         dry_run,
+        layout: layout.name,
         ..ImportReport::default()
     };
     let mut skipped = read_skipped;
@@ -176,21 +243,65 @@ pub async fn migrate_legacy(owner: &Owner, options: ImportOptions) -> anyhow::Re
     }
     report.skipped = skipped.0;
 
-    let source_path = options.source.clone();
+    let source_path = source.to_path_buf();
     let after = tokio::task::spawn_blocking(move || sha256_file(&source_path)).await??;
     if after != digest {
         bail!(
             "{} changed during the import (sha256 before {}, after {})",
-            options.source.display(),
+            source.display(),
             hex(&digest),
             hex(&after)
         );
     }
-    if let Some(path) = &options.report {
-        let json = serde_json::to_vec_pretty(&report)?;
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || paths::replace_file(&path, &json)).await??;
+    Ok(report)
+}
+
+/// Imports every `<dir>/guilds/<GUILD_ID>/quotes.db`, one file after another, into one report.
+/// A directory whose name is not a guild id, or without a `quotes.db`, is counted and left.
+async fn import_guild_files(
+    owner: &Owner,
+    dir: &Path,
+    scope: &Scope,
+    dry_run: bool,
+) -> anyhow::Result<ImportReport> {
+    let guilds_dir = dir.join("guilds");
+    let listed = guilds_dir.clone();
+    // Names only: one short string per guild directory, however many there are.
+    let names = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&listed)
+            .with_context(|| format!("{} is not a VeraBot data directory", listed.display()))?
+        {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    })
+    .await??;
+    let mut report = ImportReport {
+        dry_run,
+        layout: "verabot-per-guild",
+        ..ImportReport::default()
+    };
+    let mut skipped = Skipped::default();
+    for name in names {
+        let file = guilds_dir.join(&name).join("quotes.db");
+        let Some(guild) = parse_snowflake(&name) else {
+            skipped.add("guild_directories", "name_not_a_guild_id", 1);
+            continue;
+        };
+        if !file.is_file() {
+            skipped.add("guild_directories", "no_quotes_db", 1);
+            continue;
+        }
+        let one = import_file(owner, &file, Some(guild as u64), scope, dry_run)
+            .await
+            .with_context(|| format!("guild {guild}"))?;
+        report.guilds.extend(one.guilds);
+        report.failures.extend(one.failures);
+        skipped.merge(Skipped(one.skipped));
     }
+    report.skipped = skipped.0;
     Ok(report)
 }
 

@@ -11,16 +11,18 @@
 //!
 //! The source is not trusted. [`vet`] decides whether it is read at all, and every text is cut
 //! in SQL to the bytes of a documented number of characters ([`capped`]) before it reaches
-//! this process.
+//! this process. Every table is read through [`Layout`], so a column or table the layout
+//! lacks reads as NULL or as no rows.
 //!
-//! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`).
+//! Not here: opening the source (read-only, `immutable`) and the sha256 check (`mod.rs`),
+//! telling the layouts apart (`layout.rs`).
 
 use std::collections::{hash_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::{bail, ensure};
 use rusqlite::{types::ValueRef, Connection, OptionalExtension, Row, Rows, Statement};
 
-use super::time::parse_legacy_time;
+use super::{layout::Layout, time::parse_legacy_time};
 use crate::ops::progress::Progress;
 
 /// Limits of the per-guild schema's CHECK constraints, in characters as SQLite's `length()`
@@ -55,8 +57,8 @@ const TABLES: [&str; 7] = [
 /// pass `PRAGMA quick_check` (a damaged page fails here, not half-way through an import); its
 /// schema may hold only tables and indexes, for a view or trigger is code that runs when the
 /// import reads (a view named `quotes` that joined itself grew a dry run to 428 MB; a
-/// recursive one never ended); and each table the import reads must be an ordinary table
-/// without generated columns, which are code too. The error names the object refused.
+/// recursive one never ended); and every table must be an ordinary table without generated
+/// columns, which are code too. The error names the object refused.
 /// Whatever the legacy format, these checks stay the same.
 pub fn vet(source: &Connection) -> anyhow::Result<()> {
     let check: String = source.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
@@ -83,29 +85,33 @@ pub fn vet(source: &Connection) -> anyhow::Result<()> {
             name.escape_debug()
         );
     }
-    for table in TABLES {
-        let kind: Option<String> = source
-            .query_row(
-                "SELECT type FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
-                [table],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match kind.as_deref() {
-            Some("table") => {}
-            Some(other) => bail!("its `{table}` is a {other}, not an ordinary table"),
-            None => bail!("it has no table `{table}`: it is not a legacy guildkeep database"),
+    // Which of the tables read are there is the layout's business (`layout.rs`); those that
+    // are must be ordinary tables, and no table may compute a column.
+    let mut tables = source.prepare(
+        "SELECT name, type FROM pragma_table_list WHERE schema = 'main' \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    )?;
+    let tables: Vec<(String, String)> = tables
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (table, kind) in tables {
+        if kind != "table" {
+            bail!(
+                "its `{}` is a {kind}, not an ordinary table",
+                table.escape_debug()
+            );
         }
         let generated: Option<String> = source
             .query_row(
                 "SELECT name FROM pragma_table_xinfo(?1) WHERE hidden IN (2, 3) LIMIT 1",
-                [table],
+                [&table],
                 |r| r.get(0),
             )
             .optional()?;
         if let Some(column) = generated {
             bail!(
-                "its `{table}` has a generated column `{}`",
+                "its `{}` has a generated column `{}`",
+                table.escape_debug(),
                 column.escape_debug()
             );
         }
@@ -124,6 +130,11 @@ fn capped(column: &str, chars: usize) -> String {
         chars * 4
     )
 }
+
+/// Guild id values that mean "no guild": empty, and the `'legacy'` that VeraBot's own
+/// single-to-multi script (scripts/archived/migration-single-to-multi.js) read as "every
+/// guild", like a missing one.
+const NO_GUILD: &str = "('', 'legacy')";
 
 /// Rows not imported as they were, by `<source table>.<reason>`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -149,6 +160,11 @@ pub struct Scope {
     /// Empty: every guild.
     pub guilds: BTreeSet<u64>,
     pub default_guild: Option<u64>,
+    /// Where reminders that VeraBot posted in its one notification channel are posted.
+    pub reminder_channel: Option<u64>,
+    /// Rows without a guild, and global opt-ins, go to every guild imported: what VeraBot's
+    /// own single-to-multi script did.
+    pub to_every_guild: bool,
 }
 
 /// One tag as the target receives it: the legacy tags whose trimmed, lower-cased names are
@@ -168,6 +184,8 @@ pub struct PlannedQuote {
     pub author_name: String,
     pub added_by: Option<i64>,
     pub created_at: Option<i64>,
+    /// The last edit; `None`: never edited (the creation time).
+    pub updated_at: Option<i64>,
     /// Recomputed from the ratings of this plan, never copied from `averageRating`.
     pub rating_avg: f64,
     pub rating_count: i64,
@@ -193,6 +211,7 @@ pub struct PlannedReminder {
     pub status: &'static str,
     pub last_error: Option<String>,
     pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,12 +260,15 @@ pub fn parse_snowflake(text: &str) -> Option<i64> {
 }
 
 /// Number of rows in each source table, for the progress bar.
-pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
+pub fn count_rows(source: &Connection, layout: &Layout) -> rusqlite::Result<u64> {
     let mut total = 0u64;
     // Tags are read whole before the first guild, and so are not counted as progress.
     for table in TABLES.into_iter().filter(|t| *t != "tags") {
-        let n: i64 =
-            source.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        let n: i64 = source.query_row(
+            &format!("SELECT count(*) FROM {}", layout.from(table)),
+            [],
+            |r| r.get(0),
+        )?;
         total += n as u64;
     }
     Ok(total)
@@ -256,40 +278,61 @@ pub fn count_rows(source: &Connection) -> rusqlite::Result<u64> {
 /// Returns the rows skipped while planning.
 pub fn read_source(
     source: &Connection,
+    layout: &Layout,
     scope: &Scope,
     now: i64,
     progress: &Progress,
     mut emit: impl FnMut(GuildPlan) -> anyhow::Result<()>,
 ) -> anyhow::Result<Skipped> {
     let mut skipped = Skipped::default();
-    let catalog = TagCatalog::load(source, &mut skipped)?;
-    let mut globals = GlobalOptins::load(source, &mut skipped)?;
-    let default = scope.default_guild.map(|g| g.to_string());
+    for (table, rows) in &layout.ignored {
+        skipped.add(table, "table_not_imported", *rows);
+    }
+    let catalog = TagCatalog::load(source, layout, &mut skipped)?;
+    let mut globals = GlobalOptins::load(source, layout, &mut skipped)?;
+    // With `to_every_guild`, rows without a guild get the key '' (which sorts before every
+    // guild id) and are held as one group, copied into each guild's plan: no more memory than
+    // one guild's rows, which the reader holds anyway.
+    let default = if scope.to_every_guild {
+        Some(String::new())
+    } else {
+        scope.default_guild.map(|g| g.to_string())
+    };
+    let mut shared: Option<Group> = None;
+    let mut shared_used = false;
 
     let mut quotes_sql = source.prepare(&format!(
-        "SELECT {}, id, {}, {}, {}, {}, {} FROM quotes ORDER BY 1, id",
+        "SELECT {}, id, {}, {}, {}, {}, {}, {} FROM {} ORDER BY 1, id",
         key_sql("guildId", "1"),
         capped("text", QUOTE_TEXT_MAX + 1),
         capped("author", AUTHOR_NAME_MAX + 1),
         capped("addedBy", SNOWFLAKE_READ),
         capped("addedAt", SHORT_TEXT_MAX + 1),
         capped("category", TAG_NAME_MAX + 1),
+        capped("updatedAt", SHORT_TEXT_MAX + 1),
+        layout.from("quotes")
     ))?;
     let mut links_sql = source.prepare(&format!(
-        "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM quote_tags qt \
-         LEFT JOIN quotes q ON q.id = qt.quoteId ORDER BY 1",
-        key_sql("q.guildId", "q.id IS NOT NULL")
+        "SELECT {}, qt.quoteId, qt.tagId, q.id IS NULL FROM {} qt \
+         LEFT JOIN {} q ON q.id = qt.quoteId ORDER BY 1",
+        key_sql("q.guildId", "q.id IS NOT NULL"),
+        layout.from("quote_tags"),
+        layout.from("quotes")
     ))?;
     let mut ratings_sql = source.prepare(&format!(
         "SELECT {}, r.id, r.quoteId, {}, {}, {}, q.id IS NULL \
-         FROM quote_ratings r LEFT JOIN quotes q ON q.id = r.quoteId ORDER BY 1, r.id",
+         FROM {} r LEFT JOIN {} q ON q.id = r.quoteId ORDER BY 1, r.id",
         key_sql("q.guildId", "q.id IS NOT NULL"),
         capped("r.userId", SNOWFLAKE_READ),
         capped("r.rating", SHORT_TEXT_MAX + 1),
         capped("r.createdAt", SHORT_TEXT_MAX + 1),
+        layout.from("quote_ratings"),
+        layout.from("quotes")
     ))?;
     let mut reminders_sql = source.prepare(&format!(
-        "SELECT {}, id, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM reminders ORDER BY 1, id",
+        "SELECT {}, id, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, \
+         EXISTS (SELECT 1 FROM {} n WHERE n.reminderId = r.id AND n.success = 1) \
+         FROM {} r ORDER BY 1, id",
         key_sql("guildId", "1"),
         capped("subject", REMINDER_MESSAGE_MAX + 1),
         capped("when_datetime", SHORT_TEXT_MAX + 1),
@@ -300,22 +343,30 @@ pub fn read_source(
         capped("channelId", SNOWFLAKE_READ),
         capped("createdBy", SNOWFLAKE_READ),
         capped("createdAt", SHORT_TEXT_MAX + 1),
+        capped("category", TAG_NAME_MAX + 1),
+        capped("image", REMINDER_MESSAGE_MAX + 1),
+        capped("notificationTime", SHORT_TEXT_MAX + 1),
+        capped("updatedAt", SHORT_TEXT_MAX + 1),
+        layout.from("reminder_notifications"),
+        layout.from("reminders")
     ))?;
     let mut assignments_sql = source.prepare(&format!(
         "SELECT {}, a.id, a.reminderId, {}, {}, r.id IS NULL \
-         FROM reminder_assignments a LEFT JOIN reminders r ON r.id = a.reminderId \
-         ORDER BY 1, a.id",
+         FROM {} a LEFT JOIN {} r ON r.id = a.reminderId ORDER BY 1, a.id",
         key_sql("r.guildId", "r.id IS NOT NULL"),
         capped("a.assigneeType", SHORT_TEXT_MAX + 1),
         capped("a.assigneeId", SNOWFLAKE_READ),
+        layout.from("reminder_assignments"),
+        layout.from("reminders")
     ))?;
     // Opt-ins without a guild are the global ones, loaded above; `--default-guild` is for
     // rows from before multi-guild support and does not apply to a deliberate global choice.
     let mut optins_sql = source.prepare(&format!(
-        "SELECT {}, {} FROM user_communications WHERE coalesce(guild_id, '') <> '' \
+        "SELECT {}, {} FROM {} WHERE coalesce(guild_id, '') NOT IN {NO_GUILD} \
          ORDER BY 1, rowid",
         guild_text("guild_id"),
-        optin_columns()
+        optin_columns(),
+        layout.from("user_communications")
     ))?;
 
     let mut quotes = Stream::open(&mut quotes_sql, &default, read_quote)?;
@@ -348,6 +399,10 @@ pub fn read_source(
             optins: optins.take(&key)?,
         };
         progress.advance_by(group.rows());
+        if scope.to_every_guild && key.as_deref() == Some("") {
+            shared = Some(group);
+            continue;
+        }
         let guild = key.as_deref().map(parse_snowflake);
         match guild {
             None => group.skip_without_guild(&mut skipped),
@@ -356,9 +411,20 @@ pub fn read_source(
                 group.skip_all("guild_not_selected", &mut skipped)
             }
             Some(Some(id)) => {
-                emit(group.plan(id as u64, &catalog, &mut globals, now, &mut skipped))?;
+                let group = match &shared {
+                    Some(rows) => {
+                        shared_used = true;
+                        group.with(rows.clone())
+                    }
+                    None => group,
+                };
+                let plan = group.plan(id as u64, &catalog, &mut globals, scope, now, &mut skipped);
+                emit(plan)?;
             }
         }
+    }
+    if let Some(rows) = shared.filter(|_| !shared_used) {
+        rows.skip_without_guild(&mut skipped);
     }
     skipped.add(
         "user_communications",
@@ -373,7 +439,7 @@ pub fn read_source(
 fn key_sql(column: &str, exists: &str) -> String {
     format!(
         "CASE WHEN NOT ({exists}) THEN NULL \
-              WHEN coalesce({column}, '') = '' THEN CAST(?1 AS BLOB) \
+              WHEN coalesce({column}, '') IN {NO_GUILD} THEN CAST(?1 AS BLOB) \
               ELSE {} END",
         guild_text(column)
     )
@@ -460,6 +526,7 @@ impl<'s, T> Stream<'s, T> {
     }
 }
 
+#[derive(Clone)]
 struct LegacyQuote {
     id: i64,
     text: Option<String>,
@@ -467,6 +534,7 @@ struct LegacyQuote {
     added_by: Option<String>,
     added_at: Option<String>,
     category: Option<String>,
+    updated_at: Option<String>,
 }
 
 fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
@@ -477,9 +545,11 @@ fn read_quote(row: &Row<'_>) -> rusqlite::Result<LegacyQuote> {
         added_by: text(row, 4)?,
         added_at: text(row, 5)?,
         category: text(row, 6)?,
+        updated_at: text(row, 7)?,
     })
 }
 
+#[derive(Clone)]
 struct LegacyLink {
     quote_id: i64,
     tag_id: i64,
@@ -494,6 +564,7 @@ fn read_link(row: &Row<'_>) -> rusqlite::Result<LegacyLink> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyRating {
     id: i64,
     quote_id: i64,
@@ -514,6 +585,7 @@ fn read_rating(row: &Row<'_>) -> rusqlite::Result<LegacyRating> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyReminder {
     id: i64,
     subject: Option<String>,
@@ -525,6 +597,12 @@ struct LegacyReminder {
     channel_id: Option<String>,
     created_by: Option<String>,
     created_at: Option<String>,
+    category: Option<String>,
+    image: Option<String>,
+    notification_time: Option<String>,
+    updated_at: Option<String>,
+    /// VeraBot's notifier recorded a successful send, after which it never sent it again.
+    notified: bool,
 }
 
 fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
@@ -539,9 +617,15 @@ fn read_reminder(row: &Row<'_>) -> rusqlite::Result<LegacyReminder> {
         channel_id: text(row, 8)?,
         created_by: text(row, 9)?,
         created_at: text(row, 10)?,
+        category: text(row, 11)?,
+        image: text(row, 12)?,
+        notification_time: text(row, 13)?,
+        updated_at: text(row, 14)?,
+        notified: row.get(15)?,
     })
 }
 
+#[derive(Clone)]
 struct LegacyAssignment {
     id: i64,
     reminder_id: i64,
@@ -560,6 +644,7 @@ fn read_assignment(row: &Row<'_>) -> rusqlite::Result<LegacyAssignment> {
     })
 }
 
+#[derive(Clone)]
 struct LegacyOptin {
     rowid: i64,
     user_id: Option<String>,
@@ -611,17 +696,18 @@ struct TagCatalog {
 }
 
 impl TagCatalog {
-    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+    fn load(source: &Connection, layout: &Layout, skipped: &mut Skipped) -> anyhow::Result<Self> {
         let mut catalog = Self {
             merged: Vec::new(),
             by_name: HashMap::new(),
             by_id: HashMap::new(),
         };
         let mut statement = source.prepare(&format!(
-            "SELECT id, {}, {}, {} FROM tags ORDER BY id",
+            "SELECT id, {}, {}, {} FROM {} ORDER BY id",
             capped("name", TAG_NAME_MAX + 1),
             capped("description", TAG_DESCRIPTION_MAX),
             capped("createdAt", SHORT_TEXT_MAX + 1),
+            layout.from("tags")
         ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
@@ -664,12 +750,12 @@ struct GlobalOptins {
 }
 
 impl GlobalOptins {
-    fn load(source: &Connection, skipped: &mut Skipped) -> anyhow::Result<Self> {
+    fn load(source: &Connection, layout: &Layout, skipped: &mut Skipped) -> anyhow::Result<Self> {
         let mut by_user = HashMap::new();
         let mut statement = source.prepare(&format!(
-            "SELECT NULL, {} FROM user_communications WHERE coalesce(guild_id, '') = '' \
-             ORDER BY rowid",
-            optin_columns()
+            "SELECT NULL, {} FROM {} WHERE coalesce(guild_id, '') IN {NO_GUILD} ORDER BY rowid",
+            optin_columns(),
+            layout.from("user_communications")
         ))?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
@@ -696,6 +782,11 @@ impl GlobalOptins {
         let optin = self.by_user.get(&user)?.clone();
         self.used.insert(user);
         Some(optin)
+    }
+
+    /// Every member with a global choice.
+    fn users(&self) -> Vec<i64> {
+        self.by_user.keys().copied().collect()
     }
 
     fn unused(&self) -> u64 {
@@ -739,6 +830,7 @@ fn plan_optin(row: &LegacyOptin, skipped: &mut Skipped) -> Option<PlannedOptin> 
 }
 
 /// The rows of every source table that share one guild key.
+#[derive(Clone)]
 struct Group {
     quotes: Vec<LegacyQuote>,
     links: Vec<LegacyLink>,
@@ -749,6 +841,17 @@ struct Group {
 }
 
 impl Group {
+    /// These rows and `other`'s, as one guild's.
+    fn with(mut self, other: Group) -> Self {
+        self.quotes.extend(other.quotes);
+        self.links.extend(other.links);
+        self.ratings.extend(other.ratings);
+        self.reminders.extend(other.reminders);
+        self.assignments.extend(other.assignments);
+        self.optins.extend(other.optins);
+        self
+    }
+
     fn rows(&self) -> u64 {
         (self.quotes.len()
             + self.links.len()
@@ -798,6 +901,7 @@ impl Group {
         guild: u64,
         catalog: &TagCatalog,
         globals: &mut GlobalOptins,
+        scope: &Scope,
         now: i64,
         skipped: &mut Skipped,
     ) -> GuildPlan {
@@ -852,6 +956,7 @@ impl Group {
                 author_name: author,
                 added_by: snowflake(&quote.added_by),
                 created_at: time(&quote.added_at),
+                updated_at: time(&quote.updated_at),
                 rating_avg: 0.0,
                 rating_count: 0,
             });
@@ -933,11 +1038,9 @@ impl Group {
             });
         }
 
-        for reminder in self.reminders {
-            users.extend(snowflake(&reminder.created_by));
-            plan.reminders.push(plan_reminder(reminder, now, skipped));
-        }
-
+        // Assignees first: where a VeraBot reminder goes depends on them. VeraBot's
+        // reminder_assignments has no UNIQUE, and a repeated row adds no one.
+        let mut assigned: HashMap<i64, Vec<(&'static str, i64)>> = HashMap::new();
         for assignment in self.assignments {
             let kind = match assignment.kind.as_deref().map(str::trim) {
                 Some(k) if k.eq_ignore_ascii_case("user") => "user",
@@ -951,6 +1054,12 @@ impl Group {
                 skipped.add("reminder_assignments", "invalid_assignee_id", 1);
                 continue;
             };
+            let of_reminder = assigned.entry(assignment.reminder_id).or_default();
+            if of_reminder.contains(&(kind, assignee_id)) {
+                skipped.add("reminder_assignments", "duplicate", 1);
+                continue;
+            }
+            of_reminder.push((kind, assignee_id));
             if kind == "user" {
                 users.insert(assignee_id);
             }
@@ -960,6 +1069,18 @@ impl Group {
                 kind,
                 assignee_id,
             });
+        }
+
+        for reminder in self.reminders {
+            users.extend(snowflake(&reminder.created_by));
+            let assignees = assigned.remove(&reminder.id).unwrap_or_default();
+            plan.reminders.push(plan_reminder(
+                reminder,
+                &assignees,
+                scope.reminder_channel,
+                now,
+                skipped,
+            ));
         }
 
         let mut chosen_here = HashSet::new();
@@ -973,6 +1094,9 @@ impl Group {
             }
         }
         // A choice made in this guild wins over the global one (which still counts as used).
+        if scope.to_every_guild {
+            users.extend(globals.users());
+        }
         for user in users {
             let global = globals.for_user(user);
             if !chosen_here.contains(&user) {
@@ -985,22 +1109,41 @@ impl Group {
 
 /// Maps one legacy reminder. It is never dropped: what cannot be delivered as written is kept
 /// as cancelled, with the reason (and the raw text) in `last_error`, and counted.
-fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> PlannedReminder {
-    // SQLite's length() stops at a NUL, so the target's CHECK would refuse the guild.
-    let mut message = row
-        .subject
-        .unwrap_or_default()
-        .replace('\0', "")
-        .trim()
-        .to_owned();
-    for extra in [row.content, row.link].into_iter().flatten() {
-        let extra = extra.replace('\0', "");
-        let extra = extra.trim();
-        if !extra.is_empty() {
+fn plan_reminder(
+    row: LegacyReminder,
+    assignees: &[(&'static str, i64)],
+    reminder_channel: Option<u64>,
+    now: i64,
+    skipped: &mut Skipped,
+) -> PlannedReminder {
+    let raw_when = row.when.clone().unwrap_or_default();
+    // VeraBot fires at notificationTime (the event time unless set earlier) and shows the
+    // event time in the message; the source layout without it has only the event time.
+    let notification = row.notification_time.as_deref().and_then(parse_legacy_time);
+    let event = parse_legacy_time(&raw_when);
+    let mut lines = vec![row.subject.unwrap_or_default()];
+    if let Some(category) = row
+        .category
+        .filter(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("general"))
+    {
+        lines.push(format!("Category: {}", category.trim()));
+    }
+    if let (Some(event), Some(notification)) = (event, notification) {
+        if event != notification {
+            lines.push(format!("When: {}", raw_when.trim()));
+        }
+    }
+    lines.extend([row.content, row.link, row.image].into_iter().flatten());
+    let mut message = String::new();
+    for line in lines {
+        // SQLite's length() stops at a NUL, so the target's CHECK would refuse the guild.
+        let line = line.replace('\0', "");
+        let line = line.trim();
+        if !line.is_empty() {
             if !message.is_empty() {
                 message.push('\n');
             }
-            message.push_str(extra);
+            message.push_str(line);
         }
     }
     if message.is_empty() {
@@ -1011,25 +1154,38 @@ fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> Planne
         message = truncate_chars(&message, REMINDER_MESSAGE_MAX);
     }
 
-    let mut errors = Vec::new();
-    let mut status = match row.status.as_deref().map(str::trim) {
-        None | Some("") | Some("active") => "active",
-        Some("sent") => "sent",
+    // (reason counted in the report, text kept in last_error) for each way the reminder
+    // cannot go out as it was written.
+    let mut problems: Vec<(&str, String)> = Vec::new();
+    // VeraBot's per-guild notifier wrote 'COMPLETED' where its constants say 'completed'.
+    let written = row.status.as_deref().map(|s| s.trim().to_ascii_lowercase());
+    let active = matches!(written.as_deref(), None | Some("" | "active"));
+    let mut status = match written.as_deref() {
+        // VeraBot's notifier never sends a reminder again once a send succeeded.
+        _ if active && row.notified => {
+            skipped.add("reminders", "notified_by_verabot_kept_sent", 1);
+            "sent"
+        }
+        _ if active => "active",
+        // 'completed' is VeraBot's word for sent.
+        Some("sent" | "completed") => "sent",
         Some("cancelled") => "cancelled",
-        Some(other) => {
-            skipped.add("reminders", "unknown_status_kept_cancelled", 1);
-            errors.push(format!("legacy import: unknown status {other:?}"));
+        other => {
+            problems.push((
+                "unknown_status_kept_cancelled",
+                format!("unknown status {:?}", other.unwrap_or_default()),
+            ));
             "cancelled"
         }
     };
 
-    let due_at = match time(&row.when) {
+    let due_at = match notification.or(event) {
         Some(at) => at,
         None => {
-            let raw_when = row.when.unwrap_or_default();
-            skipped.add("reminders", "unparseable_time_kept_cancelled", 1);
-            status = "cancelled";
-            errors.push(format!("legacy import: unparseable time {raw_when:?}"));
+            problems.push((
+                "unparseable_time_kept_cancelled",
+                format!("unparseable time {raw_when:?}"),
+            ));
             // The moment is unknown; the creation time is the only honest stand-in.
             time(&row.created_at).unwrap_or(now)
         }
@@ -1039,35 +1195,77 @@ fn plan_reminder(row: LegacyReminder, now: i64, skipped: &mut Skipped) -> Planne
         .method
         .as_deref()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("server"));
-    let channel_id = if server {
-        let channel = snowflake(&row.channel_id);
-        if channel.is_none() {
+    let fallback = reminder_channel.map(|c| c as i64);
+    let users: Vec<i64> = assignees
+        .iter()
+        .filter(|(kind, _)| *kind == "user")
+        .map(|(_, id)| *id)
+        .collect();
+    let mut created_by = snowflake(&row.created_by);
+    let mut channel_id = None;
+    if server {
+        // VeraBot stored no channel and posted in the one its environment named.
+        channel_id = snowflake(&row.channel_id).or(fallback);
+        if channel_id.is_none() && status == "active" {
             // The schema needs a channel for a channel reminder, and a DM would reach people
             // who never asked for one: kept, as a cancelled DM-kind row, and counted.
-            skipped.add(
-                "reminders",
+            problems.push((
                 "server_reminder_without_channel_kept_cancelled",
-                1,
-            );
-            status = "cancelled";
-            errors.push(format!(
-                "legacy import: server reminder without a valid channel id ({:?})",
-                row.channel_id.as_deref().unwrap_or_default()
+                format!(
+                    "server reminder without a valid channel id ({:?}); import again with \
+                     --reminder-channel",
+                    row.channel_id.as_deref().unwrap_or_default()
+                ),
             ));
         }
-        channel
-    } else {
-        None
-    };
+    } else if created_by.is_none() {
+        // VeraBot stored no creator: it sent a DM to each member assigned and posted for
+        // roles in its one notification channel. Its commands assign one member per
+        // reminder, so that member is the one our scheduler sends the DM to.
+        match (users.as_slice(), assignees.len()) {
+            ([user], 1) => created_by = Some(*user),
+            // Sent or cancelled: never delivered again, so it needs no target.
+            _ if status != "active" => {}
+            (_, 0) => problems.push((
+                "no_assignee_kept_cancelled",
+                "no one is assigned; VeraBot sent it to no one".to_owned(),
+            )),
+            _ => {
+                channel_id = fallback;
+                if channel_id.is_none() {
+                    problems.push((
+                        "for_role_or_several_members_without_channel_kept_cancelled",
+                        "for a role or several members, which VeraBot posted in its \
+                         notification channel; import again with --reminder-channel"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    for (reason, _) in &problems {
+        skipped.add("reminders", reason, 1);
+    }
+    if !problems.is_empty() {
+        status = "cancelled";
+    }
+    let last_error = (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(|(_, error)| format!("legacy import: {error}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
 
     PlannedReminder {
         legacy_id: row.id,
-        created_by: snowflake(&row.created_by),
+        created_by,
         channel_id,
         message,
         due_at,
         status,
-        last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+        last_error,
         created_at: time(&row.created_at),
+        updated_at: time(&row.updated_at),
     }
 }

@@ -122,21 +122,24 @@ pub fn write_guild(
         // per quote; one statement is one flush per guild.
         tx.execute_batch(
             "CREATE TEMP TABLE import_quotes (text, author_name, added_by, rating_avg, \
-             rating_count, created_at, legacy_id)",
+             rating_count, created_at, updated_at, legacy_id)",
         )?;
-        let mut stage = tx
-            .prepare_cached("INSERT INTO temp.import_quotes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+        let mut stage = tx.prepare_cached(
+            "INSERT INTO temp.import_quotes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
         for quote in &plan.quotes {
             if imported_before.contains(&quote.legacy_id) {
                 continue;
             }
+            let created = quote.created_at.unwrap_or(now);
             stage.execute(params![
                 quote.text,
                 quote.author_name,
                 quote.added_by,
                 quote.rating_avg,
                 quote.rating_count,
-                quote.created_at.unwrap_or(now),
+                created,
+                quote.updated_at.unwrap_or(created),
                 quote.legacy_id
             ])?;
             counts.quotes += 1;
@@ -145,7 +148,7 @@ pub fn write_guild(
             "INSERT INTO quotes (text, author_name, added_by, rating_avg, rating_count, \
              created_at, updated_at, legacy_id) \
              SELECT text, author_name, added_by, rating_avg, rating_count, created_at, \
-             created_at, legacy_id FROM temp.import_quotes ORDER BY rowid; \
+             updated_at, legacy_id FROM temp.import_quotes ORDER BY rowid; \
              DROP TABLE temp.import_quotes;",
         )?;
     }
@@ -203,12 +206,13 @@ pub fn write_guild(
         let mut insert = tx.prepare_cached(
             "INSERT INTO reminders (created_by, target_kind, channel_id, message, due_at, status, \
              last_error, created_at, updated_at, legacy_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for reminder in &plan.reminders {
             if reminder_ids.contains_key(&reminder.legacy_id) {
                 continue;
             }
+            let created = reminder.created_at.unwrap_or(now);
             insert.execute(params![
                 reminder.created_by,
                 if reminder.channel_id.is_some() {
@@ -221,7 +225,8 @@ pub fn write_guild(
                 reminder.due_at,
                 reminder.status,
                 reminder.last_error,
-                reminder.created_at.unwrap_or(now),
+                created,
+                reminder.updated_at.unwrap_or(created),
                 reminder.legacy_id
             ])?;
             counts.reminders += 1;
