@@ -29,6 +29,9 @@ pub struct Config {
     pub deletion_grace: Duration,
     /// Active reminders one member may have in one guild.
     pub reminder_cap: usize,
+    /// Occurrences in a row of a repeating reminder that could not be delivered (DMs closed,
+    /// a permission missing) before it ends.
+    pub reminder_failed_runs: u32,
     /// Total gateway shards, when this process runs only some of them.
     pub shard_count: Option<u64>,
 }
@@ -111,6 +114,14 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.reminder_cap = whole(raw, 1, 10_000)?;
         Ok(())
     }),
+    (
+        "reminder_failed_runs",
+        "GUILDKEEP_REMINDER_FAILED_RUNS",
+        |c, raw| {
+            c.reminder_failed_runs = whole(raw, 1, 1000)?;
+            Ok(())
+        },
+    ),
     ("shard_count", "GUILDKEEP_SHARD_COUNT", |c, raw| {
         c.shard_count = Some(whole(raw, 1, 1_000_000)?);
         Ok(())
@@ -224,6 +235,7 @@ impl Default for Config {
             api_base: None,
             deletion_grace: Duration::from_secs(14 * 24 * 3600),
             reminder_cap: 25,
+            reminder_failed_runs: 3,
             shard_count: None,
         }
     }
@@ -339,6 +351,10 @@ mod tests {
         assert_eq!(c.store.idle_timeout, Duration::from_secs(600));
         assert_eq!(c.deletion_grace, Duration::from_secs(14 * 86400));
         assert_eq!(c.reminder_cap, 25);
+        assert_eq!(c.reminder_failed_runs, 3);
+        let c = Config::load(None, env(&[("GUILDKEEP_REMINDER_FAILED_RUNS", "5")])).unwrap();
+        assert_eq!(c.reminder_failed_runs, 5);
+        assert!(Config::load(None, env(&[("GUILDKEEP_REMINDER_FAILED_RUNS", "0")])).is_err());
     }
 
     #[test]

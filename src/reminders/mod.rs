@@ -142,6 +142,16 @@ pub struct Reminder {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Reminder {
+    /// Its first occurrence after both its due time and `now`, within its end; `None` for a
+    /// one-off or a series that is over.
+    fn next_occurrence(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.recurrence
+            .and_then(|rule| rule.next_after(self.time_zone, self.due_at, now))
+            .filter(|next| self.recurrence_end.is_none_or(|end| *next <= end))
+    }
+}
+
 /// One autocomplete choice: the reminder's id and a short label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {

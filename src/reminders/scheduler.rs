@@ -11,6 +11,9 @@
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
+//! When Discord refuses the bot's token the task stops at once, records nothing for the send
+//! refused, and says so through [`Scheduler::token_refused`]: the bot then stops too.
+//!
 //! The index is a cache: every send starts with [`delivery::claim`], which reads the reminder
 //! from the database and settles a stale entry (cancelled, moved) without sending. A reminder
 //! is claimed up to [`SchedulerConfig::claim_ahead`] before it is due and then waits for its
@@ -152,7 +155,6 @@ const MAX_IN_FLIGHT: usize = 100_000;
 /// lets them finish for a bounded time, and leaves those not started claimed.
 pub struct Scheduler {
     worker: Arc<Worker>,
-    stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -168,6 +170,8 @@ impl Scheduler {
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
+            stop,
+            token_refused: watch::channel(false).0,
             shared: Shared {
                 index: Mutex::new(index),
                 wake: Notify::new(),
@@ -183,7 +187,6 @@ impl Scheduler {
         let task = tokio::spawn(worker.clone().run(stopped));
         Ok(Self {
             worker,
-            stop,
             task: Mutex::new(Some(task)),
         })
     }
@@ -204,6 +207,22 @@ impl Scheduler {
     /// is sent after this, not even a send already claimed or waiting for a send slot.
     pub fn forget_guild(&self, guild: u64) {
         self.worker.shared.lock().forget_guild(guild);
+    }
+
+    /// Completes once Discord has refused the bot's token (never otherwise); the scheduler has
+    /// stopped sending by then.
+    pub fn token_refused(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut refused = self.worker.token_refused.subscribe();
+        async move {
+            if refused.wait_for(|refused| *refused).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Whether Discord has refused the bot's token (see [`Scheduler::token_refused`]).
+    pub fn has_refused_token(&self) -> bool {
+        *self.worker.token_refused.borrow()
     }
 
     /// A member of `guild` changed what may be sent to or about them (an opt-out, an erasure):
@@ -232,7 +251,7 @@ impl Scheduler {
     /// for at most [`SchedulerConfig::shutdown_limit`]. Sends not started (waiting for their
     /// time or for a send slot) stay claimed, and go after the restart.
     pub async fn shutdown(&self) {
-        self.stop.send_replace(true);
+        self.worker.stop.send_replace(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(mut task) = task else { return };
         let limit = self.worker.config.shutdown_limit;
@@ -520,6 +539,10 @@ impl Index {
 }
 
 struct Worker {
+    /// Set to stop the task: by [`Scheduler::shutdown`], or when the token was refused.
+    stop: watch::Sender<bool>,
+    /// Set once Discord refused the bot's token.
+    token_refused: watch::Sender<bool>,
     shared: Shared,
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
@@ -680,8 +703,24 @@ impl Worker {
                 .await
                 .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
         drop(permit);
-        if let Err(e) = &outcome {
-            tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
+        match &outcome {
+            Err(DeliveryError::Unauthorized) => {
+                // Every send would fail the same way; stopping keeps each reminder as it is and
+                // spares Discord a burst of refused requests.
+                if !self.token_refused.send_replace(true) {
+                    tracing::error!(
+                        "Discord refused the bot's token (401 Unauthorized): reminders stop \
+                         here, none is marked failed; set DISCORD_TOKEN to the token from the \
+                         developer portal's Bot page and start the bot again"
+                    );
+                }
+                self.stop.send_replace(true);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
+            }
+            Ok(()) => {}
         }
         self.record(guild, id, due_at, outcome).await
     }

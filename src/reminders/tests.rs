@@ -499,7 +499,7 @@ fn transient_failures_back_off_then_give_up() {
     assert_eq!(failed.status, Status::Failed);
     assert_eq!(
         failed.last_error.as_deref(),
-        Some("gave up after 5 attempts: rate limited")
+        Some("rate limited (tried 5 times)")
     );
     assert_eq!(delivery_row(&conn, r.id)[0].1, "failed");
 }

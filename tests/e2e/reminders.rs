@@ -264,8 +264,31 @@ async fn timezone_is_validated_and_autocompleted() {
     bot.shutdown().await;
 }
 
+/// Stops `bot` (the scheduler records the outcome of sends in progress first) and reads
+/// reminder `id` of [`GUILD`] as it was left.
+async fn left_after_stop(bot: &mut TestBot, id: u64) -> reminders::Reminder {
+    bot.stop().await;
+    left_in(bot, id).await
+}
+
+/// Reminder `id` of [`GUILD`] as a stopped `bot` left it.
+async fn left_in(bot: &TestBot, id: u64) -> reminders::Reminder {
+    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
+        bot.dir.path(),
+    ))
+    .unwrap();
+    let reminder = store
+        .with_guild(GUILD, move |c| reminders::get(c, id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    store.shutdown().await;
+    reminder
+}
+
 #[tokio::test]
-async fn closed_dms_fail_the_reminder_for_good() {
+async fn closed_dms_leave_a_one_off_to_be_tried_again_later_saying_what_to_do() {
     let mut bot = bot_ahead().await;
     bot.slash(ALICE, "optin dm on", json!([])).await;
     bot.fake
@@ -281,20 +304,74 @@ async fn closed_dms_fail_the_reminder_for_good() {
             r.path.ends_with(&format!("{}/messages", ALICE + 7))
         })
         .await;
-    bot.stop().await; // the scheduler records the outcome of sends in progress first
-    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
-        bot.dir.path(),
-    ))
-    .unwrap();
-    let reminder = store
-        .with_guild(GUILD, |c| reminders::get(c, 1))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let reminder = left_after_stop(&mut bot, 1).await;
+    assert_eq!(reminder.status, reminders::Status::Active, "not given up");
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("Allow direct messages"), "{reason}");
+}
+
+/// A bot (an hour ahead) whose posts in [`CHANNEL`] Discord refuses with `status` and `code`,
+/// with reminder #1 set there "in 2m" and its post refused once.
+async fn channel_post_refused(status: u16, code: u32) -> TestBot {
+    let bot = bot_ahead().await;
+    bot.fake
+        .fail(&format!("/channels/{CHANNEL}/messages"), status, code);
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 2m"),
+            option("what", "standup"),
+            option("who", format!("<@{BOB}>"))
+        ]),
+    )
+    .await;
+    let refused = bot
+        .fake
+        .wait_for("the refused post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert_eq!(refused.status, status);
+    bot
+}
+
+#[tokio::test]
+async fn an_unknown_channel_ends_a_reminder_at_once_saying_why() {
+    let mut bot = channel_post_refused(404, 10003).await;
+    let reminder = left_after_stop(&mut bot, 1).await;
     assert_eq!(reminder.status, reminders::Status::Failed);
-    assert!(reminder.last_error.unwrap().contains("403"));
-    store.shutdown().await;
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("no longer exists"), "{reason}");
+}
+
+#[tokio::test]
+async fn missing_permissions_leave_a_channel_reminder_waiting_for_an_admin() {
+    let mut bot = channel_post_refused(403, 50013).await;
+    let reminder = left_after_stop(&mut bot, 1).await;
+    assert_eq!(reminder.status, reminders::Status::Active);
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("Ask an admin"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_the_bot_and_fails_no_reminder() {
+    let mut bot = channel_post_refused(401, 0).await;
+    let ended = bot.ended().await;
+    let error = format!("{:#}", ended.expect_err("the bot stops with an error"));
+    assert!(error.contains("DISCORD_TOKEN"), "{error}");
+    let posts = bot
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == format!("/channels/{CHANNEL}/messages"))
+        .count();
+    assert_eq!(posts, 1, "no further sends");
+    let reminder = left_in(&bot, 1).await;
+    assert_eq!(
+        (reminder.status, reminder.attempts, reminder.last_error),
+        (reminders::Status::Active, 0, None)
+    );
 }
 
 /// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
@@ -480,42 +557,18 @@ async fn a_channel_reminder_the_bot_could_not_post_is_refused_naming_what_it_lac
 
 #[tokio::test]
 async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
-    let mut bot = bot_ahead().await;
-    bot.fake
-        .fail(&format!("/channels/{CHANNEL}/messages"), 429, 0);
-    bot.slash(
-        ALICE,
-        "remind channel",
-        json!([
-            option("when", "in 2m"),
-            option("what", "standup"),
-            option("who", format!("<@{BOB}>"))
-        ]),
-    )
-    .await;
+    let mut bot = channel_post_refused(429, 0).await;
     let refused = bot
         .fake
         .wait_for("the rate-limited post", |r| {
             r.path == format!("/channels/{CHANNEL}/messages")
         })
         .await;
-    assert_eq!(refused.status, 429);
     assert!(refused.refusal.unwrap()["retry_after"].as_f64().is_some());
-    bot.stop().await;
-    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
-        bot.dir.path(),
-    ))
-    .unwrap();
-    let reminder = store
-        .with_guild(GUILD, |c| reminders::get(c, 1))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let reminder = left_after_stop(&mut bot, 1).await;
     assert_eq!(
         reminder.status,
         reminders::Status::Active,
         "kept for a retry"
     );
-    store.shutdown().await;
 }

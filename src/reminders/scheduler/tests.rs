@@ -1107,3 +1107,5 @@ async fn a_reload_dropped_half_way_still_leaves_the_guild_scheduled() {
     let sent = recorder.wait_for(1).await;
     assert_eq!((sent[0].delivery.reminder, sent[0].at), (id, due));
 }
+
+mod outcomes;

@@ -1,0 +1,170 @@
+//! Scheduler tests of what each answer from Discord does to a reminder (as the bot maps them to
+//! [`DeliveryError`]).
+
+use super::*;
+
+fn closed_dms() -> Result<(), DeliveryError> {
+    Err(DeliveryError::Refused("DMs closed".into()))
+}
+
+/// "daily at 12:00" UTC for [`ALICE`], first due at `first`.
+fn daily_noon(first: DateTime<Utc>) -> NewReminder {
+    NewReminder {
+        recurrence: Some("daily at 12:00".parse().unwrap()),
+        ..dm(ALICE, "water the plants", first)
+    }
+}
+
+fn day(n: i64) -> DateTime<Utc> {
+    t0() + Span::days(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_dms_skip_one_day_of_a_daily_reminder_and_it_fires_the_next() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let id = env.remind(GUILD, daily_noon(day(1)), t0()).await;
+    let recorder = env.recorder();
+    recorder.answer(id, [closed_dms()]);
+    let _scheduler = env.start(&recorder).await;
+
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let skipped = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (
+            skipped.status,
+            skipped.due_at,
+            skipped.last_error.as_deref()
+        ),
+        (Status::Active, day(2), Some("DMs closed")),
+        "moved on to tomorrow, saying why today's did not arrive"
+    );
+    let sent = recorder.wait_for(2).await;
+    let times: Vec<_> = sent.iter().map(|a| a.at).collect();
+    assert_eq!(times, [day(1), day(2)], "no retry within the day");
+    assert_eq!(sent[1].outcome, Ok(()));
+    assert_eq!(env.reminder(GUILD, id).await.last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_refusals_in_a_row_end_a_repeating_reminder_with_the_reason() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let id = env.remind(GUILD, daily_noon(day(1)), t0()).await;
+    let recorder = env.recorder();
+    let missing = || Err(DeliveryError::Refused("missing Send Messages".into()));
+    // A delivered day in between starts the count again.
+    recorder.answer(
+        id,
+        [
+            missing(),
+            missing(),
+            Ok(()),
+            missing(),
+            missing(),
+            missing(),
+        ],
+    );
+    let _scheduler = env.start(&recorder).await;
+
+    recorder.wait_for(6).await;
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    assert_eq!(recorder.attempts().len(), 6, "nothing after the end");
+    let ended = env.reminder(GUILD, id).await;
+    assert_eq!(ended.status, Status::Failed);
+    let reason = ended.last_error.unwrap();
+    assert!(
+        reason.starts_with("missing Send Messages") && reason.contains("3 times in a row"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_off_refused_is_tried_again_hours_apart_then_fails_with_the_reason() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let due = day(1);
+    let id = env.remind(GUILD, dm(ALICE, "call mum", due), t0()).await;
+    let recorder = env.recorder();
+    recorder.answer(id, [closed_dms(), closed_dms(), closed_dms(), closed_dms()]);
+    let _scheduler = env.start(&recorder).await;
+
+    let tries = recorder.wait_for(4).await;
+    let times: Vec<_> = tries.iter().map(|a| a.at).collect();
+    assert_eq!(
+        times,
+        [
+            due,
+            due + Span::hours(1),
+            due + Span::hours(3),
+            due + Span::hours(7)
+        ]
+    );
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    assert_eq!(recorder.attempts().len(), 4);
+    let failed = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (Status::Failed, Some("DMs closed (tried 4 times)"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_off_refused_once_then_accepted_arrives_an_hour_late() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let id = env.remind(GUILD, dm(ALICE, "call mum", day(1)), t0()).await;
+    let recorder = env.recorder();
+    recorder.answer(id, [closed_dms()]);
+    let _scheduler = env.start(&recorder).await;
+
+    let tries = recorder.wait_for(2).await;
+    assert_eq!(tries[1].at, day(1) + Span::hours(1));
+    assert!(tries[1].delivery.late, "says when it was due");
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_stops_the_scheduler_and_fails_nothing() {
+    let env = Env::new(t0());
+    let first = env.remind(GUILD, post("first", day(1)), t0()).await;
+    let second = env
+        .remind(GUILD, post("second", day(1) + Span::minutes(5)), t0())
+        .await;
+    let recorder = env.recorder();
+    recorder.answer(first, [Err(DeliveryError::Unauthorized)]);
+    let scheduler = env.start(&recorder).await;
+    assert!(!scheduler.has_refused_token());
+
+    tokio::time::timeout(
+        Duration::from_secs(2 * 24 * 3600),
+        scheduler.token_refused(),
+    )
+    .await
+    .expect("the refusal is reported");
+    assert!(scheduler.has_refused_token());
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    assert_eq!(sent_ids(&recorder), [first], "nothing after the refusal");
+    for id in [first, second] {
+        let kept = env.reminder(GUILD, id).await;
+        assert_eq!(
+            (kept.status, kept.attempts, kept.last_error),
+            (Status::Active, 0, None)
+        );
+    }
+    assert_eq!(
+        env.deliveries(GUILD, first).await,
+        [("claimed".to_owned(), 0)],
+        "left for the next run, no attempt counted"
+    );
+    scheduler.shutdown().await;
+
+    let again = env.recorder();
+    let _restarted = env.start(&again).await;
+    again.wait_for(2).await;
+    let mut sent = sent_ids(&again);
+    sent.sort_unstable();
+    assert_eq!(sent, [first, second], "the next run sends both");
+}
