@@ -256,6 +256,8 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
             max_failed_occurrences: base.config.reminder_failed_runs,
             ..DeliveryPolicy::default()
         },
+        // In their grace period after the bot was removed: a rejoin resumes them.
+        paused: base.pending.all().into_keys().collect(),
         ..SchedulerConfig::default()
     };
     let scheduler = Scheduler::start(base.store.clone(), deliver, base.clock.clone(), config)

@@ -325,6 +325,38 @@ pub fn choices(
         .collect())
 }
 
+/// After a pause (the bot was out of the guild): each active repeating reminder whose due time
+/// passed meanwhile moves on to its first occurrence after `now` (or is `sent`, past its end),
+/// so that no missed occurrence is sent late. One-off reminders are left due: they go out
+/// once, marked late. Returns how many moved on.
+pub fn skip_missed(conn: &Connection, now: DateTime<Utc>) -> Result<usize, ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let ids = tx
+        .prepare(
+            "SELECT id FROM reminders
+             WHERE status = 'active' AND recurrence IS NOT NULL AND due_at < ?1",
+        )?
+        .query_map([now.timestamp()], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for &id in &ids {
+        let Some(reminder) = load(&tx, id)? else {
+            continue;
+        };
+        match reminder.next_occurrence(now) {
+            Some(next) => tx.execute(
+                "UPDATE reminders SET due_at = ?2, attempts = 0, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, next.timestamp(), now.timestamp()],
+            )?,
+            None => tx.execute(
+                "UPDATE reminders SET status = 'sent', updated_at = ?2 WHERE id = ?1",
+                rusqlite::params![id, now.timestamp()],
+            )?,
+        };
+    }
+    tx.commit()?;
+    Ok(ids.len())
+}
+
 /// Every active reminder's id and when it next needs looking at (its due time, or the later
 /// time set for the next attempt after a failed one): what the scheduler indexes. A reminder
 /// whose times cannot be read comes back as its error, so that it hides none of the others;

@@ -11,6 +11,10 @@
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
+//! A guild the bot was removed from is paused for its grace period ([`Scheduler::pause_guild`],
+//! or [`SchedulerConfig::paused`] from start-up): nothing of it is sent, nothing fails.
+//! [`Scheduler::resume_guild`] on a rejoin moves its repeating reminders past the occurrences
+//! missed meanwhile and schedules the rest again; a one-off missed meanwhile goes out late.
 //! When Discord refuses the bot's token the task stops at once, records nothing for the send
 //! refused, and says so through [`Scheduler::token_refused`]: the bot then stops too.
 //!
@@ -29,7 +33,7 @@
 //! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
@@ -121,6 +125,8 @@ pub struct SchedulerConfig {
     /// claimed and goes again after the restart.
     pub shutdown_limit: Duration,
     pub policy: DeliveryPolicy,
+    /// Guilds paused from the start: those in their grace period after the bot was removed.
+    pub paused: HashSet<u64>,
 }
 
 impl Default for SchedulerConfig {
@@ -132,6 +138,7 @@ impl Default for SchedulerConfig {
             store_retry: Duration::from_secs(60),
             shutdown_limit: Duration::from_secs(20),
             policy: DeliveryPolicy::default(),
+            paused: HashSet::new(),
         }
     }
 }
@@ -166,7 +173,11 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let index = build_index(&store, &config).await?;
+        let mut index = Index {
+            paused: config.paused.clone(),
+            ..Index::default()
+        };
+        build_index(&mut index, &store, &config).await?;
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
@@ -207,6 +218,28 @@ impl Scheduler {
     /// is sent after this, not even a send already claimed or waiting for a send slot.
     pub fn forget_guild(&self, guild: u64) {
         self.worker.shared.lock().forget_guild(guild);
+    }
+
+    /// The bot was removed from `guild`: nothing of it is sent (sends claimed or waiting for a
+    /// slot are called off) until [`Scheduler::resume_guild`]; its data is left as it is.
+    pub fn pause_guild(&self, guild: u64) {
+        self.worker.shared.lock().pause_guild(guild);
+    }
+
+    /// The bot is back in paused `guild`: its repeating reminders skip the occurrences missed
+    /// meanwhile, and its reminders are scheduled again as start-up does (a one-off missed
+    /// meanwhile is due at once, and goes out marked late).
+    pub async fn resume_guild(&self, guild: u64) -> Result<(), StoreError> {
+        self.worker.shared.lock().paused.remove(&guild);
+        let now = self.worker.clock.now();
+        let skipped = self
+            .worker
+            .on_guild(guild, move |c| super::skip_missed(c, now))
+            .await?;
+        if let Err(e) = skipped {
+            tracing::error!(guild, error = %e, "missed repeats not skipped on resume");
+        }
+        self.reload_guild(guild).await
     }
 
     /// Completes once Discord has refused the bot's token (never otherwise); the scheduler has
@@ -284,10 +317,10 @@ impl Drop for Scheduler {
 }
 
 async fn build_index(
+    index: &mut Index,
     store: &GuildDatabaseManager,
     config: &SchedulerConfig,
-) -> Result<Index, StoreError> {
-    let mut index = Index::default();
+) -> Result<(), StoreError> {
     let mut guilds = store.guilds_on_disk().await?.into_iter();
     let mut reads = JoinSet::new();
     loop {
@@ -297,7 +330,7 @@ async fn build_index(
             reads.spawn(async move { (guild, read_guild(&store, guild).await) });
         }
         let Some(read) = reads.join_next().await else {
-            return Ok(index);
+            return Ok(());
         };
         match read {
             Ok((guild, Ok(found))) => {
@@ -378,9 +411,11 @@ struct Index {
     /// Guilds to be read again: those whose reminders could not be read (busy, at capacity,
     /// out of file descriptors), and those being reloaded, in case that read never ends.
     unread: HashMap<u64, Unread>,
-    /// How often each guild was forgotten: a read begun before `forget_guild` must not put the
+    /// How often each guild was forgotten or paused: a read begun before must not put the
     /// guild's reminders back.
     forgets: HashMap<u64, u64>,
+    /// Guilds whose reminders wait (the bot was removed from them): kept out of the queue.
+    paused: HashSet<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -402,6 +437,9 @@ enum Meanwhile {
 impl Index {
     /// Returns whether the entry is now the earliest.
     fn upsert(&mut self, guild: u64, id: u64, due: DateTime<Utc>) -> bool {
+        if self.paused.contains(&guild) {
+            return false;
+        }
         if let Some(meanwhile) = self.in_flight.get_mut(&(guild, id)) {
             *meanwhile = Meanwhile::Upserted(due);
             return false;
@@ -425,7 +463,13 @@ impl Index {
             *meanwhile = Meanwhile::Removed;
         }
         self.unread.remove(&guild);
+        self.paused.remove(&guild);
         *self.forgets.entry(guild).or_default() += 1;
+    }
+
+    fn pause_guild(&mut self, guild: u64) {
+        self.forget_guild(guild);
+        self.paused.insert(guild);
     }
 
     /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at

@@ -374,6 +374,60 @@ async fn a_refused_token_stops_the_bot_and_fails_no_reminder() {
     );
 }
 
+/// A channel reminder due five seconds after the bot starts (its scheduler runs an hour ahead).
+fn due_in_five_seconds(conn: &rusqlite::Connection) {
+    let now = Utc::now();
+    let new = NewReminder {
+        creator: ALICE,
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![],
+        },
+        message: "standup".into(),
+        due_at: now + TimeDelta::hours(1) + TimeDelta::seconds(5),
+        time_zone: chrono_tz::Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    };
+    reminders::create(conn, &new, 25, now).expect("reminder stored");
+}
+
+#[tokio::test]
+async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
+        s.seed = Some(due_in_five_seconds);
+    })
+    .await;
+    let mut changes = bot.pending.subscribe();
+    bot.fake
+        .dispatch("GUILD_DELETE", payloads::guild_delete(GUILD, false));
+    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
+        .await
+        .expect("deletion scheduled")
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let posted = |bot: &TestBot| {
+        bot.fake
+            .requests()
+            .into_iter()
+            .any(|r| r.path == format!("/channels/{CHANNEL}/messages"))
+    };
+    assert!(!posted(&bot), "nothing sent while removed");
+
+    bot.fake
+        .dispatch("GUILD_CREATE", payloads::guild(GUILD, &payloads::ROLES));
+    let post = bot
+        .fake
+        .wait_for("the post after the rejoin", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert!(post.body["content"].as_str().unwrap().contains("standup"));
+    bot.shutdown().await;
+}
+
 /// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
 async fn until_stored<T: Send + 'static>(
     bot: &TestBot,

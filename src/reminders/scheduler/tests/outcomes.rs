@@ -1,7 +1,9 @@
 //! Scheduler tests of what each answer from Discord does to a reminder (as the bot maps them to
-//! [`DeliveryError`]).
+//! [`DeliveryError`]), and of guilds paused for their grace period after the bot was removed.
 
 use super::*;
+
+const OTHER_GUILD: u64 = 4_000_000_000_000_002;
 
 fn closed_dms() -> Result<(), DeliveryError> {
     Err(DeliveryError::Refused("DMs closed".into()))
@@ -167,4 +169,73 @@ async fn a_refused_token_stops_the_scheduler_and_fails_nothing() {
     let mut sent = sent_ids(&again);
     sent.sort_unstable();
     assert_eq!(sent, [first, second], "the next run sends both");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_guild_sends_nothing_and_a_resume_sends_a_missed_one_off_late_and_moves_repeats_on(
+) {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let once = env.remind(GUILD, post("once", day(1)), t0()).await;
+    let daily = env.remind(GUILD, daily_noon(day(1)), t0()).await;
+    let elsewhere = env
+        .remind(OTHER_GUILD, post("elsewhere", day(1)), t0())
+        .await;
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    scheduler.pause_guild(GUILD);
+
+    let sent = recorder.wait_for(1).await;
+    assert_eq!(
+        (sent[0].delivery.guild, sent[0].delivery.reminder),
+        (OTHER_GUILD, elsewhere)
+    );
+    // Nearly three days pass in the grace period: nothing of the paused guild is sent or fails.
+    tokio::time::sleep(Duration::from_secs(3 * 24 * 3600 - 3600)).await;
+    assert_eq!(recorder.attempts().len(), 1);
+    for id in [once, daily] {
+        let waiting = env.reminder(GUILD, id).await;
+        assert_eq!((waiting.status, waiting.due_at), (Status::Active, day(1)));
+    }
+
+    let rejoined = env.clock.now();
+    scheduler.resume_guild(GUILD).await.unwrap();
+    let sent = recorder.wait_for(2).await;
+    assert_eq!(sent[1].delivery.reminder, once);
+    assert!(sent[1].delivery.late, "marked late");
+    assert!(sent[1].at - rejoined < Span::seconds(1), "at once");
+    // The repeat skips the days missed and fires next at its time, once.
+    let sent = recorder.wait_for(3).await;
+    assert_eq!((sent[2].delivery.reminder, sent[2].at), (daily, day(4)));
+    assert!(!sent[2].delivery.late);
+    assert_eq!(env.reminder(GUILD, daily).await.due_at, day(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guild_paused_from_start_up_sends_nothing_until_resumed() {
+    let env = Env::new(t0());
+    let id = env.remind(GUILD, post("kept", day(1)), t0()).await;
+    let recorder = env.recorder();
+    let config = SchedulerConfig {
+        paused: HashSet::from([GUILD]),
+        ..SchedulerConfig::default()
+    };
+    let scheduler = env.start_with(&recorder, config).await;
+
+    tokio::time::sleep(Duration::from_secs(3 * 24 * 3600)).await;
+    assert!(recorder.attempts().is_empty());
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Active);
+    scheduler.resume_guild(GUILD).await.unwrap();
+    let sent = recorder.wait_for(1).await;
+    assert!(sent[0].delivery.late);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_claimed_ahead_is_called_off_when_its_guild_is_paused() {
+    let env = Env::new(t0());
+    let (id, recorder, scheduler) = claimed_ahead(&env, post("x", in_a_minute())).await;
+    scheduler.pause_guild(GUILD);
+    nothing_sent_for_an_hour(&recorder).await;
+    assert!(env.deliveries(GUILD, id).await.is_empty(), "claim released");
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Active);
 }
