@@ -249,15 +249,45 @@ pub fn list(
     viewer: u64,
     is_moderator: bool,
 ) -> Result<Vec<Reminder>, ReminderError> {
+    list_some(conn, viewer, is_moderator, Show::Active)
+}
+
+/// Which reminders [`list_some`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Still to come.
+    Active,
+    /// Ended because they could not be delivered; each says why in `last_error`.
+    Failed,
+    /// Active and failed ones: what is set, and what stopped without being asked to.
+    All,
+}
+
+/// The viewer's reminders (everyone's for a moderator) that `show` asks for: active ones by
+/// due time, then failed ones, the latest to fail first.
+pub fn list_some(
+    conn: &Connection,
+    viewer: u64,
+    is_moderator: bool,
+    show: Show,
+) -> Result<Vec<Reminder>, ReminderError> {
+    let (active, failed) = match show {
+        Show::Active => (true, false),
+        Show::Failed => (false, true),
+        Show::All => (true, true),
+    };
     let mut stmt = conn.prepare(
         "SELECT id FROM reminders
-         WHERE status = 'active' AND (?2 OR created_by = ?1)
-         ORDER BY due_at, id",
+         WHERE ((?3 AND status = 'active') OR (?4 AND status = 'failed'))
+           AND (?2 OR created_by = ?1)
+         ORDER BY status != 'active', CASE status WHEN 'active' THEN due_at ELSE -updated_at END,
+                  id",
     )?;
     let ids = stmt
-        .query_map(rusqlite::params![sql_id(viewer)?, is_moderator], |r| {
-            r.get::<_, i64>(0)
-        })?
+        .query_map(
+            rusqlite::params![sql_id(viewer)?, is_moderator, active, failed],
+            |r| r.get::<_, i64>(0),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     ids.into_iter()
         .filter_map(|id| load(conn, id).transpose())

@@ -345,6 +345,61 @@ async fn an_unknown_channel_ends_a_reminder_at_once_saying_why() {
     assert!(reason.contains("no longer exists"), "{reason}");
 }
 
+/// The text of the embed `/remind list` shows `user` with these options.
+async fn listed(bot: &TestBot, user: u64, options: Value) -> String {
+    let list = bot.slash(user, "remind list", options).await;
+    assert!(is_ephemeral(&list), "{list}");
+    let embed = &list["data"]["embeds"][0];
+    format!(
+        "{} {}{}",
+        embed["title"].as_str().unwrap_or_default(),
+        embed["description"].as_str().unwrap_or_default(),
+        content(&list)
+    )
+}
+
+#[tokio::test]
+async fn remind_list_shows_failed_reminders_with_why_under_its_filter() {
+    let bot = channel_post_refused(404, 10003).await;
+    until_stored(&bot, "the failed reminder", |c| {
+        let failed = reminders::get(c, 1).unwrap()?;
+        (failed.status == reminders::Status::Failed).then_some(())
+    })
+    .await;
+    let active = listed(&bot, ALICE, json!([])).await;
+    assert!(active.contains("No active reminders"), "{active}");
+    // 0: active, 1: failed, 2: all.
+    for show in [1, 2] {
+        let failed = listed(&bot, ALICE, json!([option("show", show)])).await;
+        assert!(
+            failed.contains("#1")
+                && failed.contains("Stopped: the channel it was to be posted in no longer exists"),
+            "{failed}"
+        );
+    }
+    let none = listed(&bot, BOB, json!([option("show", 1)])).await;
+    assert!(
+        none.contains("No failed reminders"),
+        "only the creator's: {none}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn remind_list_says_why_the_last_time_of_an_active_reminder_did_not_arrive() {
+    let bot = channel_post_refused(403, 50013).await;
+    until_stored(&bot, "the refusal", |c| {
+        reminders::get(c, 1).unwrap()?.last_error.map(|_| ())
+    })
+    .await;
+    let active = listed(&bot, ALICE, json!([])).await;
+    assert!(
+        active.contains("#1") && active.contains("Last time: I'm missing a permission"),
+        "{active}"
+    );
+    bot.shutdown().await;
+}
+
 #[tokio::test]
 async fn missing_permissions_leave_a_channel_reminder_waiting_for_an_admin() {
     let mut bot = channel_post_refused(403, 50013).await;

@@ -10,7 +10,7 @@ use super::{parse_id, suggestions};
 use crate::{
     bot::{self, permissions, reply, Context, Error, UserError},
     optins,
-    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Target},
+    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Status, Target},
 };
 
 /// Reminders for yourself (by DM) or for others (posted here).
@@ -121,23 +121,44 @@ pub async fn channel(
     .await
 }
 
-/// Your active reminders (a moderator sees everyone's).
+/// Which reminders `/remind list` shows.
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum Show {
+    #[name = "active"]
+    Active,
+    #[name = "failed"]
+    Failed,
+    #[name = "all"]
+    All,
+}
+
+/// Your reminders (a moderator sees everyone's): active ones, failed ones with why, or both.
 #[poise::command(slash_command, ephemeral, guild_only)]
-pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
+pub async fn list(
+    ctx: Context<'_>,
+    #[description = "Which: active (default), failed, or all"] show: Option<Show>,
+) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
+    let (show, title) = match show.unwrap_or(Show::Active) {
+        Show::Active => (reminders::Show::Active, "Active reminders"),
+        Show::Failed => (reminders::Show::Failed, "Failed reminders"),
+        Show::All => (reminders::Show::All, "Active and failed reminders"),
+    };
     let found = ctx
         .data()
         .store
-        .with_guild(guild, move |c| reminders::list(c, user, moderator))
+        .with_guild(guild, move |c| {
+            reminders::list_some(c, user, moderator, show)
+        })
         .await?
         .map_err(bot::domain)?;
     if found.is_empty() {
-        return reply::ephemeral(
-            ctx,
-            "No active reminders. Set one with /remind me or /remind channel.",
-        )
-        .await;
+        let none = match show {
+            reminders::Show::Failed => "No failed reminders.",
+            _ => "No active reminders. Set one with /remind me or /remind channel.",
+        };
+        return reply::ephemeral(ctx, none).await;
     }
     let lines: Vec<String> = found
         .iter()
@@ -150,16 +171,27 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
                 .recurrence
                 .map(|rule| format!(" ({rule})"))
                 .unwrap_or_default();
-            format!(
+            let line = format!(
                 "**#{}** {} · {target}{repeat} — {}",
                 r.id,
                 when_text(r.due_at),
                 reply::list_line(&r.message, 80)
-            )
+            );
+            // Why it stopped, or why the last time did not arrive: the member can act on it.
+            match (r.status, &r.last_error) {
+                (Status::Failed, Some(why)) => {
+                    format!("{line}\n  ❌ Stopped: {}", reply::list_line(why, 300))
+                }
+                (Status::Failed, None) => format!("{line}\n  ❌ Stopped"),
+                (_, Some(why)) => {
+                    format!("{line}\n  ⚠️ Last time: {}", reply::list_line(why, 300))
+                }
+                (_, None) => line,
+            }
         })
         .collect();
     let embed = serenity::CreateEmbed::new()
-        .title(format!("Active reminders ({})", found.len()))
+        .title(format!("{title} ({})", found.len()))
         .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION));
     reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
