@@ -124,6 +124,21 @@ impl Deliver for DiscordDelivery {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
         Box::pin(async move { self.send(delivery).await.map_err(classify) })
     }
+
+    fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_> {
+        Box::pin(async move {
+            let sent = async {
+                let channel = serenity::UserId::new(user)
+                    .create_dm_channel(&self.http)
+                    .await?;
+                let message = serenity::CreateMessage::new()
+                    .content(shorten(&text, MAX_CONTENT))
+                    .allowed_mentions(serenity::CreateAllowedMentions::new());
+                channel.send_message(&self.http, message).await
+            };
+            sent.await.map(drop).map_err(classify)
+        })
+    }
 }
 
 /// What Discord's answer means for the reminder.

@@ -330,6 +330,7 @@ fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framewor
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
         pre_command: |ctx| Box::pin(reply::defer(ctx)),
+        post_command: |ctx| Box::pin(commands::tell_notices(ctx)),
         event_handler: |framework, event| {
             Box::pin(events::handle(
                 framework.serenity_context,

@@ -349,6 +349,13 @@ fn record(
         // Already recorded: finishing twice must not move the reminder on twice.
         return Ok((reminder.status == Status::Active).then_some(reminder.due_at));
     };
+    if matches!(outcome, Err(DeliveryError::Refused(_))) && reminder.last_error.is_none() {
+        // The first refusal in a row: the creator can fix it before the next time.
+        tx.execute(
+            "UPDATE reminders SET notice = 1 WHERE id = ?1",
+            [sql_id(reminder.id)?],
+        )?;
+    }
     let retry = match &outcome {
         Err(error) if reminder.status == Status::Active => policy
             .retry_wait(error, attempts, reminder.recurrence.is_some())
@@ -460,13 +467,17 @@ fn conclude(
              WHERE id = ?1",
             rusqlite::params![id, next.timestamp(), reason, now.timestamp()],
         )?,
+        // An end by failure is always told to the creator.
         None => tx.execute(
-            "UPDATE reminders SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            "UPDATE reminders SET status = ?2, last_error = ?3, updated_at = ?4,
+                                  notice = notice OR ?5
+             WHERE id = ?1",
             rusqlite::params![
                 id,
                 if reason.is_some() { "failed" } else { "sent" },
                 reason,
-                now.timestamp()
+                now.timestamp(),
+                reason.is_some()
             ],
         )?,
     };

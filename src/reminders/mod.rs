@@ -6,11 +6,13 @@
 //! - `parse.rs`: "in 2h", "tomorrow 9:00", … in the member's zone, into a UTC instant.
 //! - `recurrence.rs`: repeating rules, their stored text and the next occurrence.
 //! - `delivery.rs`: the SQL bookkeeping around one send (claim before, finish after).
+//! - `notice.rs`: telling a reminder's creator that it stopped or missed a time, once.
 //! - `scheduler.rs`: the one process-wide task that sends reminders when they are due.
 //!
 //! Not here: anything Discord, and whether the caller is a moderator (a plain `bool`).
 
 pub mod delivery;
+pub mod notice;
 pub mod parse;
 pub mod recurrence;
 pub mod scheduler;

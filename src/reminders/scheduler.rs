@@ -50,7 +50,7 @@ use tokio::{
 use super::{
     active_due_times,
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
-    NextLook, ReminderError,
+    notice, NextLook, ReminderError,
 };
 use crate::store::{GuildDatabaseManager, StoreError};
 
@@ -103,6 +103,9 @@ pub type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryErr
 /// been checked already; a channel post must mention exactly the given users and roles.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_>;
+
+    /// DMs `user` (who opted in) a notice about one of their reminders, pinging nobody.
+    fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_>;
 }
 
 #[derive(Debug, Clone)]
@@ -766,7 +769,45 @@ impl Worker {
             }
             Ok(()) => {}
         }
-        self.record(guild, id, due_at, outcome).await
+        let failed = outcome.is_err();
+        let next = self.record(guild, id, due_at, outcome).await;
+        if failed {
+            self.tell(guild, id).await;
+        }
+        next
+    }
+
+    /// DMs the creator of reminder `id` the notice its failure left, if they opted in; a
+    /// notice not sent (DMs closed, Discord down) waits for their next `/remind`.
+    async fn tell(&self, guild: u64, id: u64) {
+        let found = self
+            .on_guild(guild, move |c| notice::dm_notice(c, id))
+            .await;
+        let Ok(Some((user, text))) = self.checked(guild, id, found) else {
+            return;
+        };
+        let sent = tokio::time::timeout(
+            self.config.delivery_timeout,
+            self.deliver.notify(user, text),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                let told = self.on_guild(guild, move |c| notice::told(c, id)).await;
+                // Not recorded: told again at their next /remind, which is the lesser harm.
+                let _ = self.checked(guild, id, told);
+            }
+            Ok(Err(e)) => {
+                tracing::info!(guild, reminder = id, error = %e, "notice not DMed; kept for the member's next /remind");
+            }
+            Err(_) => {
+                tracing::info!(
+                    guild,
+                    reminder = id,
+                    "notice DM timed out; kept for the member's next /remind"
+                );
+            }
+        }
     }
 
     /// Records the outcome of a send of `(id, due_at)`, trying again for as long as the

@@ -345,6 +345,15 @@ async fn an_unknown_channel_ends_a_reminder_at_once_saying_why() {
     assert!(reason.contains("no longer exists"), "{reason}");
 }
 
+/// Waits until reminder #1 of [`GUILD`] has failed.
+async fn until_failed(bot: &TestBot) {
+    until_stored(bot, "the failed reminder", |c| {
+        let failed = reminders::get(c, 1).unwrap()?;
+        (failed.status == reminders::Status::Failed).then_some(())
+    })
+    .await;
+}
+
 /// The text of the embed `/remind list` shows `user` with these options.
 async fn listed(bot: &TestBot, user: u64, options: Value) -> String {
     let list = bot.slash(user, "remind list", options).await;
@@ -361,11 +370,7 @@ async fn listed(bot: &TestBot, user: u64, options: Value) -> String {
 #[tokio::test]
 async fn remind_list_shows_failed_reminders_with_why_under_its_filter() {
     let bot = channel_post_refused(404, 10003).await;
-    until_stored(&bot, "the failed reminder", |c| {
-        let failed = reminders::get(c, 1).unwrap()?;
-        (failed.status == reminders::Status::Failed).then_some(())
-    })
-    .await;
+    until_failed(&bot).await;
     let active = listed(&bot, ALICE, json!([])).await;
     assert!(active.contains("No active reminders"), "{active}");
     // 0: active, 1: failed, 2: all.
@@ -382,6 +387,49 @@ async fn remind_list_shows_failed_reminders_with_why_under_its_filter() {
         none.contains("No failed reminders"),
         "only the creator's: {none}"
     );
+    bot.shutdown().await;
+}
+
+/// Follow-ups (`POST` to the interaction's webhook) of interaction `id` so far.
+fn follow_ups(bot: &TestBot, id: u64) -> Vec<Value> {
+    bot.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/token-{id}")))
+        .map(|r| r.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_creator_without_dms_is_told_once_at_their_next_remind_that_a_reminder_stopped() {
+    let bot = channel_post_refused(404, 10003).await;
+    until_failed(&bot).await;
+    let first = bot.send_slash(ALICE, "remind list", json!([]));
+    bot.seen(first, "the first list").await;
+    let told = bot
+        .fake
+        .wait_for("the notice", |r| {
+            r.method == "POST"
+                && r.path.ends_with(&format!("/token-{first}"))
+                && content(&json!({"data": r.body})).starts_with("Your reminder")
+        })
+        .await;
+    assert!(is_ephemeral(&json!({"data": told.body})), "{}", told.body);
+    assert_no_pings(&told.body);
+    let text = told.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("#1") && text.contains("has stopped") && text.contains("no longer exists"),
+        "{text}"
+    );
+
+    let second = bot.send_slash(ALICE, "remind list", json!([]));
+    bot.seen(second, "the second list").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let again: Vec<Value> = follow_ups(&bot, second)
+        .into_iter()
+        .filter(|body| content(&json!({"data": body})).starts_with("Your reminder"))
+        .collect();
+    assert!(again.is_empty(), "told once: {again:?}");
     bot.shutdown().await;
 }
 

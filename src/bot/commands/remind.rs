@@ -121,6 +121,33 @@ pub async fn channel(
     .await
 }
 
+/// After a `/remind` command: tells the member, privately and once, what no DM told them of
+/// their reminders since (one stopped, or a time missed for a reason they can fix).
+pub async fn tell_notices(ctx: Context<'_>) {
+    let (Some(guild), true) = (
+        ctx.guild_id(),
+        ctx.command().qualified_name.starts_with("remind "),
+    ) else {
+        return;
+    };
+    let user = ctx.author().id.get();
+    let taken = ctx
+        .data()
+        .store
+        .with_guild(guild.get(), move |c| reminders::notice::take(c, user))
+        .await;
+    match taken
+        .map_err(Error::from)
+        .and_then(|r| r.map_err(Error::from))
+    {
+        Ok(notices) if notices.is_empty() => {}
+        Ok(notices) => reply::log_failure(reply::ephemeral(ctx, notices.join("\n")).await),
+        Err(e) => {
+            tracing::error!(guild = guild.get(), error = %format!("{e:#}"), "reminder notices unreadable")
+        }
+    }
+}
+
 /// Which reminders `/remind list` shows.
 #[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
 pub enum Show {

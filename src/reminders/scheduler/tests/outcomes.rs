@@ -171,6 +171,61 @@ async fn a_refused_token_stops_the_scheduler_and_fails_nothing() {
     assert_eq!(sent, [first, second], "the next run sends both");
 }
 
+impl Recorder {
+    fn notices(&self) -> Vec<(u64, String)> {
+        self.notices.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_creator_is_told_once_when_refusals_start_and_once_when_the_reminder_ends() {
+    let env = Env::new(t0());
+    env.opt_in(GUILD, ALICE).await;
+    let id = env.remind(GUILD, daily_noon(day(1)), t0()).await;
+    let recorder = env.recorder();
+    recorder.answer(id, [closed_dms(), closed_dms(), closed_dms()]);
+    let _scheduler = env.start(&recorder).await;
+
+    recorder.wait_for(3).await;
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    let told = recorder.notices();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(told.iter().all(|(user, _)| *user == ALICE));
+    assert!(
+        told[0].1.contains("could not be delivered this time") && told[0].1.contains("DMs closed"),
+        "{told:?}"
+    );
+    assert!(
+        told[1].1.contains("#1") && told[1].1.contains("has stopped"),
+        "{told:?}"
+    );
+    let left = env.on(GUILD, |c| notice::take(c, ALICE).unwrap()).await;
+    assert!(
+        left.is_empty(),
+        "told by DM, so not again at /remind: {left:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_creator_without_dms_is_told_once_at_their_next_remind() {
+    let env = Env::new(t0());
+    let id = env.remind(GUILD, post("standup", day(1)), t0()).await;
+    let recorder = env.recorder();
+    recorder.answer(id, [Err(DeliveryError::Permanent("channel gone".into()))]);
+    let _scheduler = env.start(&recorder).await;
+
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(recorder.notices().is_empty(), "no DM without an opt-in");
+    let first = env.on(GUILD, |c| notice::take(c, ALICE).unwrap()).await;
+    assert_eq!(
+        first,
+        ["Your reminder #1 (\"standup\") has stopped. Why: channel gone"]
+    );
+    let second = env.on(GUILD, |c| notice::take(c, ALICE).unwrap()).await;
+    assert!(second.is_empty(), "told once");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_paused_guild_sends_nothing_and_a_resume_sends_a_missed_one_off_late_and_moves_repeats_on(
 ) {
