@@ -223,7 +223,8 @@ pub fn create(
             message,
             new.due_at.timestamp(),
             new.time_zone.name(),
-            new.recurrence.map(|r| r.to_string()),
+            new.recurrence
+                .map(|r| r.anchored(new.time_zone, new.due_at).to_string()),
             end.map(|e| e.timestamp()),
             now.timestamp(),
         ],

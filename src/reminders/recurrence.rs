@@ -5,9 +5,13 @@
 //! what members type):
 //! - `every 90m`, `every 2h`: a fixed span of real time (at least 5 minutes), so "every 2h"
 //!   stays two hours apart across DST changes.
-//! - `every 3d`, `every 1w`: the same wall-clock time every N days or weeks in the reminder's
-//!   zone. The wall time is taken from the previous occurrence, so one that a DST gap pushed
-//!   from 02:30 to 03:30 stays at 03:30 from then on.
+//! - `every 3d at 09:00`, `every 1w at 09:00`: that wall-clock time every N days or weeks in
+//!   the reminder's zone. A member types `every 3 days` or `weekly`; [`Recurrence::anchored`]
+//!   adds the wall time of the first occurrence when the reminder is created, so a day whose
+//!   09:00 falls in a DST gap moves that day only (as `daily 09:00` does).
+//! - `every 3d`, `every 1w` without a time (stored before the anchor existed): the wall time
+//!   is taken from the previous occurrence, so one that a DST gap pushed from 02:30 to 03:30
+//!   stays at 03:30 from then on.
 //! - `daily 09:00`: 09:00 on the wall clock every day, whatever the offset; gaps and repeated
 //!   hours resolve as in `parse.rs` ([`super::parse::resolve_local`]).
 //!
@@ -34,6 +38,8 @@ pub enum Recurrence {
     Every {
         count: u32,
         unit: Unit,
+        /// For days and weeks: the wall time each occurrence is at, if anchored.
+        at: Option<NaiveTime>,
     },
     /// Every day at this wall-clock time in the reminder's zone.
     Daily(NaiveTime),
@@ -70,6 +76,23 @@ impl RecurrenceError {
 }
 
 impl Recurrence {
+    /// The rule a new reminder first due at `first` keeps: a repeat by days or weeks gets
+    /// `first`'s wall time in `zone`, so that it keeps that time after a DST gap.
+    pub fn anchored(self, zone: Tz, first: DateTime<Utc>) -> Self {
+        match self {
+            Self::Every {
+                count,
+                unit: unit @ (Unit::Days | Unit::Weeks),
+                at: None,
+            } => Self::Every {
+                count,
+                unit,
+                at: Some(first.with_timezone(&zone).time()),
+            },
+            other => other,
+        }
+    }
+
     /// The first occurrence after `prev` (the due time just delivered) that is also after
     /// `after`; `None` only if it would not fit in a date.
     pub fn next_after(
@@ -79,7 +102,7 @@ impl Recurrence {
         after: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         match *self {
-            Self::Every { count, unit } => match unit {
+            Self::Every { count, unit, at } => match unit {
                 Unit::Minutes | Unit::Hours => {
                     let step = i64::from(count) * if unit == Unit::Hours { 3600 } else { 60 };
                     let behind = (after - prev).num_seconds().max(0);
@@ -88,7 +111,8 @@ impl Recurrence {
                 }
                 Unit::Days | Unit::Weeks => {
                     let days = u64::from(count) * if unit == Unit::Weeks { 7 } else { 1 };
-                    let wall = prev.with_timezone(&zone).naive_local();
+                    let prev_wall = prev.with_timezone(&zone).naive_local();
+                    let wall = prev_wall.date().and_time(at.unwrap_or(prev_wall.time()));
                     let behind = u64::try_from((after - prev).num_days()).unwrap_or(0);
                     let mut steps = (behind / days).max(1);
                     loop {
@@ -117,7 +141,7 @@ impl Recurrence {
 
     fn minutes(&self) -> u64 {
         match *self {
-            Self::Every { count, unit } => {
+            Self::Every { count, unit, .. } => {
                 u64::from(count)
                     * match unit {
                         Unit::Minutes => 1,
@@ -134,18 +158,30 @@ impl Recurrence {
 impl fmt::Display for Recurrence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Every { count, unit } => {
+            Self::Every { count, unit, at } => {
                 let unit = match unit {
                     Unit::Minutes => 'm',
                     Unit::Hours => 'h',
                     Unit::Days => 'd',
                     Unit::Weeks => 'w',
                 };
-                write!(f, "every {count}{unit}")
+                write!(f, "every {count}{unit}")?;
+                match at {
+                    Some(time) => write!(f, " at {}", clock(*time)),
+                    None => Ok(()),
+                }
             }
-            Self::Daily(time) if time.second() == 0 => write!(f, "daily {}", time.format("%H:%M")),
-            Self::Daily(time) => write!(f, "daily {}", time.format("%H:%M:%S")),
+            Self::Daily(time) => write!(f, "daily {}", clock(*time)),
         }
+    }
+}
+
+/// `09:00`, or `07:15:30` when the seconds matter.
+fn clock(time: NaiveTime) -> impl fmt::Display {
+    if time.second() == 0 {
+        time.format("%H:%M")
+    } else {
+        time.format("%H:%M:%S")
     }
 }
 
@@ -162,20 +198,26 @@ impl FromStr for Recurrence {
             .join(" ")
             .to_lowercase();
         let unrecognised = || RecurrenceError::Unrecognised(input.trim().to_owned());
+        let time_of_day = |clock: &str| {
+            parse::time_of_day(clock)
+                .map_err(|e| match e {
+                    ParseError::NoSuchTime(t) => RecurrenceError::NoSuchTime(t),
+                    _ => unrecognised(),
+                })?
+                .ok_or_else(unrecognised)
+        };
         let daily_at = text
             .strip_prefix("daily")
             .or_else(|| text.strip_prefix("every day"))
             .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim())
             .filter(|rest| !rest.is_empty());
         let rule = if let Some(clock) = daily_at {
-            let time = parse::time_of_day(clock)
-                .map_err(|e| match e {
-                    ParseError::NoSuchTime(t) => RecurrenceError::NoSuchTime(t),
-                    _ => unrecognised(),
-                })?
-                .ok_or_else(unrecognised)?;
-            Self::Daily(time)
+            Self::Daily(time_of_day(clock)?)
         } else {
+            let (text, at) = match text.split_once(" at ") {
+                Some((every, clock)) => (every.to_owned(), Some(time_of_day(clock)?)),
+                None => (text, None),
+            };
             let (count, unit) = match text.as_str() {
                 "hourly" => ("1", "h"),
                 "daily" => ("1", "d"),
@@ -197,7 +239,10 @@ impl FromStr for Recurrence {
                 "w" | "wk" | "wks" | "week" | "weeks" => Unit::Weeks,
                 _ => return Err(unrecognised()),
             };
-            Self::Every { count, unit }
+            if at.is_some() && !matches!(unit, Unit::Days | Unit::Weeks) {
+                return Err(unrecognised());
+            }
+            Self::Every { count, unit, at }
         };
         match rule.minutes() {
             m if m < MIN_MINUTES => Err(RecurrenceError::TooOften),
@@ -239,6 +284,9 @@ mod tests {
             ("daily 09:00", "daily 09:00"),
             ("every day at 9pm", "daily 21:00"),
             ("daily at 07:15:30", "daily 07:15:30"),
+            ("every 2 days at 9:00", "every 2d at 09:00"),
+            ("weekly at 6:30pm", "every 1w at 18:30"),
+            ("every 1d at 02:30:15", "every 1d at 02:30:15"),
         ];
         for (input, stored) in cases {
             let parsed = rule(input);
@@ -269,6 +317,10 @@ mod tests {
             (
                 "daily at noon",
                 RecurrenceError::Unrecognised("daily at noon".into()),
+            ),
+            (
+                "every 2h at 9:00",
+                RecurrenceError::Unrecognised("every 2h at 9:00".into()),
             ),
         ];
         for (input, expected) in cases {
@@ -347,6 +399,63 @@ mod tests {
             daily.next_after(Berlin, now, now),
             Some(utc(2027, 11, 1, 8, 0))
         );
+    }
+
+    /// `count` occurrences of `rule` anchored at `first`, each from the one before.
+    fn series(
+        rule: Recurrence,
+        zone: Tz,
+        first: DateTime<Utc>,
+        count: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut due = first;
+        let mut seen = vec![first];
+        for _ in 1..count {
+            due = rule.next_after(zone, due, due).unwrap();
+            seen.push(due);
+        }
+        seen
+    }
+
+    #[test]
+    fn days_and_weeks_anchored_at_creation_keep_their_wall_time_after_a_gap() {
+        use chrono_tz::America::New_York;
+        // Berlin springs forward on 2027-03-28 (02:00 -> 03:00): 02:30 does not exist that day.
+        let first = utc(2027, 3, 27, 1, 30); // 02:30 CET
+        let daily = rule("every 1d").anchored(Berlin, first);
+        assert_eq!(daily.to_string(), "every 1d at 02:30");
+        assert_eq!(
+            series(daily, Berlin, first, 3),
+            [first, utc(2027, 3, 28, 1, 30), utc(2027, 3, 29, 0, 30)],
+            "03:30 on the gap day only, then 02:30 again"
+        );
+        assert_eq!(
+            series(rule("every 1d"), Berlin, first, 3)[2],
+            utc(2027, 3, 29, 1, 30),
+            "unanchored (stored before): stays at 03:30, as documented"
+        );
+        // New York springs forward on 2027-03-14, falls back on 2027-11-07.
+        let first = utc(2027, 3, 7, 7, 30); // Sunday 02:30 EST
+        let weekly = rule("weekly").anchored(New_York, first);
+        assert_eq!(
+            series(weekly, New_York, first, 3),
+            [first, utc(2027, 3, 14, 7, 30), utc(2027, 3, 21, 6, 30)]
+        );
+        // In the repeated hour of a fall-back the earlier (summer-time) 01:30 is taken.
+        let first = utc(2027, 10, 31, 5, 30); // Sunday 01:30 EDT
+        let weekly = rule("every 1w").anchored(New_York, first);
+        assert_eq!(
+            series(weekly, New_York, first, 3),
+            [first, utc(2027, 11, 7, 5, 30), utc(2027, 11, 14, 6, 30)]
+        );
+    }
+
+    #[test]
+    fn anchoring_leaves_fixed_spans_and_daily_times_alone() {
+        let first = utc(2027, 3, 27, 1, 30);
+        for text in ["every 2h", "every 90m", "daily 09:00", "every 2d at 09:00"] {
+            assert_eq!(rule(text).anchored(Berlin, first), rule(text), "{text}");
+        }
     }
 
     #[test]
