@@ -148,8 +148,25 @@ impl Reminder {
     /// Its first occurrence after both its due time and `now`, within its end; `None` for a
     /// one-off or a series that is over.
     fn next_occurrence(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.following(self.due_at, now)
+    }
+
+    /// Its due times from the current one on, at most `n`, within its end: what a member is
+    /// shown when they set it (one time for a one-off).
+    pub fn upcoming(&self, n: usize) -> Vec<DateTime<Utc>> {
+        let mut times = Vec::with_capacity(n);
+        let mut due = Some(self.due_at);
+        while let Some(at) = due.filter(|_| times.len() < n) {
+            times.push(at);
+            due = self.following(at, at);
+        }
+        times
+    }
+
+    /// The occurrence after `prev` that is also after `after`, within its end.
+    fn following(&self, prev: DateTime<Utc>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.recurrence
-            .and_then(|rule| rule.next_after(self.time_zone, self.due_at, now))
+            .and_then(|rule| rule.next_after(self.time_zone, prev, after))
             .filter(|next| self.recurrence_end.is_none_or(|end| *next <= end))
     }
 }

@@ -98,6 +98,28 @@ fn a_repeat_by_days_is_stored_at_the_wall_time_of_its_first_occurrence() {
 }
 
 #[test]
+fn upcoming_times_follow_the_rule_and_stop_at_its_end() {
+    let (_dir, conn) = guild_db();
+    let mut new = dm(ALICE, "stretch", Duration::hours(2));
+    new.recurrence = Some("every 2h".parse().unwrap());
+    let open_ended = create_ok(&conn, &new);
+    let first = now() + Duration::hours(2);
+    assert_eq!(
+        open_ended.upcoming(3),
+        [
+            first,
+            first + Duration::hours(2),
+            first + Duration::hours(4)
+        ]
+    );
+    new.recurrence_end = Some(first + Duration::hours(3));
+    let ending = create_ok(&conn, &new);
+    assert_eq!(ending.upcoming(3), [first, first + Duration::hours(2)]);
+    let once = create_ok(&conn, &dm(ALICE, "once", Duration::hours(2)));
+    assert_eq!(once.upcoming(3), [first]);
+}
+
+#[test]
 fn create_refuses_what_a_member_can_fix_with_a_message() {
     let (_dir, conn) = guild_db();
     let mut too_many = dm(ALICE, "x", Duration::hours(1));

@@ -147,6 +147,45 @@ fn overdue_reminder(conn: &rusqlite::Connection) {
 }
 
 #[tokio::test]
+async fn a_repeating_reminder_confirms_with_its_next_three_times() {
+    let bot = TestBot::start().await;
+    let confirmed = bot
+        .slash(
+            ALICE,
+            "remind channel",
+            json!([
+                option("when", "in 1h"),
+                option("what", "stretch"),
+                option("who", format!("<@{BOB}>")),
+                option("repeat", "every 2h")
+            ]),
+        )
+        .await;
+    let text = content(&confirmed);
+    let (_, repeats) = text.split_once("Repeats `every 2h`: ").expect(text);
+    let times: Vec<i64> = repeats
+        .split("<t:")
+        .skip(1)
+        .map(|t| t.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 3, "{text}");
+    assert_eq!([times[1] - times[0], times[2] - times[1]], [7200, 7200]);
+    let once = bot
+        .slash(
+            ALICE,
+            "remind channel",
+            json!([
+                option("when", "in 1h"),
+                option("what", "once"),
+                option("who", format!("<@{BOB}>"))
+            ]),
+        )
+        .await;
+    assert!(!content(&once).contains("Repeats"), "{once}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_reminder_that_came_due_while_down_is_posted_late_with_the_right_mentions() {
     let bot = TestBot::start_with(|s| s.seed = Some(overdue_reminder)).await;
     let post = bot

@@ -58,9 +58,10 @@ pub async fn me(
     reply::ephemeral(
         ctx,
         format!(
-            "Reminder #{} set: I'll DM you {}.\n> {}",
+            "Reminder #{} set: I'll DM you {}.{}\n> {}",
             reminder.id,
             when_text(reminder.due_at),
+            next_times(&reminder),
             reminder.message
         ),
     )
@@ -111,10 +112,11 @@ pub async fn channel(
     reply::quiet(
         ctx,
         format!(
-            "Reminder #{} set for {}, for {}.\n> {}",
+            "Reminder #{} set for {}, for {}.{}\n> {}",
             reminder.id,
             when_text(reminder.due_at),
             mentioned.join(" "),
+            next_times(&reminder),
             reminder.message
         ),
     )
@@ -395,6 +397,27 @@ fn parse_mentions(who: &str) -> Result<(Vec<u64>, Vec<u64>), Error> {
 /// A time as Discord shows it to each reader in their own zone.
 fn when_text(at: DateTime<Utc>) -> String {
     format!("<t:{0}:F> (<t:{0}:R>)", at.timestamp())
+}
+
+/// For a repeating reminder, its first three times (in each reader's own time zone, as
+/// Discord shows timestamps), so the member sees how the rule reads; nothing for a one-off.
+fn next_times(reminder: &Reminder) -> String {
+    if reminder.recurrence.is_none() {
+        return String::new();
+    }
+    let times: Vec<String> = reminder
+        .upcoming(3)
+        .iter()
+        .map(|at| format!("<t:{}:f>", at.timestamp()))
+        .collect();
+    format!(
+        " Repeats `{}`: {}…",
+        reminder
+            .recurrence
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        times.join(", ")
+    )
 }
 
 async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
