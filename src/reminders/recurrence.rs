@@ -14,6 +14,11 @@
 //!   stays at 03:30 from then on.
 //! - `daily 09:00`: 09:00 on the wall clock every day, whatever the offset; gaps and repeated
 //!   hours resolve as in `parse.rs` ([`super::parse::resolve_local`]).
+//! - `weekdays 09:00`: the same, Monday to Friday only.
+//! - `monthly on day 31 at 09:00`: that day of every month at that wall time, or the month's
+//!   last day when it is shorter (the 31st falls on 30 April, 28 February), back on the 31st
+//!   the month after. A member types `monthly`, `monthly on the 15th` or `monthly at 9:00`;
+//!   [`Recurrence::anchored`] fills in the first occurrence's day and time.
 //!
 //! Occurrences missed while the bot was down are not replayed: the next one is the first of the
 //! series after both the previous due time and `after` (usually now). The first occurrence of a
@@ -23,7 +28,7 @@
 
 use std::{fmt, str::FromStr};
 
-use chrono::{DateTime, Days, Duration, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::parse::{self, resolve_local, ParseError};
@@ -43,6 +48,14 @@ pub enum Recurrence {
     },
     /// Every day at this wall-clock time in the reminder's zone.
     Daily(NaiveTime),
+    /// Monday to Friday at this wall-clock time.
+    Weekdays(NaiveTime),
+    /// Every month on `day` (the month's last day when shorter) at `at`; both filled in from
+    /// the first occurrence when not given.
+    Monthly {
+        day: Option<u32>,
+        at: Option<NaiveTime>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +69,8 @@ pub enum Unit {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecurrenceError {
     #[error(
-        "I can't read \"{0}\" as a repeat. Try \"every 2h\", \"every 3 days\", \"weekly\" or \
-         \"daily at 09:00\"."
+        "I can't read \"{0}\" as a repeat. Try \"every 2h\", \"every 3 days\", \"weekly\", \
+         \"daily at 09:00\", \"weekdays at 09:00\" or \"monthly on the 31st\"."
     )]
     Unrecognised(String),
     #[error("A reminder can repeat at most every 5 minutes.")]
@@ -89,6 +102,13 @@ impl Recurrence {
                 unit,
                 at: Some(first.with_timezone(&zone).time()),
             },
+            Self::Monthly { day, at } => {
+                let local = first.with_timezone(&zone);
+                Self::Monthly {
+                    day: day.or(Some(local.day())),
+                    at: at.or(Some(local.time())),
+                }
+            }
             other => other,
         }
     }
@@ -125,12 +145,27 @@ impl Recurrence {
                     }
                 }
             },
-            Self::Daily(time) => {
+            Self::Monthly { day, at } => {
+                let from = prev.max(after);
+                let local = prev.with_timezone(&zone).naive_local();
+                let (day, time) = (day.unwrap_or(local.day()), at.unwrap_or(local.time()));
+                let mut month = NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?;
+                loop {
+                    let next = resolve_local(zone, on_or_last(month, day)?.and_time(time));
+                    if next > from {
+                        return Some(next);
+                    }
+                    month = month.checked_add_months(Months::new(1))?;
+                }
+            }
+            Self::Daily(time) | Self::Weekdays(time) => {
+                let weekdays_only = matches!(self, Self::Weekdays(_));
                 let from = prev.max(after);
                 let mut day = from.with_timezone(&zone).date_naive();
                 loop {
                     let next = resolve_local(zone, day.and_time(time));
-                    if next > from {
+                    let weekend = day.weekday().number_from_monday() > 5;
+                    if next > from && !(weekdays_only && weekend) {
                         return Some(next);
                     }
                     day = day.succ_opt()?;
@@ -150,7 +185,8 @@ impl Recurrence {
                         Unit::Weeks => 7 * 24 * 60,
                     }
             }
-            Self::Daily(_) => 24 * 60,
+            Self::Daily(_) | Self::Weekdays(_) => 24 * 60,
+            Self::Monthly { .. } => 31 * 24 * 60,
         }
     }
 }
@@ -172,8 +208,41 @@ impl fmt::Display for Recurrence {
                 }
             }
             Self::Daily(time) => write!(f, "daily {}", clock(*time)),
+            Self::Weekdays(time) => write!(f, "weekdays {}", clock(*time)),
+            Self::Monthly { day, at } => {
+                write!(f, "monthly")?;
+                if let Some(day) = day {
+                    write!(f, " on day {day}")?;
+                }
+                match at {
+                    Some(time) => write!(f, " at {}", clock(*time)),
+                    None => Ok(()),
+                }
+            }
         }
     }
+}
+
+/// Day `day` of the month starting `first`, or the month's last day when it has fewer.
+fn on_or_last(first: NaiveDate, day: u32) -> Option<NaiveDate> {
+    let last = first.checked_add_months(Months::new(1))?.pred_opt()?.day();
+    first.with_day(day.min(last))
+}
+
+/// `on the 31st`, `on day 31`, `on 31`: the day of the month, 1 to 31.
+fn day_of_month(text: &str) -> Option<u32> {
+    let text = text.strip_prefix("on")?.trim();
+    let text = text
+        .strip_prefix("the ")
+        .or_else(|| text.strip_prefix("day "))
+        .unwrap_or(text)
+        .trim();
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &text[digits.len()..];
+    if !matches!(suffix, "" | "st" | "nd" | "rd" | "th") {
+        return None;
+    }
+    digits.parse().ok().filter(|day| (1..=31).contains(day))
 }
 
 /// `09:00`, or `07:15:30` when the seconds matter.
@@ -211,7 +280,27 @@ impl FromStr for Recurrence {
             .or_else(|| text.strip_prefix("every day"))
             .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim())
             .filter(|rest| !rest.is_empty());
-        let rule = if let Some(clock) = daily_at {
+        let weekdays_at = text
+            .strip_prefix("weekdays")
+            .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim());
+        let rule = if let Some(rest) = text.strip_prefix("monthly") {
+            let rest = rest.trim();
+            let (on, clock) = match rest.strip_prefix("at ") {
+                Some(clock) => ("", Some(clock)),
+                None => rest
+                    .split_once(" at ")
+                    .map_or((rest, None), |(on, clock)| (on, Some(clock))),
+            };
+            let day = if on.is_empty() {
+                None
+            } else {
+                Some(day_of_month(on).ok_or_else(unrecognised)?)
+            };
+            let at = clock.map(time_of_day).transpose()?;
+            Self::Monthly { day, at }
+        } else if let Some(clock) = weekdays_at {
+            Self::Weekdays(time_of_day(clock)?)
+        } else if let Some(clock) = daily_at {
             Self::Daily(time_of_day(clock)?)
         } else {
             let (text, at) = match text.split_once(" at ") {
@@ -287,6 +376,12 @@ mod tests {
             ("every 2 days at 9:00", "every 2d at 09:00"),
             ("weekly at 6:30pm", "every 1w at 18:30"),
             ("every 1d at 02:30:15", "every 1d at 02:30:15"),
+            ("weekdays at 9:00", "weekdays 09:00"),
+            ("monthly", "monthly"),
+            ("monthly on the 31st", "monthly on day 31"),
+            ("Monthly on the 2nd at 6pm", "monthly on day 2 at 18:00"),
+            ("monthly at 9:00", "monthly at 09:00"),
+            ("monthly on day 15 at 09:00", "monthly on day 15 at 09:00"),
         ];
         for (input, stored) in cases {
             let parsed = rule(input);
@@ -322,6 +417,11 @@ mod tests {
                 "every 2h at 9:00",
                 RecurrenceError::Unrecognised("every 2h at 9:00".into()),
             ),
+            (
+                "monthly on the 32nd",
+                RecurrenceError::Unrecognised("monthly on the 32nd".into()),
+            ),
+            ("weekdays", RecurrenceError::Unrecognised("weekdays".into())),
         ];
         for (input, expected) in cases {
             assert_eq!(input.parse::<Recurrence>(), Err(expected), "{input}");
@@ -451,9 +551,81 @@ mod tests {
     }
 
     #[test]
+    fn monthly_on_the_31st_falls_on_each_shorter_months_last_day_for_a_year() {
+        // 09:00 in Berlin: 08:00 UTC in winter, 07:00 UTC in summer time.
+        let first = utc(2027, 1, 31, 8, 0);
+        let monthly = rule("monthly").anchored(Berlin, first);
+        assert_eq!(monthly.to_string(), "monthly on day 31 at 09:00");
+        let days: Vec<(u32, u32, u32)> = series(monthly, Berlin, first, 13)
+            .iter()
+            .map(|t| (t.month(), t.day(), t.hour()))
+            .collect();
+        assert_eq!(
+            days,
+            [
+                (1, 31, 8),
+                (2, 28, 8),
+                (3, 31, 7),
+                (4, 30, 7),
+                (5, 31, 7),
+                (6, 30, 7),
+                (7, 31, 7),
+                (8, 31, 7),
+                (9, 30, 7),
+                (10, 31, 8),
+                (11, 30, 8),
+                (12, 31, 8),
+                (1, 31, 8)
+            ]
+        );
+        // A leap year's February has a 29th.
+        let leap = utc(2028, 1, 31, 8, 0);
+        assert_eq!(
+            monthly.next_after(Berlin, leap, leap),
+            Some(utc(2028, 2, 29, 8, 0))
+        );
+        // Missed for three months: the next is the first after now, on its day.
+        assert_eq!(
+            monthly.next_after(Berlin, first, utc(2027, 5, 1, 0, 0)),
+            Some(utc(2027, 5, 31, 7, 0))
+        );
+    }
+
+    #[test]
+    fn weekdays_skip_weekends_and_keep_nine_local_across_both_changes() {
+        use chrono_tz::America::New_York;
+        let weekdays = rule("weekdays at 9:00");
+        // New York springs forward on Sunday 2027-03-14: Friday 09:00 EST, Monday 09:00 EDT.
+        let friday = utc(2027, 3, 12, 14, 0);
+        assert_eq!(
+            series(weekdays, New_York, friday, 3),
+            [friday, utc(2027, 3, 15, 13, 0), utc(2027, 3, 16, 13, 0)]
+        );
+        // Berlin falls back on Sunday 2027-10-31: Friday 09:00 CEST, Monday 09:00 CET.
+        let friday = utc(2027, 10, 29, 7, 0);
+        assert_eq!(
+            series(weekdays, Berlin, friday, 2),
+            [friday, utc(2027, 11, 1, 8, 0)]
+        );
+        // Set on a Saturday: the first is Monday.
+        let saturday = utc(2027, 3, 20, 12, 0);
+        assert_eq!(
+            weekdays.next_after(New_York, saturday, saturday),
+            Some(utc(2027, 3, 22, 13, 0))
+        );
+    }
+
+    #[test]
     fn anchoring_leaves_fixed_spans_and_daily_times_alone() {
         let first = utc(2027, 3, 27, 1, 30);
-        for text in ["every 2h", "every 90m", "daily 09:00", "every 2d at 09:00"] {
+        for text in [
+            "every 2h",
+            "every 90m",
+            "daily 09:00",
+            "every 2d at 09:00",
+            "weekdays 09:00",
+            "monthly on day 2 at 18:00",
+        ] {
             assert_eq!(rule(text).anchored(Berlin, first), rule(text), "{text}");
         }
     }

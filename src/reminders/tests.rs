@@ -85,16 +85,23 @@ fn create_stores_a_dm_and_a_channel_post_with_deduplicated_assignees() {
 }
 
 #[test]
-fn a_repeat_by_days_is_stored_at_the_wall_time_of_its_first_occurrence() {
+fn a_repeat_by_days_or_months_is_stored_at_the_day_and_time_of_its_first_occurrence() {
     let (_dir, conn) = guild_db();
     // now() + 2h is 15:00 in Berlin (CET) on 2027-01-10.
-    let mut new = dm(ALICE, "stretch", Duration::hours(2));
-    new.recurrence = Some("every 2 days".parse().unwrap());
-    let stored = create_ok(&conn, &new);
-    assert_eq!(
-        stored.recurrence.map(|r| r.to_string()).as_deref(),
-        Some("every 2d at 15:00")
-    );
+    for (typed, stored) in [
+        ("every 2 days", "every 2d at 15:00"),
+        ("monthly", "monthly on day 10 at 15:00"),
+        ("monthly on the 31st", "monthly on day 31 at 15:00"),
+    ] {
+        let mut new = dm(ALICE, "stretch", Duration::hours(2));
+        new.recurrence = Some(typed.parse().unwrap());
+        let created = create_ok(&conn, &new);
+        assert_eq!(
+            created.recurrence.map(|r| r.to_string()).as_deref(),
+            Some(stored),
+            "{typed}"
+        );
+    }
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub async fn me(
     #[description = "What to remind you of"]
     #[max_length = 1000]
     what: String,
-    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
+    repeat: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
@@ -77,7 +78,8 @@ pub async fn channel(
     #[max_length = 1000]
     what: String,
     #[description = "Who to ping: @mentions of members and roles"] who: String,
-    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
+    repeat: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
