@@ -19,6 +19,9 @@
 //!   last day when it is shorter (the 31st falls on 30 April, 28 February), back on the 31st
 //!   the month after. A member types `monthly`, `monthly on the 15th` or `monthly at 9:00`;
 //!   [`Recurrence::anchored`] fills in the first occurrence's day and time.
+//! - `monthly on the 2nd tuesday at 09:00`, `monthly on the last friday at 09:00`: that
+//!   weekday of every month; members may type `every 2nd tuesday` or `last friday of the
+//!   month`. The first reminder is at the time asked for; the repeats follow the rule.
 //!
 //! Occurrences missed while the bot was down are not replayed: the next one is the first of the
 //! series after both the previous due time and `after` (usually now). The first occurrence of a
@@ -28,7 +31,9 @@
 
 use std::{fmt, str::FromStr};
 
-use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveTime, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
 
 use super::parse::{self, resolve_local, ParseError};
@@ -54,6 +59,13 @@ pub enum Recurrence {
     /// the first occurrence when not given.
     Monthly {
         day: Option<u32>,
+        at: Option<NaiveTime>,
+    },
+    /// Every month on its `nth` `weekday` (1 to 4, or -1 for the last) at `at` (filled in from
+    /// the first occurrence when not given).
+    MonthlyWeekday {
+        nth: i8,
+        weekday: Weekday,
         at: Option<NaiveTime>,
     },
 }
@@ -109,6 +121,11 @@ impl Recurrence {
                     at: at.or(Some(local.time())),
                 }
             }
+            Self::MonthlyWeekday { nth, weekday, at } => Self::MonthlyWeekday {
+                nth,
+                weekday,
+                at: at.or(Some(first.with_timezone(&zone).time())),
+            },
             other => other,
         }
     }
@@ -146,17 +163,13 @@ impl Recurrence {
                 }
             },
             Self::Monthly { day, at } => {
-                let from = prev.max(after);
-                let local = prev.with_timezone(&zone).naive_local();
-                let (day, time) = (day.unwrap_or(local.day()), at.unwrap_or(local.time()));
-                let mut month = NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?;
-                loop {
-                    let next = resolve_local(zone, on_or_last(month, day)?.and_time(time));
-                    if next > from {
-                        return Some(next);
-                    }
-                    month = month.checked_add_months(Months::new(1))?;
-                }
+                let day = day.unwrap_or(prev.with_timezone(&zone).day());
+                month_by_month(zone, prev, after, at, |month| on_or_last(month, day))
+            }
+            Self::MonthlyWeekday { nth, weekday, at } => {
+                month_by_month(zone, prev, after, at, |month| {
+                    nth_weekday(month, nth, weekday)
+                })
             }
             Self::Daily(time) | Self::Weekdays(time) => {
                 let weekdays_only = matches!(self, Self::Weekdays(_));
@@ -186,7 +199,7 @@ impl Recurrence {
                     }
             }
             Self::Daily(_) | Self::Weekdays(_) => 24 * 60,
-            Self::Monthly { .. } => 31 * 24 * 60,
+            Self::Monthly { .. } | Self::MonthlyWeekday { .. } => 31 * 24 * 60,
         }
     }
 }
@@ -202,10 +215,7 @@ impl fmt::Display for Recurrence {
                     Unit::Weeks => 'w',
                 };
                 write!(f, "every {count}{unit}")?;
-                match at {
-                    Some(time) => write!(f, " at {}", clock(*time)),
-                    None => Ok(()),
-                }
+                at_clock(f, *at)
             }
             Self::Daily(time) => write!(f, "daily {}", clock(*time)),
             Self::Weekdays(time) => write!(f, "weekdays {}", clock(*time)),
@@ -214,13 +224,92 @@ impl fmt::Display for Recurrence {
                 if let Some(day) = day {
                     write!(f, " on day {day}")?;
                 }
-                match at {
-                    Some(time) => write!(f, " at {}", clock(*time)),
-                    None => Ok(()),
-                }
+                at_clock(f, *at)
+            }
+            Self::MonthlyWeekday { nth, weekday, at } => {
+                let nth = match nth {
+                    1 => "1st",
+                    2 => "2nd",
+                    3 => "3rd",
+                    4 => "4th",
+                    _ => "last",
+                };
+                let day = WEEKDAYS[weekday.num_days_from_monday() as usize];
+                write!(f, "monthly on the {nth} {day}")?;
+                at_clock(f, *at)
             }
         }
     }
+}
+
+/// ` at 09:00`, when there is a time.
+fn at_clock(f: &mut fmt::Formatter<'_>, at: Option<NaiveTime>) -> fmt::Result {
+    match at {
+        Some(time) => write!(f, " at {}", clock(time)),
+        None => Ok(()),
+    }
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// The first occurrence after both `prev` and `after` on the day `pick` chooses in each month
+/// (from `prev`'s month on), at `at` or else `prev`'s wall time.
+fn month_by_month(
+    zone: Tz,
+    prev: DateTime<Utc>,
+    after: DateTime<Utc>,
+    at: Option<NaiveTime>,
+    pick: impl Fn(NaiveDate) -> Option<NaiveDate>,
+) -> Option<DateTime<Utc>> {
+    let from = prev.max(after);
+    let local = prev.with_timezone(&zone).naive_local();
+    let time = at.unwrap_or(local.time());
+    let mut month = NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?;
+    loop {
+        let next = resolve_local(zone, pick(month)?.and_time(time));
+        if next > from {
+            return Some(next);
+        }
+        month = month.checked_add_months(Months::new(1))?;
+    }
+}
+
+/// The `nth` (1 to 4, or -1: the last) `weekday` of the month starting `first`.
+fn nth_weekday(first: NaiveDate, nth: i8, weekday: Weekday) -> Option<NaiveDate> {
+    match u8::try_from(nth) {
+        Ok(n) => NaiveDate::from_weekday_of_month_opt(first.year(), first.month(), weekday, n),
+        Err(_) => {
+            let mut day = first.checked_add_months(Months::new(1))?.pred_opt()?;
+            while day.weekday() != weekday {
+                day = day.pred_opt()?;
+            }
+            Some(day)
+        }
+    }
+}
+
+/// `on the 2nd tuesday`, `on the last friday`: (nth, weekday).
+fn weekday_of_month(text: &str) -> Option<(i8, Weekday)> {
+    let text = text.strip_prefix("on")?.trim();
+    let text = text.strip_prefix("the ").unwrap_or(text);
+    let (nth, day) = text.split_once(' ')?;
+    let nth = match nth {
+        "1st" | "first" => 1,
+        "2nd" | "second" => 2,
+        "3rd" | "third" => 3,
+        "4th" | "fourth" => 4,
+        "last" => -1,
+        _ => return None,
+    };
+    Some((nth, day.trim().parse().ok()?))
 }
 
 /// Day `day` of the month starting `first`, or the month's last day when it has fewer.
@@ -280,6 +369,37 @@ impl FromStr for Recurrence {
             .or_else(|| text.strip_prefix("every day"))
             .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim())
             .filter(|rest| !rest.is_empty());
+        // "every 2nd tuesday", "last friday of the month": the monthly form.
+        let text = text
+            .replace(" of the month", "")
+            .replace(" of every month", "");
+        let ordinal = text
+            .strip_prefix("every ")
+            .unwrap_or(&text)
+            .split(' ')
+            .next()
+            .is_some_and(|word| {
+                matches!(
+                    word,
+                    "1st"
+                        | "2nd"
+                        | "3rd"
+                        | "4th"
+                        | "first"
+                        | "second"
+                        | "third"
+                        | "fourth"
+                        | "last"
+                )
+            });
+        let text = if ordinal {
+            format!(
+                "monthly on the {}",
+                text.strip_prefix("every ").unwrap_or(&text)
+            )
+        } else {
+            text
+        };
         let weekdays_at = text
             .strip_prefix("weekdays")
             .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim());
@@ -291,13 +411,15 @@ impl FromStr for Recurrence {
                     .split_once(" at ")
                     .map_or((rest, None), |(on, clock)| (on, Some(clock))),
             };
-            let day = if on.is_empty() {
-                None
-            } else {
-                Some(day_of_month(on).ok_or_else(unrecognised)?)
-            };
             let at = clock.map(time_of_day).transpose()?;
-            Self::Monthly { day, at }
+            if on.is_empty() {
+                Self::Monthly { day: None, at }
+            } else if let Some(day) = day_of_month(on) {
+                Self::Monthly { day: Some(day), at }
+            } else {
+                let (nth, weekday) = weekday_of_month(on).ok_or_else(unrecognised)?;
+                Self::MonthlyWeekday { nth, weekday, at }
+            }
         } else if let Some(clock) = weekdays_at {
             Self::Weekdays(time_of_day(clock)?)
         } else if let Some(clock) = daily_at {
@@ -382,6 +504,20 @@ mod tests {
             ("Monthly on the 2nd at 6pm", "monthly on day 2 at 18:00"),
             ("monthly at 9:00", "monthly at 09:00"),
             ("monthly on day 15 at 09:00", "monthly on day 15 at 09:00"),
+            ("every 2nd Tuesday", "monthly on the 2nd tuesday"),
+            (
+                "every second tue at 9:00",
+                "monthly on the 2nd tuesday at 09:00",
+            ),
+            ("last friday of the month", "monthly on the last friday"),
+            (
+                "Last Friday of the month at 17:00",
+                "monthly on the last friday at 17:00",
+            ),
+            (
+                "monthly on the 1st monday at 8am",
+                "monthly on the 1st monday at 08:00",
+            ),
         ];
         for (input, stored) in cases {
             let parsed = rule(input);
@@ -422,6 +558,14 @@ mod tests {
                 RecurrenceError::Unrecognised("monthly on the 32nd".into()),
             ),
             ("weekdays", RecurrenceError::Unrecognised("weekdays".into())),
+            (
+                "every 5th friday",
+                RecurrenceError::Unrecognised("every 5th friday".into()),
+            ),
+            (
+                "monthly on the last funday",
+                RecurrenceError::Unrecognised("monthly on the last funday".into()),
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(input.parse::<Recurrence>(), Err(expected), "{input}");
@@ -588,6 +732,45 @@ mod tests {
         assert_eq!(
             monthly.next_after(Berlin, first, utc(2027, 5, 1, 0, 0)),
             Some(utc(2027, 5, 31, 7, 0))
+        );
+    }
+
+    #[test]
+    fn the_2nd_tuesday_and_the_last_friday_of_each_month_in_new_york() {
+        use chrono_tz::America::New_York;
+        let dates = |rule: Recurrence, first| -> Vec<(u32, u32, u32)> {
+            series(rule, New_York, first, 5)
+                .iter()
+                .map(|t| {
+                    let local = t.with_timezone(&New_York);
+                    (local.month(), local.day(), local.hour())
+                })
+                .collect()
+        };
+        // Tuesday 2027-01-12 09:00 EST; the March one is after the change, still 09:00.
+        let second_tuesday = rule("every 2nd tuesday at 9:00");
+        assert_eq!(
+            dates(second_tuesday, utc(2027, 1, 12, 14, 0)),
+            [(1, 12, 9), (2, 9, 9), (3, 9, 9), (4, 13, 9), (5, 11, 9)]
+        );
+        // Friday 2027-01-29 17:00 EST; months of four and five Fridays alike.
+        let last_friday = rule("last friday of the month at 17:00");
+        assert_eq!(
+            dates(last_friday, utc(2027, 1, 29, 22, 0)),
+            [
+                (1, 29, 17),
+                (2, 26, 17),
+                (3, 26, 17),
+                (4, 30, 17),
+                (5, 28, 17)
+            ]
+        );
+        // Anchored at creation: the time of the first reminder.
+        assert_eq!(
+            rule("every 2nd tuesday")
+                .anchored(New_York, utc(2027, 1, 12, 14, 0))
+                .to_string(),
+            "monthly on the 2nd tuesday at 09:00"
         );
     }
 
