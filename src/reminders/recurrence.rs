@@ -19,6 +19,8 @@
 //!   last day when it is shorter (the 31st falls on 30 April, 28 February), back on the 31st
 //!   the month after. A member types `monthly`, `monthly on the 15th` or `monthly at 9:00`;
 //!   [`Recurrence::anchored`] fills in the first occurrence's day and time.
+//! - `yearly on 02-29 at 09:00`: that date every year (28 February when there is no 29th);
+//!   members type `yearly`, `every year` or `annually`, anchored like `monthly`.
 //! - `monthly on the 2nd tuesday at 09:00`, `monthly on the last friday at 09:00`: that
 //!   weekday of every month; members may type `every 2nd tuesday` or `last friday of the
 //!   month`. The first reminder is at the time asked for; the repeats follow the rule.
@@ -59,6 +61,12 @@ pub enum Recurrence {
     /// the first occurrence when not given.
     Monthly {
         day: Option<u32>,
+        at: Option<NaiveTime>,
+    },
+    /// Every year on (month, day) (the month's last day when shorter) at `at`; both filled in
+    /// from the first occurrence when not given.
+    Yearly {
+        date: Option<(u32, u32)>,
         at: Option<NaiveTime>,
     },
     /// Every month on its `nth` `weekday` (1 to 4, or -1 for the last) at `at` (filled in from
@@ -121,6 +129,13 @@ impl Recurrence {
                     at: at.or(Some(local.time())),
                 }
             }
+            Self::Yearly { date, at } => {
+                let local = first.with_timezone(&zone);
+                Self::Yearly {
+                    date: date.or(Some((local.month(), local.day()))),
+                    at: at.or(Some(local.time())),
+                }
+            }
             Self::MonthlyWeekday { nth, weekday, at } => Self::MonthlyWeekday {
                 nth,
                 weekday,
@@ -166,6 +181,15 @@ impl Recurrence {
                 let day = day.unwrap_or(prev.with_timezone(&zone).day());
                 month_by_month(zone, prev, after, at, |month| on_or_last(month, day))
             }
+            Self::Yearly { date, at } => {
+                let local = prev.with_timezone(&zone);
+                let (on_month, day) = date.unwrap_or((local.month(), local.day()));
+                month_by_month(zone, prev, after, at, |month| {
+                    (month.month() == on_month)
+                        .then(|| on_or_last(month, day))
+                        .flatten()
+                })
+            }
             Self::MonthlyWeekday { nth, weekday, at } => {
                 month_by_month(zone, prev, after, at, |month| {
                     nth_weekday(month, nth, weekday)
@@ -200,6 +224,7 @@ impl Recurrence {
             }
             Self::Daily(_) | Self::Weekdays(_) => 24 * 60,
             Self::Monthly { .. } | Self::MonthlyWeekday { .. } => 31 * 24 * 60,
+            Self::Yearly { .. } => 366 * 24 * 60,
         }
     }
 }
@@ -223,6 +248,13 @@ impl fmt::Display for Recurrence {
                 write!(f, "monthly")?;
                 if let Some(day) = day {
                     write!(f, " on day {day}")?;
+                }
+                at_clock(f, *at)
+            }
+            Self::Yearly { date, at } => {
+                write!(f, "yearly")?;
+                if let Some((month, day)) = date {
+                    write!(f, " on {month:02}-{day:02}")?;
                 }
                 at_clock(f, *at)
             }
@@ -261,7 +293,7 @@ const WEEKDAYS: [&str; 7] = [
 ];
 
 /// The first occurrence after both `prev` and `after` on the day `pick` chooses in each month
-/// (from `prev`'s month on), at `at` or else `prev`'s wall time.
+/// (from `prev`'s month on; `None`: none that month), at `at` or else `prev`'s wall time.
 fn month_by_month(
     zone: Tz,
     prev: DateTime<Utc>,
@@ -274,9 +306,11 @@ fn month_by_month(
     let time = at.unwrap_or(local.time());
     let mut month = NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?;
     loop {
-        let next = resolve_local(zone, pick(month)?.and_time(time));
-        if next > from {
-            return Some(next);
+        if let Some(day) = pick(month) {
+            let next = resolve_local(zone, day.and_time(time));
+            if next > from {
+                return Some(next);
+            }
         }
         month = month.checked_add_months(Months::new(1))?;
     }
@@ -293,6 +327,23 @@ fn nth_weekday(first: NaiveDate, nth: i8, weekday: Weekday) -> Option<NaiveDate>
             }
             Some(day)
         }
+    }
+}
+
+/// `on 02-29`: (month, day).
+fn month_and_day(text: &str) -> Option<(u32, u32)> {
+    let (month, day) = text.strip_prefix("on")?.trim().split_once('-')?;
+    let (month, day) = (month.parse().ok()?, day.parse().ok()?);
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some((month, day))
+}
+
+/// `on …` and the time after ` at `, either possibly absent: `on the 31st at 9:00`.
+fn on_and_clock(rest: &str) -> (&str, Option<&str>) {
+    match rest.strip_prefix("at ") {
+        Some(clock) => ("", Some(clock)),
+        None => rest
+            .split_once(" at ")
+            .map_or((rest, None), |(on, clock)| (on, Some(clock))),
     }
 }
 
@@ -403,14 +454,20 @@ impl FromStr for Recurrence {
         let weekdays_at = text
             .strip_prefix("weekdays")
             .map(|rest| rest.trim_start().strip_prefix("at").unwrap_or(rest).trim());
-        let rule = if let Some(rest) = text.strip_prefix("monthly") {
-            let rest = rest.trim();
-            let (on, clock) = match rest.strip_prefix("at ") {
-                Some(clock) => ("", Some(clock)),
-                None => rest
-                    .split_once(" at ")
-                    .map_or((rest, None), |(on, clock)| (on, Some(clock))),
+        let yearly = ["yearly", "every year", "annually"]
+            .iter()
+            .find_map(|word| text.strip_prefix(word));
+        let rule = if let Some(rest) = yearly {
+            let (on, clock) = on_and_clock(rest.trim());
+            let at = clock.map(time_of_day).transpose()?;
+            let date = if on.is_empty() {
+                None
+            } else {
+                Some(month_and_day(on).ok_or_else(unrecognised)?)
             };
+            Self::Yearly { date, at }
+        } else if let Some(rest) = text.strip_prefix("monthly") {
+            let (on, clock) = on_and_clock(rest.trim());
             let at = clock.map(time_of_day).transpose()?;
             if on.is_empty() {
                 Self::Monthly { day: None, at }
@@ -504,6 +561,10 @@ mod tests {
             ("Monthly on the 2nd at 6pm", "monthly on day 2 at 18:00"),
             ("monthly at 9:00", "monthly at 09:00"),
             ("monthly on day 15 at 09:00", "monthly on day 15 at 09:00"),
+            ("yearly", "yearly"),
+            ("every year", "yearly"),
+            ("annually at 9:00", "yearly at 09:00"),
+            ("yearly on 12-24 at 18:00", "yearly on 12-24 at 18:00"),
             ("every 2nd Tuesday", "monthly on the 2nd tuesday"),
             (
                 "every second tue at 9:00",
@@ -558,6 +619,10 @@ mod tests {
                 RecurrenceError::Unrecognised("monthly on the 32nd".into()),
             ),
             ("weekdays", RecurrenceError::Unrecognised("weekdays".into())),
+            (
+                "yearly on 13-01",
+                RecurrenceError::Unrecognised("yearly on 13-01".into()),
+            ),
             (
                 "every 5th friday",
                 RecurrenceError::Unrecognised("every 5th friday".into()),
@@ -771,6 +836,35 @@ mod tests {
                 .anchored(New_York, utc(2027, 1, 12, 14, 0))
                 .to_string(),
             "monthly on the 2nd tuesday at 09:00"
+        );
+    }
+
+    #[test]
+    fn yearly_on_the_29th_of_february_falls_on_the_28th_in_other_years() {
+        let first = utc(2028, 2, 29, 8, 0); // 09:00 CET
+        let yearly = rule("yearly").anchored(Berlin, first);
+        assert_eq!(yearly.to_string(), "yearly on 02-29 at 09:00");
+        let dates: Vec<(i32, u32, u32)> = series(yearly, Berlin, first, 5)
+            .iter()
+            .map(|t| (t.year(), t.month(), t.day()))
+            .collect();
+        assert_eq!(
+            dates,
+            [
+                (2028, 2, 29),
+                (2029, 2, 28),
+                (2030, 2, 28),
+                (2031, 2, 28),
+                (2032, 2, 29)
+            ]
+        );
+        // In summer time the same wall time is an hour earlier in UTC.
+        let summer = utc(2027, 7, 1, 7, 0); // 09:00 CEST
+        assert_eq!(
+            rule("yearly")
+                .anchored(Berlin, summer)
+                .next_after(Berlin, summer, summer),
+            Some(utc(2028, 7, 1, 7, 0))
         );
     }
 
