@@ -146,21 +146,23 @@ fn overdue_reminder(conn: &rusqlite::Connection) {
     reminders::create(conn, &new, 25, then).expect("reminder stored");
 }
 
+/// `/remind channel` by [`ALICE`] "in 1h", pinging [`BOB`], with `what` and `more` options;
+/// what she sees.
+async fn remind_bob_in_an_hour(bot: &TestBot, what: &str, more: &[Value]) -> Value {
+    let mut options = vec![
+        option("when", "in 1h"),
+        option("what", what),
+        option("who", format!("<@{BOB}>")),
+    ];
+    options.extend_from_slice(more);
+    bot.slash(ALICE, "remind channel", Value::Array(options))
+        .await
+}
+
 #[tokio::test]
 async fn a_repeating_reminder_confirms_with_its_next_three_times() {
     let bot = TestBot::start().await;
-    let confirmed = bot
-        .slash(
-            ALICE,
-            "remind channel",
-            json!([
-                option("when", "in 1h"),
-                option("what", "stretch"),
-                option("who", format!("<@{BOB}>")),
-                option("repeat", "every 2h")
-            ]),
-        )
-        .await;
+    let confirmed = remind_bob_in_an_hour(&bot, "stretch", &[option("repeat", "every 2h")]).await;
     let text = content(&confirmed);
     let (_, repeats) = text.split_once("Repeats `every 2h`: ").expect(text);
     let times: Vec<i64> = repeats
@@ -170,18 +172,41 @@ async fn a_repeating_reminder_confirms_with_its_next_three_times() {
         .collect();
     assert_eq!(times.len(), 3, "{text}");
     assert_eq!([times[1] - times[0], times[2] - times[1]], [7200, 7200]);
-    let once = bot
-        .slash(
-            ALICE,
-            "remind channel",
-            json!([
-                option("when", "in 1h"),
-                option("what", "once"),
-                option("who", format!("<@{BOB}>"))
-            ]),
-        )
-        .await;
+    let once = remind_bob_in_an_hour(&bot, "once", &[]).await;
     assert!(!content(&once).contains("Repeats"), "{once}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeat_ends_at_its_until_and_until_needs_a_repeat() {
+    let bot = TestBot::start().await;
+    let confirmed = remind_bob_in_an_hour(
+        &bot,
+        "stretch",
+        &[option("repeat", "every 2h"), option("until", "in 4h")],
+    )
+    .await;
+    let text = content(&confirmed);
+    assert_eq!(
+        text.matches("<t:").count(),
+        2 + 2,
+        "when (twice) and two repeats: {text}"
+    );
+    let stored = bot
+        .store
+        .with_guild(GUILD, |c| reminders::get(c, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let end = stored.recurrence_end.expect("an end");
+    assert_eq!((end - stored.due_at).num_minutes(), 180);
+    let refused = remind_bob_in_an_hour(&bot, "once", &[option("until", "in 4h")]).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert!(
+        content(&refused).contains("`until` ends a repeat"),
+        "{refused}"
+    );
     bot.shutdown().await;
 }
 

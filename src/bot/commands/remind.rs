@@ -33,10 +33,13 @@ pub async fn me(
     what: String,
     #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
     repeat: Option<String>,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
+        String,
+    >,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
-    let repeat = parse_repeat(repeat.as_deref())?;
+    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
     let cap = ctx.data().config.reminder_cap;
     let created = ctx
         .data()
@@ -45,7 +48,7 @@ pub async fn me(
             if !optins::dm_opted_in(c, user)? {
                 return Ok(None);
             }
-            let new = new_reminder(c, user, Target::Dm, &when, what, repeat)?;
+            let new = new_reminder(c, user, Target::Dm, &when, what, repeat, until)?;
             reminders::create(c, &new, cap, Utc::now()).map(Some)
         })
         .await?
@@ -80,11 +83,14 @@ pub async fn channel(
     #[description = "Who to ping: @mentions of members and roles"] who: String,
     #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
     repeat: Option<String>,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
+        String,
+    >,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
     let (users, roles) = parse_mentions(&who)?;
-    let repeat = parse_repeat(repeat.as_deref())?;
+    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
     let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
     check_bot_can_post(ctx, pings_unmentionable)?;
     // The targets as parsed, not as typed: the echo stays short however `who` was written.
@@ -103,7 +109,7 @@ pub async fn channel(
         .data()
         .store
         .with_guild(guild, move |c| {
-            let new = new_reminder(c, user, target, &when, what, repeat)?;
+            let new = new_reminder(c, user, target, &when, what, repeat, until)?;
             reminders::create(c, &new, cap, Utc::now())
         })
         .await?
@@ -281,9 +287,13 @@ fn new_reminder(
     when: &str,
     message: String,
     recurrence: Option<Recurrence>,
+    until: Option<String>,
 ) -> Result<NewReminder, ReminderError> {
     let time_zone = optins::time_zone(conn, creator)?;
     let due_at = reminders::parse_when(when, time_zone, Utc::now())?;
+    let recurrence_end = until
+        .map(|until| reminders::parse_when(&until, time_zone, Utc::now()))
+        .transpose()?;
     Ok(NewReminder {
         creator,
         target,
@@ -291,17 +301,24 @@ fn new_reminder(
         due_at,
         time_zone,
         recurrence,
-        recurrence_end: None,
+        recurrence_end,
     })
 }
 
-fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
-    repeat
+/// The repeat as typed; `until` (an end) is refused without one rather than ignored.
+fn parse_repeat(repeat: Option<&str>, until: bool) -> Result<Option<Recurrence>, Error> {
+    let rule = repeat
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(|r| r.parse::<Recurrence>())
         .transpose()
-        .map_err(|e| UserError(e.to_string()).into())
+        .map_err(|e| UserError(e.to_string()))?;
+    if until && rule.is_none() {
+        return Err(
+            UserError("`until` ends a repeat: add a repeat, or leave `until` out.".into()).into(),
+        );
+    }
+    Ok(rule)
 }
 
 /// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
