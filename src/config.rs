@@ -38,6 +38,9 @@ pub struct Config {
     pub reminder_cap: usize,
     /// How long ended reminders and past delivery records are kept (`retention.rs`).
     pub reminder_retention: Duration,
+    /// Occurrences in a row of a repeating reminder that could not be delivered (DMs closed,
+    /// a permission missing) before it ends.
+    pub reminder_failed_runs: u32,
     /// Total gateway shards, when this process runs only some of them.
     pub shard_count: Option<u64>,
 }
@@ -83,6 +86,7 @@ impl fmt::Debug for Config {
             .field("deletion_grace", &self.deletion_grace)
             .field("reminder_cap", &self.reminder_cap)
             .field("reminder_retention", &self.reminder_retention)
+            .field("reminder_failed_runs", &self.reminder_failed_runs)
             .field("shard_count", &self.shard_count)
             .finish()
     }
@@ -191,6 +195,14 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.reminder_cap = whole(raw, 1, 10_000)?;
         Ok(())
     }),
+    (
+        "reminder_failed_runs",
+        "GUILDKEEP_REMINDER_FAILED_RUNS",
+        |c, raw| {
+            c.reminder_failed_runs = whole(raw, 1, 1000)?;
+            Ok(())
+        },
+    ),
     ("shard_count", "GUILDKEEP_SHARD_COUNT", |c, raw| {
         c.shard_count = Some(whole(raw, 1, 1_000_000)?);
         Ok(())
@@ -308,6 +320,7 @@ impl Default for Config {
             deletion_grace: Duration::from_secs(14 * 24 * 3600),
             reminder_cap: 25,
             reminder_retention: Duration::from_secs(90 * 24 * 3600),
+            reminder_failed_runs: 3,
             shard_count: None,
         }
     }
@@ -452,6 +465,10 @@ mod tests {
         assert_eq!(c.store.idle_timeout, Duration::from_secs(600));
         assert_eq!(c.deletion_grace, Duration::from_secs(14 * 86400));
         assert_eq!(c.reminder_cap, 25);
+        assert_eq!(c.reminder_failed_runs, 3);
+        let c = Config::load(None, env(&[("GUILDKEEP_REMINDER_FAILED_RUNS", "5")])).unwrap();
+        assert_eq!(c.reminder_failed_runs, 5);
+        assert!(Config::load(None, env(&[("GUILDKEEP_REMINDER_FAILED_RUNS", "0")])).is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Sends reminders through Discord for the scheduler ([`Deliver`]): a DM to the member, or a
-//! post in a channel that pings exactly its target users and roles. Discord's answer decides
-//! whether the scheduler retries: 5xx, 429 and network failures are transient; any other
-//! refusal (403 missing access or DMs closed, 404 unknown channel) is permanent.
+//! post in a channel that pings exactly its target users and roles. Discord's answer becomes
+//! a [`DeliveryError`] by its JSON error code first, then its status: 10003 unknown channel and
+//! 10013 unknown user are permanent; 50001 missing access, 50013 missing permissions and 50007
+//! cannot DM are refusals a member or an admin can fix; 401 is the bot's token refused; 5xx,
+//! 429 and network failures are transient; any other refusal (e.g. 400, the message itself)
+//! will not change by retrying. The reasons are written for the member who set the reminder.
 //!
 //! Every post fits Discord's limits (2000 characters, 100 user and 100 role pings): imported
 //! reminders may hold longer messages or more targets, so the mentions are spread over as many
@@ -121,18 +124,31 @@ impl Deliver for DiscordDelivery {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
         Box::pin(async move { self.send(delivery).await.map_err(classify) })
     }
+
+    fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_> {
+        Box::pin(async move {
+            let sent = async {
+                let channel = serenity::UserId::new(user)
+                    .create_dm_channel(&self.http)
+                    .await?;
+                let message = serenity::CreateMessage::new()
+                    .content(shorten(&text, MAX_CONTENT))
+                    .allowed_mentions(serenity::CreateAllowedMentions::new());
+                channel.send_message(&self.http, message).await
+            };
+            sent.await.map(drop).map_err(classify)
+        })
+    }
 }
 
-/// Transient (worth retrying) or permanent, from Discord's answer.
+/// What Discord's answer means for the reminder.
 fn classify(error: serenity::Error) -> DeliveryError {
     use serenity::{Error, HttpError};
     match &error {
-        Error::Http(HttpError::UnsuccessfulRequest(response)) => classify_status(
+        Error::Http(HttpError::UnsuccessfulRequest(response)) => classify_answer(
             response.status_code.as_u16(),
-            format!(
-                "Discord answered {}: {}",
-                response.status_code, response.error.message
-            ),
+            response.error.code,
+            &response.error.message,
         ),
         Error::Http(HttpError::Request(_)) | Error::Io(_) => {
             DeliveryError::Transient(error.to_string())
@@ -141,19 +157,43 @@ fn classify(error: serenity::Error) -> DeliveryError {
     }
 }
 
-/// 5xx and 429 pass; any other refusal (403 missing access or DMs closed, 404 unknown
-/// channel, 400 bad request) will not change by retrying.
-fn classify_status(status: u16, text: String) -> DeliveryError {
-    if status >= 500 || status == 429 {
-        DeliveryError::Transient(text)
-    } else {
-        DeliveryError::Permanent(text)
+/// Discord's JSON error `code` decides (0 when the body was not Discord's JSON, as for a 401
+/// or a proxy's 502 page), then the HTTP `status`.
+fn classify_answer(status: u16, code: isize, message: &str) -> DeliveryError {
+    use DeliveryError::{Permanent, Refused, Transient, Unauthorized};
+    match (status, code) {
+        (401, _) => Unauthorized,
+        (_, 10003) => Permanent(
+            "the channel it was to be posted in no longer exists. Set it again in another \
+             channel."
+                .into(),
+        ),
+        (_, 10013) => Permanent("the member it was for no longer has a Discord account.".into()),
+        (_, 50007) => Refused(
+            "Discord would not let me DM you: your DMs are closed to me. Allow direct messages \
+             from this server's members (Privacy Settings), or set the reminder in a channel."
+                .into(),
+        ),
+        (_, 50001) => Refused(
+            "I can't see the channel it was to be posted in. Ask an admin to give me View \
+             Channel and Send Messages there."
+                .into(),
+        ),
+        (_, 50013) => Refused(
+            "I'm missing a permission to post in its channel. Ask an admin to give me Send \
+             Messages there (and Mention All Roles, if it pings roles)."
+                .into(),
+        ),
+        (429 | 500.., _) => Transient(format!("Discord answered {status}: {message}")),
+        _ => Permanent(format!(
+            "Discord refused it ({status}, code {code}: {message})."
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{channel_posts, classify_status, DeliveryError, Post, MAX_CONTENT, MAX_PINGS};
+    use super::{channel_posts, classify_answer, DeliveryError, Post, MAX_CONTENT, MAX_PINGS};
 
     #[test]
     fn a_small_reminder_is_one_post_pinging_its_targets() {
@@ -184,23 +224,45 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_and_rate_limits_are_retried_refusals_are_not() {
-        for status in [500, 502, 503, 429] {
-            assert!(
-                matches!(
-                    classify_status(status, String::new()),
-                    DeliveryError::Transient(_)
-                ),
-                "{status}"
-            );
+    fn discord_error_codes_decide_before_statuses() {
+        use DeliveryError::{Permanent, Refused, Transient, Unauthorized};
+        let kind = |status, code| match classify_answer(status, code, "") {
+            Transient(_) => "transient",
+            Refused(_) => "refused",
+            Permanent(_) => "permanent",
+            Unauthorized => "unauthorized",
+        };
+        let table = [
+            (404, 10003, "permanent"),
+            (404, 10013, "permanent"),
+            (403, 50007, "refused"),
+            (403, 50001, "refused"),
+            (403, 50013, "refused"),
+            (401, 0, "unauthorized"),
+            (429, 0, "transient"),
+            (500, 0, "transient"),
+            (502, 0, "transient"),
+            (503, 0, "transient"),
+            (400, 50035, "permanent"),
+            (404, 10008, "permanent"),
+        ];
+        for (status, code, expected) in table {
+            assert_eq!(kind(status, code), expected, "{status} / {code}");
         }
-        for status in [400, 403, 404] {
+    }
+
+    #[test]
+    fn refusals_say_in_plain_words_what_to_do() {
+        for (code, hint) in [
+            (50007, "Allow direct messages"),
+            (50013, "Send Messages"),
+            (50001, "View Channel"),
+        ] {
+            let reason = classify_answer(403, code, "Missing Permissions").to_string();
+            assert!(reason.contains(hint), "{code}: {reason}");
             assert!(
-                matches!(
-                    classify_status(status, String::new()),
-                    DeliveryError::Permanent(_)
-                ),
-                "{status}"
+                !reason.contains("403"),
+                "no status codes for members: {reason}"
             );
         }
     }

@@ -41,7 +41,7 @@ pub use types::{Context, Data, Error};
 use crate::{
     config::Config,
     control::ControlServer,
-    reminders::{Clock, Scheduler, SchedulerConfig, SystemClock},
+    reminders::{Clock, DeliveryPolicy, Scheduler, SchedulerConfig, SystemClock},
     store::{GuildDatabaseManager, PendingDeletions},
 };
 
@@ -214,8 +214,14 @@ impl Bot {
         let _ = self.started.set(running.data.clone());
         let shards = self.client.shard_manager.clone();
         let gate = self.gate.clone();
+        let token_refused = running.data.scheduler.token_refused();
         let on_shutdown = tokio::spawn(async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = token_refused => {
+                    tracing::error!("stopping the bot: Discord refused its token");
+                }
+            }
             tracing::info!("shutting down: no new interactions");
             gate.close();
             if !gate.drained(DRAIN_LIMIT).await {
@@ -250,6 +256,9 @@ impl Bot {
         }
         self.base.store.shutdown().await;
         tracing::info!("stopped");
+        if running.data.scheduler.has_refused_token() {
+            bail!("Discord refused the bot's token (401 Unauthorized): set DISCORD_TOKEN to the token from the developer portal's Bot page");
+        }
         result.context("Discord gateway")
     }
 }
@@ -260,14 +269,18 @@ impl Bot {
 /// is unreachable.
 async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
     let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
-    let scheduler = Scheduler::start(
-        base.store.clone(),
-        deliver,
-        base.clock.clone(),
-        SchedulerConfig::default(),
-    )
-    .await
-    .context("starting the reminder scheduler")?;
+    let config = SchedulerConfig {
+        policy: DeliveryPolicy {
+            max_failed_occurrences: base.config.reminder_failed_runs,
+            ..DeliveryPolicy::default()
+        },
+        // In their grace period after the bot was removed: a rejoin resumes them.
+        paused: base.pending.all().into_keys().collect(),
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Scheduler::start(base.store.clone(), deliver, base.clock.clone(), config)
+        .await
+        .context("starting the reminder scheduler")?;
     let data = Data {
         config: base.config,
         store: base.store,
@@ -339,6 +352,7 @@ fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framewor
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
         pre_command: |ctx| Box::pin(reply::defer(ctx)),
+        post_command: |ctx| Box::pin(commands::tell_notices(ctx)),
         event_handler: |framework, event| {
             Box::pin(events::handle(
                 framework.serenity_context,

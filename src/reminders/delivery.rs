@@ -16,9 +16,15 @@
 //!    row becomes `delivered`; a one-off reminder becomes `sent`, a recurring one moves to its
 //!    next occurrence (or becomes `sent` past its end). Transient failure: the row stays
 //!    `claimed` with the time of the next attempt in `retry_at`, after a backoff, until
-//!    [`DeliveryPolicy::max_attempts`]; then the row is `failed` and so is a one-off reminder,
-//!    while a recurring one gives up on this occurrence only and moves on. Permanent failure:
-//!    row and reminder `failed` at once, the reason in `last_error`.
+//!    [`DeliveryPolicy::max_attempts`]. Refused for now (DMs closed, access or a permission
+//!    missing: things members and admins fix): a one-off is tried again hours later, up to
+//!    [`DeliveryPolicy::refused_attempts`]; a recurring one skips this occurrence at once.
+//!    A due time given up on makes its row `failed`, and a one-off reminder too, while a
+//!    recurring one moves on, until [`DeliveryPolicy::max_failed_occurrences`] occurrences
+//!    in a row have failed, which ends it. Permanent failure (the channel or the member is
+//!    gone): row and reminder `failed` at once. Every end by failure leaves its reason in
+//!    `last_error`. The bot's token refused: nothing is recorded, the claim stays for the
+//!    next run.
 //!
 //! Both return when the reminder next needs looking at, which is all the scheduler indexes.
 //! Not here: timing and sending (`scheduler.rs`).
@@ -65,15 +71,35 @@ pub enum DeliveryTarget {
     },
 }
 
-/// How a send failed, as the deliverer judges it.
+/// How a send failed, as the deliverer judges it. The texts of `Refused` and `Permanent` are
+/// shown to members (`/remind list`, the notice of an end): plain words and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth retrying: rate limits, timeouts, Discord outages.
+    /// Worth retrying soon: rate limits, timeouts, Discord outages.
     #[error("transient: {0}")]
     Transient(String),
-    /// Will never work: unknown channel, DMs closed, missing permissions.
+    /// Refused until a member or an admin changes something (DMs closed, the bot's access or
+    /// a permission missing): not worth retrying within minutes, but within hours.
+    #[error("{0}")]
+    Refused(String),
+    /// Will never work: the channel or the member is gone, or the message itself was refused.
     #[error("{0}")]
     Permanent(String),
+    /// Discord refused the bot's own token: no reminder's fault, so nothing is recorded.
+    #[error("Discord refused the bot's token")]
+    Unauthorized,
+}
+
+impl DeliveryError {
+    /// The reason alone, as stored in `last_error`.
+    fn reason(&self) -> String {
+        match self {
+            Self::Transient(reason) | Self::Refused(reason) | Self::Permanent(reason) => {
+                reason.clone()
+            }
+            Self::Unauthorized => self.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +110,15 @@ pub struct DeliveryPolicy {
     pub first_backoff: Duration,
     pub max_backoff: Duration,
     pub late_after: Duration,
+    /// Attempts at one due time of a one-off reminder, the first included, while Discord
+    /// refuses it for a reason that may pass ([`DeliveryError::Refused`]).
+    pub refused_attempts: u32,
+    /// Wait after the first such refusal; doubled after each further one. Discord counts
+    /// refusals against the bot (10,000 in 10 minutes ban its address), so never minutes.
+    pub refused_backoff: Duration,
+    /// Occurrences in a row of a recurring reminder that could not be delivered, after which
+    /// the series ends (at least 1).
+    pub max_failed_occurrences: u32,
 }
 
 impl Default for DeliveryPolicy {
@@ -93,16 +128,33 @@ impl Default for DeliveryPolicy {
             first_backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(15 * 60),
             late_after: Duration::from_secs(60),
+            refused_attempts: 4,
+            refused_backoff: Duration::from_secs(3600),
+            max_failed_occurrences: 3,
         }
     }
 }
 
 impl DeliveryPolicy {
-    fn backoff(&self, failed_attempts: u32) -> Duration {
+    /// How long to wait before the next attempt at a due time after `failed_attempts` that
+    /// failed with `error`; `None`: give up on this due time now.
+    fn retry_wait(
+        &self,
+        error: &DeliveryError,
+        failed_attempts: u32,
+        recurring: bool,
+    ) -> Option<Duration> {
+        let (first, max) = match error {
+            DeliveryError::Transient(_) if failed_attempts < self.max_attempts => {
+                (self.first_backoff, self.max_backoff)
+            }
+            DeliveryError::Refused(_) if !recurring && failed_attempts < self.refused_attempts => {
+                (self.refused_backoff, Duration::MAX)
+            }
+            _ => return None,
+        };
         let doublings = failed_attempts.saturating_sub(1).min(16);
-        self.first_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.max_backoff)
+        Some(first.saturating_mul(1 << doublings).min(max))
     }
 }
 
@@ -152,7 +204,7 @@ pub fn claim(
         // Recorded before, yet the reminder still waits at this due time: only an edit behind
         // our back does that. Never send twice; move the reminder on as after a delivery.
         Some((status, ..)) if status != "claimed" => {
-            let next = conclude(&tx, &reminder, Outcome::Delivered, now)?;
+            let next = conclude(&tx, &reminder, Outcome::Delivered, now, policy)?;
             tx.commit()?;
             return Ok(Claim::Settled { next });
         }
@@ -221,7 +273,8 @@ pub fn release(conn: &Connection, id: u64, due_at: DateTime<Utc>) -> Result<(), 
 }
 
 /// Records how the send of `(id, due_at)` went; returns when to look at the reminder again
-/// (the retry time after a transient failure).
+/// (the retry time after a transient failure). A refused token records nothing: the claim
+/// stays, to be taken again by the next run.
 pub fn finish(
     conn: &Connection,
     id: u64,
@@ -230,6 +283,9 @@ pub fn finish(
     now: DateTime<Utc>,
     policy: &DeliveryPolicy,
 ) -> Result<Option<DateTime<Utc>>, ReminderError> {
+    if outcome == Err(DeliveryError::Unauthorized) {
+        return Ok(Some(due_at));
+    }
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let Some(reminder) = load(&tx, sql_id(id)?)? else {
         return Ok(None);
@@ -293,44 +349,54 @@ fn record(
         // Already recorded: finishing twice must not move the reminder on twice.
         return Ok((reminder.status == Status::Active).then_some(reminder.due_at));
     };
-    tx.execute(
-        "UPDATE reminders SET attempts = ?2 WHERE id = ?1",
-        rusqlite::params![sql_id(reminder.id)?, attempts],
-    )?;
+    if matches!(outcome, Err(DeliveryError::Refused(_))) && reminder.last_error.is_none() {
+        // The first refusal in a row: the creator can fix it before the next time.
+        tx.execute(
+            "UPDATE reminders SET notice = 1 WHERE id = ?1",
+            [sql_id(reminder.id)?],
+        )?;
+    }
+    let retry = match &outcome {
+        Err(error) if reminder.status == Status::Active => policy
+            .retry_wait(error, attempts, reminder.recurrence.is_some())
+            .map(|wait| {
+                let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                (error.reason(), now.checked_add_signed(wait).unwrap_or(now))
+            }),
+        _ => None,
+    };
+    if let Some((reason, retry)) = retry {
+        tx.execute(
+            "UPDATE reminder_deliveries SET attempts = ?3, error = ?4, retry_at = ?5
+             WHERE reminder_id = ?1 AND due_at = ?2",
+            rusqlite::params![
+                sql_id(reminder.id)?,
+                reminder.due_at.timestamp(),
+                attempts,
+                reason,
+                retry.timestamp()
+            ],
+        )?;
+        tx.execute(
+            "UPDATE reminders SET attempts = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            rusqlite::params![sql_id(reminder.id)?, attempts, reason, now.timestamp()],
+        )?;
+        return Ok(Some(retry));
+    }
     let (row_status, error, outcome) = match outcome {
         Ok(()) => ("delivered", None, Outcome::Delivered),
-        Err(DeliveryError::Transient(reason))
-            if attempts < policy.max_attempts && reminder.status == Status::Active =>
-        {
-            let wait = chrono::Duration::from_std(policy.backoff(attempts))
-                .unwrap_or(chrono::Duration::MAX);
-            let retry = now.checked_add_signed(wait).unwrap_or(now);
-            tx.execute(
-                "UPDATE reminder_deliveries SET attempts = ?3, error = ?4, retry_at = ?5
-                 WHERE reminder_id = ?1 AND due_at = ?2",
-                rusqlite::params![
-                    sql_id(reminder.id)?,
-                    reminder.due_at.timestamp(),
-                    attempts,
-                    reason,
-                    retry.timestamp()
-                ],
-            )?;
-            tx.execute(
-                "UPDATE reminders SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                rusqlite::params![sql_id(reminder.id)?, reason, now.timestamp()],
-            )?;
-            return Ok(Some(retry));
-        }
-        Err(DeliveryError::Transient(reason)) => {
-            let reason = format!("gave up after {attempts} attempts: {reason}");
+        // Refused here means given up on (see `retry_wait`), as a transient failure can be.
+        Err(DeliveryError::Transient(reason) | DeliveryError::Refused(reason)) => {
+            let reason = if attempts > 1 {
+                format!("{reason} (tried {attempts} times)")
+            } else {
+                reason
+            };
+            let permanent = false;
             (
                 "failed",
                 Some(reason.clone()),
-                Outcome::GaveUp {
-                    reason,
-                    permanent: false,
-                },
+                Outcome::GaveUp { reason, permanent },
             )
         }
         Err(DeliveryError::Permanent(reason)) => (
@@ -341,7 +407,12 @@ fn record(
                 permanent: true,
             },
         ),
+        Err(DeliveryError::Unauthorized) => return Ok(Some(reminder.due_at)),
     };
+    tx.execute(
+        "UPDATE reminders SET attempts = ?2 WHERE id = ?1",
+        rusqlite::params![sql_id(reminder.id)?, attempts],
+    )?;
     tx.execute(
         "UPDATE reminder_deliveries
          SET status = ?3, finished_at = ?4, error = ?5, attempts = ?6, retry_at = NULL
@@ -355,7 +426,7 @@ fn record(
             attempts
         ],
     )?;
-    conclude(tx, reminder, outcome, now)
+    conclude(tx, reminder, outcome, now, policy)
 }
 
 /// Moves `reminder` past its current due time: to the next occurrence, or to its final status.
@@ -364,23 +435,31 @@ fn conclude(
     reminder: &Reminder,
     outcome: Outcome,
     now: DateTime<Utc>,
+    policy: &DeliveryPolicy,
 ) -> Result<Option<DateTime<Utc>>, ReminderError> {
     if reminder.status != Status::Active {
         // Cancelled while it was being sent: the delivery is recorded, the cancel stands.
         return Ok(None);
     }
-    let (reason, permanent) = match outcome {
+    let (mut reason, permanent) = match outcome {
         Outcome::Delivered => (None, false),
         Outcome::GaveUp { reason, permanent } => (Some(reason), permanent),
     };
-    let next = if permanent {
+    let mut next = if permanent {
         None
     } else {
-        reminder
-            .recurrence
-            .and_then(|rule| rule.next_after(reminder.time_zone, reminder.due_at, now))
-            .filter(|next| reminder.recurrence_end.is_none_or(|end| *next <= end))
+        reminder.next_occurrence(now)
     };
+    if let (Some(why), Some(_)) = (&reason, next) {
+        let failed = failed_in_a_row(tx, reminder.id, policy.max_failed_occurrences)?;
+        if failed >= policy.max_failed_occurrences.max(1) {
+            reason = Some(format!(
+                "{why}. The last {failed} times in a row could not be delivered, so the \
+                 repeat has stopped"
+            ));
+            next = None;
+        }
+    }
     let id = sql_id(reminder.id)?;
     match next {
         Some(next) => tx.execute(
@@ -388,15 +467,40 @@ fn conclude(
              WHERE id = ?1",
             rusqlite::params![id, next.timestamp(), reason, now.timestamp()],
         )?,
+        // An end by failure is always told to the creator.
         None => tx.execute(
-            "UPDATE reminders SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            "UPDATE reminders SET status = ?2, last_error = ?3, updated_at = ?4,
+                                  notice = notice OR ?5
+             WHERE id = ?1",
             rusqlite::params![
                 id,
                 if reason.is_some() { "failed" } else { "sent" },
                 reason,
-                now.timestamp()
+                now.timestamp(),
+                reason.is_some()
             ],
         )?,
     };
     Ok(next)
+}
+
+/// How many of the latest (at most `limit`) recorded occurrences of reminder `id` failed, in
+/// a row from the latest back.
+fn failed_in_a_row(tx: &Transaction<'_>, id: u64, limit: u32) -> Result<u32, ReminderError> {
+    let mut stmt = tx.prepare(
+        "SELECT status FROM reminder_deliveries
+         WHERE reminder_id = ?1 AND status != 'claimed'
+         ORDER BY due_at DESC LIMIT ?2",
+    )?;
+    let statuses = stmt.query_map(rusqlite::params![sql_id(id)?, limit.max(1)], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut failed = 0;
+    for status in statuses {
+        if status? != "failed" {
+            break;
+        }
+        failed += 1;
+    }
+    Ok(failed)
 }

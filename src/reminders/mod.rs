@@ -6,11 +6,13 @@
 //! - `parse.rs`: "in 2h", "tomorrow 9:00", … in the member's zone, into a UTC instant.
 //! - `recurrence.rs`: repeating rules, their stored text and the next occurrence.
 //! - `delivery.rs`: the SQL bookkeeping around one send (claim before, finish after).
+//! - `notice.rs`: telling a reminder's creator that it stopped or missed a time, once.
 //! - `scheduler.rs`: the one process-wide task that sends reminders when they are due.
 //!
 //! Not here: anything Discord, and whether the caller is a moderator (a plain `bool`).
 
 pub mod delivery;
+pub mod notice;
 pub mod parse;
 pub mod recurrence;
 pub mod scheduler;
@@ -142,6 +144,33 @@ pub struct Reminder {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Reminder {
+    /// Its first occurrence after both its due time and `now`, within its end; `None` for a
+    /// one-off or a series that is over.
+    fn next_occurrence(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.following(self.due_at, now)
+    }
+
+    /// Its due times from the current one on, at most `n`, within its end: what a member is
+    /// shown when they set it (one time for a one-off).
+    pub fn upcoming(&self, n: usize) -> Vec<DateTime<Utc>> {
+        let mut times = Vec::with_capacity(n);
+        let mut due = Some(self.due_at);
+        while let Some(at) = due.filter(|_| times.len() < n) {
+            times.push(at);
+            due = self.following(at, at);
+        }
+        times
+    }
+
+    /// The occurrence after `prev` that is also after `after`, within its end.
+    fn following(&self, prev: DateTime<Utc>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.recurrence
+            .and_then(|rule| rule.next_after(self.time_zone, prev, after))
+            .filter(|next| self.recurrence_end.is_none_or(|end| *next <= end))
+    }
+}
+
 /// One autocomplete choice: the reminder's id and a short label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
@@ -211,7 +240,8 @@ pub fn create(
             message,
             new.due_at.timestamp(),
             new.time_zone.name(),
-            new.recurrence.map(|r| r.to_string()),
+            new.recurrence
+                .map(|r| r.anchored(new.time_zone, new.due_at).to_string()),
             end.map(|e| e.timestamp()),
             now.timestamp(),
         ],
@@ -239,15 +269,45 @@ pub fn list(
     viewer: u64,
     is_moderator: bool,
 ) -> Result<Vec<Reminder>, ReminderError> {
+    list_some(conn, viewer, is_moderator, Show::Active)
+}
+
+/// Which reminders [`list_some`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Still to come.
+    Active,
+    /// Ended because they could not be delivered; each says why in `last_error`.
+    Failed,
+    /// Active and failed ones: what is set, and what stopped without being asked to.
+    All,
+}
+
+/// The viewer's reminders (everyone's for a moderator) that `show` asks for: active ones by
+/// due time, then failed ones, the latest to fail first.
+pub fn list_some(
+    conn: &Connection,
+    viewer: u64,
+    is_moderator: bool,
+    show: Show,
+) -> Result<Vec<Reminder>, ReminderError> {
+    let (active, failed) = match show {
+        Show::Active => (true, false),
+        Show::Failed => (false, true),
+        Show::All => (true, true),
+    };
     let mut stmt = conn.prepare(
         "SELECT id FROM reminders
-         WHERE status = 'active' AND (?2 OR created_by = ?1)
-         ORDER BY due_at, id",
+         WHERE ((?3 AND status = 'active') OR (?4 AND status = 'failed'))
+           AND (?2 OR created_by = ?1)
+         ORDER BY status != 'active', CASE status WHEN 'active' THEN due_at ELSE -updated_at END,
+                  id",
     )?;
     let ids = stmt
-        .query_map(rusqlite::params![sql_id(viewer)?, is_moderator], |r| {
-            r.get::<_, i64>(0)
-        })?
+        .query_map(
+            rusqlite::params![sql_id(viewer)?, is_moderator, active, failed],
+            |r| r.get::<_, i64>(0),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     ids.into_iter()
         .filter_map(|id| load(conn, id).transpose())
@@ -313,6 +373,38 @@ pub fn choices(
             Choice { id: r.id, label }
         })
         .collect())
+}
+
+/// After a pause (the bot was out of the guild): each active repeating reminder whose due time
+/// passed meanwhile moves on to its first occurrence after `now` (or is `sent`, past its end),
+/// so that no missed occurrence is sent late. One-off reminders are left due: they go out
+/// once, marked late. Returns how many moved on.
+pub fn skip_missed(conn: &Connection, now: DateTime<Utc>) -> Result<usize, ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let ids = tx
+        .prepare(
+            "SELECT id FROM reminders
+             WHERE status = 'active' AND recurrence IS NOT NULL AND due_at < ?1",
+        )?
+        .query_map([now.timestamp()], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for &id in &ids {
+        let Some(reminder) = load(&tx, id)? else {
+            continue;
+        };
+        match reminder.next_occurrence(now) {
+            Some(next) => tx.execute(
+                "UPDATE reminders SET due_at = ?2, attempts = 0, updated_at = ?3 WHERE id = ?1",
+                rusqlite::params![id, next.timestamp(), now.timestamp()],
+            )?,
+            None => tx.execute(
+                "UPDATE reminders SET status = 'sent', updated_at = ?2 WHERE id = ?1",
+                rusqlite::params![id, now.timestamp()],
+            )?,
+        };
+    }
+    tx.commit()?;
+    Ok(ids.len())
 }
 
 /// Every active reminder's id and when it next needs looking at (its due time, or the later

@@ -11,6 +11,13 @@
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
 //! the bot was down are simply due at start-up, and go out marked late.
 //!
+//! A guild the bot was removed from is paused for its grace period ([`Scheduler::pause_guild`],
+//! or [`SchedulerConfig::paused`] from start-up): nothing of it is sent, nothing fails.
+//! [`Scheduler::resume_guild`] on a rejoin moves its repeating reminders past the occurrences
+//! missed meanwhile and schedules the rest again; a one-off missed meanwhile goes out late.
+//! When Discord refuses the bot's token the task stops at once, records nothing for the send
+//! refused, and says so through [`Scheduler::token_refused`]: the bot then stops too.
+//!
 //! The index is a cache: every send starts with [`delivery::claim`], which reads the reminder
 //! from the database and settles a stale entry (cancelled, moved) without sending. A reminder
 //! is claimed up to [`SchedulerConfig::claim_ahead`] before it is due and then waits for its
@@ -26,7 +33,7 @@
 //! Not here: the bookkeeping SQL (`delivery.rs`) and Discord (the bot implements [`Deliver`]).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
@@ -43,7 +50,7 @@ use tokio::{
 use super::{
     active_due_times,
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
-    NextLook, ReminderError,
+    notice, NextLook, ReminderError,
 };
 use crate::store::{GuildDatabaseManager, StoreError};
 
@@ -96,6 +103,9 @@ pub type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryErr
 /// been checked already; a channel post must mention exactly the given users and roles.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_>;
+
+    /// DMs `user` (who opted in) a notice about one of their reminders, pinging nobody.
+    fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_>;
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +128,8 @@ pub struct SchedulerConfig {
     /// claimed and goes again after the restart.
     pub shutdown_limit: Duration,
     pub policy: DeliveryPolicy,
+    /// Guilds paused from the start: those in their grace period after the bot was removed.
+    pub paused: HashSet<u64>,
 }
 
 impl Default for SchedulerConfig {
@@ -129,6 +141,7 @@ impl Default for SchedulerConfig {
             store_retry: Duration::from_secs(60),
             shutdown_limit: Duration::from_secs(20),
             policy: DeliveryPolicy::default(),
+            paused: HashSet::new(),
         }
     }
 }
@@ -152,7 +165,6 @@ const MAX_IN_FLIGHT: usize = 100_000;
 /// lets them finish for a bounded time, and leaves those not started claimed.
 pub struct Scheduler {
     worker: Arc<Worker>,
-    stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -164,10 +176,16 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let index = build_index(&store, &config).await?;
+        let mut index = Index {
+            paused: config.paused.clone(),
+            ..Index::default()
+        };
+        build_index(&mut index, &store, &config).await?;
         tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
+            stop,
+            token_refused: watch::channel(false).0,
             shared: Shared {
                 index: Mutex::new(index),
                 wake: Notify::new(),
@@ -183,7 +201,6 @@ impl Scheduler {
         let task = tokio::spawn(worker.clone().run(stopped));
         Ok(Self {
             worker,
-            stop,
             task: Mutex::new(Some(task)),
         })
     }
@@ -204,6 +221,44 @@ impl Scheduler {
     /// is sent after this, not even a send already claimed or waiting for a send slot.
     pub fn forget_guild(&self, guild: u64) {
         self.worker.shared.lock().forget_guild(guild);
+    }
+
+    /// The bot was removed from `guild`: nothing of it is sent (sends claimed or waiting for a
+    /// slot are called off) until [`Scheduler::resume_guild`]; its data is left as it is.
+    pub fn pause_guild(&self, guild: u64) {
+        self.worker.shared.lock().pause_guild(guild);
+    }
+
+    /// The bot is back in paused `guild`: its repeating reminders skip the occurrences missed
+    /// meanwhile, and its reminders are scheduled again as start-up does (a one-off missed
+    /// meanwhile is due at once, and goes out marked late).
+    pub async fn resume_guild(&self, guild: u64) -> Result<(), StoreError> {
+        self.worker.shared.lock().paused.remove(&guild);
+        let now = self.worker.clock.now();
+        let skipped = self
+            .worker
+            .on_guild(guild, move |c| super::skip_missed(c, now))
+            .await?;
+        if let Err(e) = skipped {
+            tracing::error!(guild, error = %e, "missed repeats not skipped on resume");
+        }
+        self.reload_guild(guild).await
+    }
+
+    /// Completes once Discord has refused the bot's token (never otherwise); the scheduler has
+    /// stopped sending by then.
+    pub fn token_refused(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut refused = self.worker.token_refused.subscribe();
+        async move {
+            if refused.wait_for(|refused| *refused).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Whether Discord has refused the bot's token (see [`Scheduler::token_refused`]).
+    pub fn has_refused_token(&self) -> bool {
+        *self.worker.token_refused.borrow()
     }
 
     /// A member of `guild` changed what may be sent to or about them (an opt-out, an erasure):
@@ -232,7 +287,7 @@ impl Scheduler {
     /// for at most [`SchedulerConfig::shutdown_limit`]. Sends not started (waiting for their
     /// time or for a send slot) stay claimed, and go after the restart.
     pub async fn shutdown(&self) {
-        self.stop.send_replace(true);
+        self.worker.stop.send_replace(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(mut task) = task else { return };
         let limit = self.worker.config.shutdown_limit;
@@ -265,10 +320,10 @@ impl Drop for Scheduler {
 }
 
 async fn build_index(
+    index: &mut Index,
     store: &GuildDatabaseManager,
     config: &SchedulerConfig,
-) -> Result<Index, StoreError> {
-    let mut index = Index::default();
+) -> Result<(), StoreError> {
     let mut guilds = store.guilds_on_disk().await?.into_iter();
     let mut reads = JoinSet::new();
     loop {
@@ -278,7 +333,7 @@ async fn build_index(
             reads.spawn(async move { (guild, read_guild(&store, guild).await) });
         }
         let Some(read) = reads.join_next().await else {
-            return Ok(index);
+            return Ok(());
         };
         match read {
             Ok((guild, Ok(found))) => {
@@ -359,9 +414,11 @@ struct Index {
     /// Guilds to be read again: those whose reminders could not be read (busy, at capacity,
     /// out of file descriptors), and those being reloaded, in case that read never ends.
     unread: HashMap<u64, Unread>,
-    /// How often each guild was forgotten: a read begun before `forget_guild` must not put the
+    /// How often each guild was forgotten or paused: a read begun before must not put the
     /// guild's reminders back.
     forgets: HashMap<u64, u64>,
+    /// Guilds whose reminders wait (the bot was removed from them): kept out of the queue.
+    paused: HashSet<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -383,6 +440,9 @@ enum Meanwhile {
 impl Index {
     /// Returns whether the entry is now the earliest.
     fn upsert(&mut self, guild: u64, id: u64, due: DateTime<Utc>) -> bool {
+        if self.paused.contains(&guild) {
+            return false;
+        }
         if let Some(meanwhile) = self.in_flight.get_mut(&(guild, id)) {
             *meanwhile = Meanwhile::Upserted(due);
             return false;
@@ -406,7 +466,13 @@ impl Index {
             *meanwhile = Meanwhile::Removed;
         }
         self.unread.remove(&guild);
+        self.paused.remove(&guild);
         *self.forgets.entry(guild).or_default() += 1;
+    }
+
+    fn pause_guild(&mut self, guild: u64) {
+        self.forget_guild(guild);
+        self.paused.insert(guild);
     }
 
     /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at
@@ -520,6 +586,10 @@ impl Index {
 }
 
 struct Worker {
+    /// Set to stop the task: by [`Scheduler::shutdown`], or when the token was refused.
+    stop: watch::Sender<bool>,
+    /// Set once Discord refused the bot's token.
+    token_refused: watch::Sender<bool>,
     shared: Shared,
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
@@ -680,10 +750,64 @@ impl Worker {
                 .await
                 .unwrap_or_else(|_| Err(DeliveryError::Transient("the send timed out".into())));
         drop(permit);
-        if let Err(e) = &outcome {
-            tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
+        match &outcome {
+            Err(DeliveryError::Unauthorized) => {
+                // Every send would fail the same way; stopping keeps each reminder as it is and
+                // spares Discord a burst of refused requests.
+                if !self.token_refused.send_replace(true) {
+                    tracing::error!(
+                        "Discord refused the bot's token (401 Unauthorized): reminders stop \
+                         here, none is marked failed; set DISCORD_TOKEN to the token from the \
+                         developer portal's Bot page and start the bot again"
+                    );
+                }
+                self.stop.send_replace(true);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
+            }
+            Ok(()) => {}
         }
-        self.record(guild, id, due_at, outcome).await
+        let failed = outcome.is_err();
+        let next = self.record(guild, id, due_at, outcome).await;
+        if failed {
+            self.tell(guild, id).await;
+        }
+        next
+    }
+
+    /// DMs the creator of reminder `id` the notice its failure left, if they opted in; a
+    /// notice not sent (DMs closed, Discord down) waits for their next `/remind`.
+    async fn tell(&self, guild: u64, id: u64) {
+        let found = self
+            .on_guild(guild, move |c| notice::dm_notice(c, id))
+            .await;
+        let Ok(Some((user, text))) = self.checked(guild, id, found) else {
+            return;
+        };
+        let sent = tokio::time::timeout(
+            self.config.delivery_timeout,
+            self.deliver.notify(user, text),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                let told = self.on_guild(guild, move |c| notice::told(c, id)).await;
+                // Not recorded: told again at their next /remind, which is the lesser harm.
+                let _ = self.checked(guild, id, told);
+            }
+            Ok(Err(e)) => {
+                tracing::info!(guild, reminder = id, error = %e, "notice not DMed; kept for the member's next /remind");
+            }
+            Err(_) => {
+                tracing::info!(
+                    guild,
+                    reminder = id,
+                    "notice DM timed out; kept for the member's next /remind"
+                );
+            }
+        }
     }
 
     /// Records the outcome of a send of `(id, due_at)`, trying again for as long as the

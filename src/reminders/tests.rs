@@ -85,6 +85,48 @@ fn create_stores_a_dm_and_a_channel_post_with_deduplicated_assignees() {
 }
 
 #[test]
+fn a_repeat_by_days_or_months_is_stored_at_the_day_and_time_of_its_first_occurrence() {
+    let (_dir, conn) = guild_db();
+    // now() + 2h is 15:00 in Berlin (CET) on 2027-01-10.
+    for (typed, stored) in [
+        ("every 2 days", "every 2d at 15:00"),
+        ("monthly", "monthly on day 10 at 15:00"),
+        ("monthly on the 31st", "monthly on day 31 at 15:00"),
+    ] {
+        let mut new = dm(ALICE, "stretch", Duration::hours(2));
+        new.recurrence = Some(typed.parse().unwrap());
+        let created = create_ok(&conn, &new);
+        assert_eq!(
+            created.recurrence.map(|r| r.to_string()).as_deref(),
+            Some(stored),
+            "{typed}"
+        );
+    }
+}
+
+#[test]
+fn upcoming_times_follow_the_rule_and_stop_at_its_end() {
+    let (_dir, conn) = guild_db();
+    let mut new = dm(ALICE, "stretch", Duration::hours(2));
+    new.recurrence = Some("every 2h".parse().unwrap());
+    let open_ended = create_ok(&conn, &new);
+    let first = now() + Duration::hours(2);
+    assert_eq!(
+        open_ended.upcoming(3),
+        [
+            first,
+            first + Duration::hours(2),
+            first + Duration::hours(4)
+        ]
+    );
+    new.recurrence_end = Some(first + Duration::hours(3));
+    let ending = create_ok(&conn, &new);
+    assert_eq!(ending.upcoming(3), [first, first + Duration::hours(2)]);
+    let once = create_ok(&conn, &dm(ALICE, "once", Duration::hours(2)));
+    assert_eq!(once.upcoming(3), [first]);
+}
+
+#[test]
 fn create_refuses_what_a_member_can_fix_with_a_message() {
     let (_dir, conn) = guild_db();
     let mut too_many = dm(ALICE, "x", Duration::hours(1));
@@ -499,7 +541,7 @@ fn transient_failures_back_off_then_give_up() {
     assert_eq!(failed.status, Status::Failed);
     assert_eq!(
         failed.last_error.as_deref(),
-        Some("gave up after 5 attempts: rate limited")
+        Some("rate limited (tried 5 times)")
     );
     assert_eq!(delivery_row(&conn, r.id)[0].1, "failed");
 }

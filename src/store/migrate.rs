@@ -37,6 +37,10 @@ const EMBEDDED: &[Migration] = &[
         version: 2,
         sql: include_str!("../../schema/0002_delivery_retry_at.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../schema/0003_reminder_notice.sql"),
+    },
 ];
 
 impl Migrations {

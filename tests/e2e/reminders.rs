@@ -156,6 +156,70 @@ fn overdue_reminder(conn: &rusqlite::Connection) {
     reminders::create(conn, &new, 25, then).expect("reminder stored");
 }
 
+/// `/remind channel` by [`ALICE`] "in 1h", pinging [`BOB`], with `what` and `more` options;
+/// what she sees.
+async fn remind_bob_in_an_hour(bot: &TestBot, what: &str, more: &[Value]) -> Value {
+    let mut options = vec![
+        option("when", "in 1h"),
+        option("what", what),
+        option("who", format!("<@{BOB}>")),
+    ];
+    options.extend_from_slice(more);
+    bot.slash(ALICE, "remind channel", Value::Array(options))
+        .await
+}
+
+#[tokio::test]
+async fn a_repeating_reminder_confirms_with_its_next_three_times() {
+    let bot = TestBot::start().await;
+    let confirmed = remind_bob_in_an_hour(&bot, "stretch", &[option("repeat", "every 2h")]).await;
+    let text = content(&confirmed);
+    let (_, repeats) = text.split_once("Repeats `every 2h`: ").expect(text);
+    let times: Vec<i64> = repeats
+        .split("<t:")
+        .skip(1)
+        .map(|t| t.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 3, "{text}");
+    assert_eq!([times[1] - times[0], times[2] - times[1]], [7200, 7200]);
+    let once = remind_bob_in_an_hour(&bot, "once", &[]).await;
+    assert!(!content(&once).contains("Repeats"), "{once}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeat_ends_at_its_until_and_until_needs_a_repeat() {
+    let bot = TestBot::start().await;
+    let confirmed = remind_bob_in_an_hour(
+        &bot,
+        "stretch",
+        &[option("repeat", "every 2h"), option("until", "in 4h")],
+    )
+    .await;
+    let text = content(&confirmed);
+    assert_eq!(
+        text.matches("<t:").count(),
+        2 + 2,
+        "when (twice) and two repeats: {text}"
+    );
+    let stored = bot
+        .store
+        .with_guild(GUILD, |c| reminders::get(c, 1))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let end = stored.recurrence_end.expect("an end");
+    assert_eq!((end - stored.due_at).num_minutes(), 180);
+    let refused = remind_bob_in_an_hour(&bot, "once", &[option("until", "in 4h")]).await;
+    assert!(is_ephemeral(&refused), "{refused}");
+    assert!(
+        content(&refused).contains("`until` ends a repeat"),
+        "{refused}"
+    );
+    bot.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_reminder_that_came_due_while_down_is_posted_late_with_the_right_mentions() {
     let bot = TestBot::start_with(|s| s.seed = Some(overdue_reminder)).await;
@@ -274,8 +338,31 @@ async fn timezone_is_validated_and_autocompleted() {
     bot.shutdown().await;
 }
 
+/// Stops `bot` (the scheduler records the outcome of sends in progress first) and reads
+/// reminder `id` of [`GUILD`] as it was left.
+async fn left_after_stop(bot: &mut TestBot, id: u64) -> reminders::Reminder {
+    bot.stop().await;
+    left_in(bot, id).await
+}
+
+/// Reminder `id` of [`GUILD`] as a stopped `bot` left it.
+async fn left_in(bot: &TestBot, id: u64) -> reminders::Reminder {
+    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
+        bot.dir.path(),
+    ))
+    .unwrap();
+    let reminder = store
+        .with_guild(GUILD, move |c| reminders::get(c, id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    store.shutdown().await;
+    reminder
+}
+
 #[tokio::test]
-async fn closed_dms_fail_the_reminder_for_good() {
+async fn closed_dms_leave_a_one_off_to_be_tried_again_later_saying_what_to_do() {
     let mut bot = bot_ahead().await;
     bot.slash(ALICE, "optin dm on", json!([])).await;
     bot.fake
@@ -291,20 +378,231 @@ async fn closed_dms_fail_the_reminder_for_good() {
             r.path.ends_with(&format!("{}/messages", ALICE + 7))
         })
         .await;
-    bot.stop().await; // the scheduler records the outcome of sends in progress first
-    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
-        bot.dir.path(),
-    ))
-    .unwrap();
-    let reminder = store
-        .with_guild(GUILD, |c| reminders::get(c, 1))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let reminder = left_after_stop(&mut bot, 1).await;
+    assert_eq!(reminder.status, reminders::Status::Active, "not given up");
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("Allow direct messages"), "{reason}");
+}
+
+/// A bot (an hour ahead) whose posts in [`CHANNEL`] Discord refuses with `status` and `code`,
+/// with reminder #1 set there "in 2m" and its post refused once.
+async fn channel_post_refused(status: u16, code: u32) -> TestBot {
+    let bot = bot_ahead().await;
+    bot.fake
+        .fail(&format!("/channels/{CHANNEL}/messages"), status, code);
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 2m"),
+            option("what", "standup"),
+            option("who", format!("<@{BOB}>"))
+        ]),
+    )
+    .await;
+    let refused = bot
+        .fake
+        .wait_for("the refused post", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert_eq!(refused.status, status);
+    bot
+}
+
+#[tokio::test]
+async fn an_unknown_channel_ends_a_reminder_at_once_saying_why() {
+    let mut bot = channel_post_refused(404, 10003).await;
+    let reminder = left_after_stop(&mut bot, 1).await;
     assert_eq!(reminder.status, reminders::Status::Failed);
-    assert!(reminder.last_error.unwrap().contains("403"));
-    store.shutdown().await;
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("no longer exists"), "{reason}");
+}
+
+/// Waits until reminder #1 of [`GUILD`] has failed.
+async fn until_failed(bot: &TestBot) {
+    until_stored(bot, "the failed reminder", |c| {
+        let failed = reminders::get(c, 1).unwrap()?;
+        (failed.status == reminders::Status::Failed).then_some(())
+    })
+    .await;
+}
+
+/// The text of the embed `/remind list` shows `user` with these options.
+async fn listed(bot: &TestBot, user: u64, options: Value) -> String {
+    let list = bot.slash(user, "remind list", options).await;
+    assert!(is_ephemeral(&list), "{list}");
+    let embed = &list["data"]["embeds"][0];
+    format!(
+        "{} {}{}",
+        embed["title"].as_str().unwrap_or_default(),
+        embed["description"].as_str().unwrap_or_default(),
+        content(&list)
+    )
+}
+
+#[tokio::test]
+async fn remind_list_shows_failed_reminders_with_why_under_its_filter() {
+    let bot = channel_post_refused(404, 10003).await;
+    until_failed(&bot).await;
+    let active = listed(&bot, ALICE, json!([])).await;
+    assert!(active.contains("No active reminders"), "{active}");
+    // 0: active, 1: failed, 2: all.
+    for show in [1, 2] {
+        let failed = listed(&bot, ALICE, json!([option("show", show)])).await;
+        assert!(
+            failed.contains("#1")
+                && failed.contains("Stopped: the channel it was to be posted in no longer exists"),
+            "{failed}"
+        );
+    }
+    let none = listed(&bot, BOB, json!([option("show", 1)])).await;
+    assert!(
+        none.contains("No failed reminders"),
+        "only the creator's: {none}"
+    );
+    bot.shutdown().await;
+}
+
+/// Follow-ups (`POST` to the interaction's webhook) of interaction `id` so far.
+fn follow_ups(bot: &TestBot, id: u64) -> Vec<Value> {
+    bot.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with(&format!("/token-{id}")))
+        .map(|r| r.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_creator_without_dms_is_told_once_at_their_next_remind_that_a_reminder_stopped() {
+    let bot = channel_post_refused(404, 10003).await;
+    until_failed(&bot).await;
+    let first = bot.send_slash(ALICE, "remind list", json!([]));
+    bot.seen(first, "the first list").await;
+    let told = bot
+        .fake
+        .wait_for("the notice", |r| {
+            r.method == "POST"
+                && r.path.ends_with(&format!("/token-{first}"))
+                && content(&json!({"data": r.body})).starts_with("Your reminder")
+        })
+        .await;
+    assert!(is_ephemeral(&json!({"data": told.body})), "{}", told.body);
+    assert_no_pings(&told.body);
+    let text = told.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("#1") && text.contains("has stopped") && text.contains("no longer exists"),
+        "{text}"
+    );
+
+    let second = bot.send_slash(ALICE, "remind list", json!([]));
+    bot.seen(second, "the second list").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let again: Vec<Value> = follow_ups(&bot, second)
+        .into_iter()
+        .filter(|body| content(&json!({"data": body})).starts_with("Your reminder"))
+        .collect();
+    assert!(again.is_empty(), "told once: {again:?}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn remind_list_says_why_the_last_time_of_an_active_reminder_did_not_arrive() {
+    let bot = channel_post_refused(403, 50013).await;
+    until_stored(&bot, "the refusal", |c| {
+        reminders::get(c, 1).unwrap()?.last_error.map(|_| ())
+    })
+    .await;
+    let active = listed(&bot, ALICE, json!([])).await;
+    assert!(
+        active.contains("#1") && active.contains("Last time: I'm missing a permission"),
+        "{active}"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_permissions_leave_a_channel_reminder_waiting_for_an_admin() {
+    let mut bot = channel_post_refused(403, 50013).await;
+    let reminder = left_after_stop(&mut bot, 1).await;
+    assert_eq!(reminder.status, reminders::Status::Active);
+    let reason = reminder.last_error.unwrap();
+    assert!(reason.contains("Ask an admin"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_the_bot_and_fails_no_reminder() {
+    let mut bot = channel_post_refused(401, 0).await;
+    let ended = bot.ended().await;
+    let error = format!("{:#}", ended.expect_err("the bot stops with an error"));
+    assert!(error.contains("DISCORD_TOKEN"), "{error}");
+    let posts = bot
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == format!("/channels/{CHANNEL}/messages"))
+        .count();
+    assert_eq!(posts, 1, "no further sends");
+    let reminder = left_in(&bot, 1).await;
+    assert_eq!(
+        (reminder.status, reminder.attempts, reminder.last_error),
+        (reminders::Status::Active, 0, None)
+    );
+}
+
+/// A channel reminder due five seconds after the bot starts (its scheduler runs an hour ahead).
+fn due_in_five_seconds(conn: &rusqlite::Connection) {
+    let now = Utc::now();
+    let new = NewReminder {
+        creator: ALICE,
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![],
+        },
+        message: "standup".into(),
+        due_at: now + TimeDelta::hours(1) + TimeDelta::seconds(5),
+        time_zone: chrono_tz::Tz::UTC,
+        recurrence: None,
+        recurrence_end: None,
+    };
+    reminders::create(conn, &new, 25, now).expect("reminder stored");
+}
+
+#[tokio::test]
+async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
+        s.seed = Some(due_in_five_seconds);
+    })
+    .await;
+    let mut changes = bot.pending.subscribe();
+    bot.fake
+        .dispatch("GUILD_DELETE", payloads::guild_delete(GUILD, false));
+    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
+        .await
+        .expect("deletion scheduled")
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let posted = |bot: &TestBot| {
+        bot.fake
+            .requests()
+            .into_iter()
+            .any(|r| r.path == format!("/channels/{CHANNEL}/messages"))
+    };
+    assert!(!posted(&bot), "nothing sent while removed");
+
+    bot.fake
+        .dispatch("GUILD_CREATE", payloads::guild(GUILD, &payloads::ROLES));
+    let post = bot
+        .fake
+        .wait_for("the post after the rejoin", |r| {
+            r.path == format!("/channels/{CHANNEL}/messages")
+        })
+        .await;
+    assert!(post.body["content"].as_str().unwrap().contains("standup"));
+    bot.shutdown().await;
 }
 
 /// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
@@ -490,44 +788,20 @@ async fn a_channel_reminder_the_bot_could_not_post_is_refused_naming_what_it_lac
 
 #[tokio::test]
 async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
-    let mut bot = bot_ahead().await;
-    bot.fake
-        .fail(&format!("/channels/{CHANNEL}/messages"), 429, 0);
-    bot.slash(
-        ALICE,
-        "remind channel",
-        json!([
-            option("when", "in 2m"),
-            option("what", "standup"),
-            option("who", format!("<@{BOB}>"))
-        ]),
-    )
-    .await;
+    let mut bot = channel_post_refused(429, 0).await;
     let refused = bot
         .fake
         .wait_for("the rate-limited post", |r| {
             r.path == format!("/channels/{CHANNEL}/messages")
         })
         .await;
-    assert_eq!(refused.status, 429);
     assert!(refused.refusal.unwrap()["retry_after"].as_f64().is_some());
-    bot.stop().await;
-    let store = guildkeep::store::GuildDatabaseManager::new(guildkeep::store::StoreConfig::new(
-        bot.dir.path(),
-    ))
-    .unwrap();
-    let reminder = store
-        .with_guild(GUILD, |c| reminders::get(c, 1))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let reminder = left_after_stop(&mut bot, 1).await;
     assert_eq!(
         reminder.status,
         reminders::Status::Active,
         "kept for a retry"
     );
-    store.shutdown().await;
 }
 
 /// Reminders imported from VeraBot's own v2.9.0 database (tests/fixtures/verabot) reach the

@@ -6,6 +6,8 @@ mod privacy;
 mod quote;
 mod remind;
 
+pub use remind::tell_notices;
+
 use std::{fmt::Display, str::FromStr, time::Duration};
 
 use poise::serenity_prelude as serenity;

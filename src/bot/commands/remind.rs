@@ -10,7 +10,7 @@ use super::{parse_id, suggestions};
 use crate::{
     bot::{self, permissions, reply, Context, Error, UserError},
     optins,
-    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Target},
+    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Status, Target},
 };
 
 /// Reminders for yourself (by DM) or for others (posted here).
@@ -31,11 +31,15 @@ pub async fn me(
     #[description = "What to remind you of"]
     #[max_length = 1000]
     what: String,
-    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
+    repeat: Option<String>,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
+        String,
+    >,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
-    let repeat = parse_repeat(repeat.as_deref())?;
+    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
     let cap = ctx.data().config.reminder_cap;
     let created = ctx
         .data()
@@ -44,7 +48,7 @@ pub async fn me(
             if !optins::dm_opted_in(c, user)? {
                 return Ok(None);
             }
-            let new = new_reminder(c, user, Target::Dm, &when, what, repeat)?;
+            let new = new_reminder(c, user, Target::Dm, &when, what, repeat, until)?;
             reminders::create(c, &new, cap, Utc::now()).map(Some)
         })
         .await?
@@ -58,9 +62,10 @@ pub async fn me(
     reply::ephemeral(
         ctx,
         format!(
-            "Reminder #{} set: I'll DM you {}.\n> {}",
+            "Reminder #{} set: I'll DM you {}.{}\n> {}",
             reminder.id,
             when_text(reminder.due_at),
+            next_times(&reminder),
             reminder.message
         ),
     )
@@ -76,12 +81,16 @@ pub async fn channel(
     #[max_length = 1000]
     what: String,
     #[description = "Who to ping: @mentions of members and roles"] who: String,
-    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"every 1w\""] repeat: Option<String>,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
+    repeat: Option<String>,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
+        String,
+    >,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
     let (users, roles) = parse_mentions(&who)?;
-    let repeat = parse_repeat(repeat.as_deref())?;
+    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
     let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
     check_bot_can_post(ctx, pings_unmentionable)?;
     // The targets as parsed, not as typed: the echo stays short however `who` was written.
@@ -100,7 +109,7 @@ pub async fn channel(
         .data()
         .store
         .with_guild(guild, move |c| {
-            let new = new_reminder(c, user, target, &when, what, repeat)?;
+            let new = new_reminder(c, user, target, &when, what, repeat, until)?;
             reminders::create(c, &new, cap, Utc::now())
         })
         .await?
@@ -111,33 +120,82 @@ pub async fn channel(
     reply::quiet(
         ctx,
         format!(
-            "Reminder #{} set for {}, for {}.\n> {}",
+            "Reminder #{} set for {}, for {}.{}\n> {}",
             reminder.id,
             when_text(reminder.due_at),
             mentioned.join(" "),
+            next_times(&reminder),
             reminder.message
         ),
     )
     .await
 }
 
-/// Your active reminders (a moderator sees everyone's).
+/// After a `/remind` command: tells the member, privately and once, what no DM told them of
+/// their reminders since (one stopped, or a time missed for a reason they can fix).
+pub async fn tell_notices(ctx: Context<'_>) {
+    let (Some(guild), true) = (
+        ctx.guild_id(),
+        ctx.command().qualified_name.starts_with("remind "),
+    ) else {
+        return;
+    };
+    let user = ctx.author().id.get();
+    let taken = ctx
+        .data()
+        .store
+        .with_guild(guild.get(), move |c| reminders::notice::take(c, user))
+        .await;
+    match taken
+        .map_err(Error::from)
+        .and_then(|r| r.map_err(Error::from))
+    {
+        Ok(notices) if notices.is_empty() => {}
+        Ok(notices) => reply::log_failure(reply::ephemeral(ctx, notices.join("\n")).await),
+        Err(e) => {
+            tracing::error!(guild = guild.get(), error = %format!("{e:#}"), "reminder notices unreadable")
+        }
+    }
+}
+
+/// Which reminders `/remind list` shows.
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+pub enum Show {
+    #[name = "active"]
+    Active,
+    #[name = "failed"]
+    Failed,
+    #[name = "all"]
+    All,
+}
+
+/// Your reminders (a moderator sees everyone's): active ones, failed ones with why, or both.
 #[poise::command(slash_command, ephemeral, guild_only)]
-pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
+pub async fn list(
+    ctx: Context<'_>,
+    #[description = "Which: active (default), failed, or all"] show: Option<Show>,
+) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
+    let (show, title) = match show.unwrap_or(Show::Active) {
+        Show::Active => (reminders::Show::Active, "Active reminders"),
+        Show::Failed => (reminders::Show::Failed, "Failed reminders"),
+        Show::All => (reminders::Show::All, "Active and failed reminders"),
+    };
     let found = ctx
         .data()
         .store
-        .with_guild(guild, move |c| reminders::list(c, user, moderator))
+        .with_guild(guild, move |c| {
+            reminders::list_some(c, user, moderator, show)
+        })
         .await?
         .map_err(bot::domain)?;
     if found.is_empty() {
-        return reply::ephemeral(
-            ctx,
-            "No active reminders. Set one with /remind me or /remind channel.",
-        )
-        .await;
+        let none = match show {
+            reminders::Show::Failed => "No failed reminders.",
+            _ => "No active reminders. Set one with /remind me or /remind channel.",
+        };
+        return reply::ephemeral(ctx, none).await;
     }
     let lines: Vec<String> = found
         .iter()
@@ -150,16 +208,27 @@ pub async fn list(ctx: Context<'_>) -> Result<(), Error> {
                 .recurrence
                 .map(|rule| format!(" ({rule})"))
                 .unwrap_or_default();
-            format!(
+            let line = format!(
                 "**#{}** {} · {target}{repeat} — {}",
                 r.id,
                 when_text(r.due_at),
                 reply::list_line(&r.message, 80)
-            )
+            );
+            // Why it stopped, or why the last time did not arrive: the member can act on it.
+            match (r.status, &r.last_error) {
+                (Status::Failed, Some(why)) => {
+                    format!("{line}\n  ❌ Stopped: {}", reply::list_line(why, 300))
+                }
+                (Status::Failed, None) => format!("{line}\n  ❌ Stopped"),
+                (_, Some(why)) => {
+                    format!("{line}\n  ⚠️ Last time: {}", reply::list_line(why, 300))
+                }
+                (_, None) => line,
+            }
         })
         .collect();
     let embed = serenity::CreateEmbed::new()
-        .title(format!("Active reminders ({})", found.len()))
+        .title(format!("{title} ({})", found.len()))
         .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION));
     reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
@@ -218,9 +287,13 @@ fn new_reminder(
     when: &str,
     message: String,
     recurrence: Option<Recurrence>,
+    until: Option<String>,
 ) -> Result<NewReminder, ReminderError> {
     let time_zone = optins::time_zone(conn, creator)?;
     let due_at = reminders::parse_when(when, time_zone, Utc::now())?;
+    let recurrence_end = until
+        .map(|until| reminders::parse_when(&until, time_zone, Utc::now()))
+        .transpose()?;
     Ok(NewReminder {
         creator,
         target,
@@ -228,17 +301,24 @@ fn new_reminder(
         due_at,
         time_zone,
         recurrence,
-        recurrence_end: None,
+        recurrence_end,
     })
 }
 
-fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
-    repeat
+/// The repeat as typed; `until` (an end) is refused without one rather than ignored.
+fn parse_repeat(repeat: Option<&str>, until: bool) -> Result<Option<Recurrence>, Error> {
+    let rule = repeat
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(|r| r.parse::<Recurrence>())
         .transpose()
-        .map_err(|e| UserError(e.to_string()).into())
+        .map_err(|e| UserError(e.to_string()))?;
+    if until && rule.is_none() {
+        return Err(
+            UserError("`until` ends a repeat: add a repeat, or leave `until` out.".into()).into(),
+        );
+    }
+    Ok(rule)
 }
 
 /// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
@@ -336,6 +416,27 @@ fn parse_mentions(who: &str) -> Result<(Vec<u64>, Vec<u64>), Error> {
 /// A time as Discord shows it to each reader in their own zone.
 fn when_text(at: DateTime<Utc>) -> String {
     format!("<t:{0}:F> (<t:{0}:R>)", at.timestamp())
+}
+
+/// For a repeating reminder, its first three times (in each reader's own time zone, as
+/// Discord shows timestamps), so the member sees how the rule reads; nothing for a one-off.
+fn next_times(reminder: &Reminder) -> String {
+    if reminder.recurrence.is_none() {
+        return String::new();
+    }
+    let times: Vec<String> = reminder
+        .upcoming(3)
+        .iter()
+        .map(|at| format!("<t:{}:f>", at.timestamp()))
+        .collect();
+    format!(
+        " Repeats `{}`: {}…",
+        reminder
+            .recurrence
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        times.join(", ")
+    )
 }
 
 async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {

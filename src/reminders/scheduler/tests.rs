@@ -45,6 +45,8 @@ struct Recorder {
     /// Reminders whose sends hang until let go, holding their send slot.
     held: Mutex<HashMap<u64, Arc<Semaphore>>>,
     changed: Notify,
+    /// Notices DMed: (user, text).
+    notices: Mutex<Vec<(u64, String)>>,
 }
 
 impl Recorder {
@@ -55,6 +57,7 @@ impl Recorder {
             script: Mutex::default(),
             held: Mutex::default(),
             changed: Notify::new(),
+            notices: Mutex::default(),
         })
     }
 
@@ -127,6 +130,11 @@ impl Deliver for Recorder {
             self.changed.notify_waiters();
             outcome
         })
+    }
+
+    fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_> {
+        self.notices.lock().unwrap().push((user, text));
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -1107,3 +1115,5 @@ async fn a_reload_dropped_half_way_still_leaves_the_guild_scheduled() {
     let sent = recorder.wait_for(1).await;
     assert_eq!((sent[0].delivery.reminder, sent[0].at), (id, due));
 }
+
+mod outcomes;

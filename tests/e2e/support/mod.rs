@@ -234,6 +234,15 @@ impl TestBot {
         }
     }
 
+    /// Waits for the bot to stop by itself (no stop requested); returns how it ended.
+    pub async fn ended(&mut self) -> anyhow::Result<()> {
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("the bot stops by itself in time")
+            .expect("the bot task did not panic")
+    }
+
     /// Like [`shutdown`](Self::shutdown), keeping the fake and the data directory for a look
     /// afterwards.
     pub async fn stop(&mut self) {
