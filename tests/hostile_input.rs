@@ -669,7 +669,7 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
             "/remind repeat:\"sometimes\"",
             Box::new(|| "sometimes".parse::<Recurrence>().map(drop).map_err(Into::into)),
             "I can't read \"sometimes\" as a repeat. Try \"every 2h\", \"every 3 days\", \
-             \"weekly\" or \"daily at 09:00\".",
+             \"weekly\", \"daily at 09:00\", \"weekdays at 09:00\" or \"monthly on the 31st\".",
         ),
         (
             "/remind repeat:\"daily at 25:00\"",
