@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
     path::{Path, PathBuf},
     time::Duration,
@@ -40,6 +40,8 @@ pub struct Config {
     pub reminder_retention: Duration,
     /// Total gateway shards, when this process runs only some of them.
     pub shard_count: Option<u64>,
+    /// Where `guildkeep run` serves `/metrics`, `/healthz` and `/readyz`; `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,7 @@ impl fmt::Debug for Config {
             .field("reminder_cap", &self.reminder_cap)
             .field("reminder_retention", &self.reminder_retention)
             .field("shard_count", &self.shard_count)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -200,6 +203,16 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.store.shards = Some(ShardOwnership { count: 0, owned });
         Ok(())
     }),
+    ("metrics_addr", "GUILDKEEP_METRICS_ADDR", |c, raw| {
+        c.metrics_addr =
+            match raw.text.trim() {
+                "off" => None,
+                addr => Some(addr.parse().map_err(|_| {
+                    "expected `off` or an address and port such as `127.0.0.1:9089`"
+                })?),
+            };
+        Ok(())
+    }),
     ("dev_guild", "DISCORD_DEV_GUILD", |c, raw| {
         c.dev_guild = Some(whole(raw, 1, u64::MAX)?);
         Ok(())
@@ -309,9 +322,15 @@ impl Default for Config {
             reminder_cap: 25,
             reminder_retention: Duration::from_secs(90 * 24 * 3600),
             shard_count: None,
+            metrics_addr: Some(DEFAULT_METRICS_ADDR),
         }
     }
 }
+
+/// Loopback only: the figures are for the operator. Port 9089 lies below the range
+/// Prometheus's default-port allocations use (9090-9093 for its own servers, 9100-9999 for
+/// exporters, now full, and on from 10000), so no allocated exporter on the same host has it.
+pub const DEFAULT_METRICS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9089);
 
 fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
