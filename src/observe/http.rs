@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 
 use super::Metrics;
 
-/// The Content-Type of Prometheus text format 0.0.4, which `prometheus-client` writes.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `prometheus-client` writes OpenMetrics text (counters' `# HELP` without `_total`, a final
+/// `# EOF`); Prometheus parses it as such when told so.
+const TEXT_FORMAT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A bound, not yet serving, listener.
 pub struct MetricsListener {

@@ -37,11 +37,6 @@ impl std::fmt::Debug for Sources {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Quantile {
-    quantile: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Origin {
     origin: &'static str,
 }
@@ -142,18 +137,26 @@ impl Collector for Sources {
         ] {
             ConstCounter::new(value).encode(family.encode_family(&Origin { origin })?)?;
         }
-        let mut latency = e.encode_descriptor(
-            "store_open_latency_recent",
-            "Open latency over the most recent 1024 opens, at two quantiles (0 before the first open)",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-        )?;
-        for (quantile, value) in [
-            ("0.5", stats.open_latency_p50),
-            ("0.99", stats.open_latency_p99),
+        // The store keeps a window of recent opens, not buckets: its two quantiles, as gauges.
+        for (name, help, value) in [
+            (
+                "store_open_latency_p50",
+                "Median open latency over the most recent 1024 opens (0 before the first)",
+                stats.open_latency_p50,
+            ),
+            (
+                "store_open_latency_p99",
+                "99th percentile open latency over the most recent 1024 opens (0 before the first)",
+                stats.open_latency_p99,
+            ),
         ] {
-            ConstGauge::new(value.as_secs_f64())
-                .encode(latency.encode_family(&Quantile { quantile })?)?;
+            let latency = ConstGauge::new(value.as_secs_f64());
+            latency.encode(e.encode_descriptor(
+                name,
+                help,
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?)?;
         }
         gauge(
             e,
