@@ -119,3 +119,139 @@ fn value_count(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str
         other => panic!("{name} {labels:?}: {other:?}"),
     }
 }
+
+/// Writes a backup set as the backup job would, with one guild copied and none failed.
+fn complete_backup_set(data_dir: &std::path::Path, name: &str, bytes: u64) {
+    use guildkeep::ops::backup::{GuildCopy, Manifest, MANIFEST};
+    let set = data_dir.join("backups").join(name);
+    std::fs::create_dir_all(&set).expect("set directory");
+    let copy = GuildCopy {
+        file: format!("{}.db", crate::support::GUILD),
+        bytes,
+        sha256: String::new(),
+        schema_version: 1,
+        rows: Default::default(),
+        integrity: "ok".into(),
+    };
+    let manifest = Manifest {
+        started_at: "2026-01-02T03:04:00+00:00".into(),
+        finished_at: "2026-01-02T03:04:05+00:00".into(),
+        guildkeep_version: "test".into(),
+        schema_latest: 1,
+        guilds: [(crate::support::GUILD, copy)].into(),
+        failed: Default::default(),
+        erasures: vec![],
+    };
+    let text = serde_json::to_vec(&manifest).expect("manifest");
+    std::fs::write(set.join(MANIFEST), text).expect("manifest written");
+}
+
+/// Every metric the shipped dashboard and alert rules query is in a scrape (declared, at
+/// least: a labelled family with no sample yet still has its `# TYPE` line).
+#[tokio::test]
+async fn the_dashboard_and_the_alert_rules_name_only_metrics_that_exist() {
+    let bot = TestBot::start().await;
+    complete_backup_set(bot.dir.path(), "20260102T030400.000Z", 4096);
+    until_ready(&bot).await;
+    // Labelled families appear with their first sample.
+    bot.slash(
+        ALICE,
+        "quote add",
+        json!([option("text", "for the histograms")]),
+    )
+    .await;
+    let (_, text) = bot.http_get("/metrics").await;
+    let samples = parse(&text);
+    assert_eq!(
+        value(&samples, "guildkeep_backup_last_complete_guilds", &[]),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "guildkeep_backup_last_complete_bytes", &[]),
+        4096.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "guildkeep_backup_last_complete_timestamp_seconds",
+            &[]
+        ),
+        1_767_323_045.0
+    );
+    assert_eq!(
+        value(&samples, "guildkeep_backup_newest_failed_guilds", &[]),
+        0.0
+    );
+    let declared: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let exists = |name: &str| {
+        let base = ["_bucket", "_total"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        samples.iter().any(|s| s.metric == name || s.metric == base)
+            || declared.contains(&name)
+            || declared.contains(&base)
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    for file in ["guildkeep.dashboard.json", "guildkeep.rules.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("shipped file");
+        let mut named = 0;
+        for (at, _) in text.match_indices("guildkeep_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            assert!(exists(&name), "{file} names {name}, which no scrape has");
+            named += 1;
+        }
+        assert!(named > 5, "{file} names too few metrics");
+    }
+    // promtool lints the classic text format, in which a counter's `# HELP` names the
+    // `_total` series; OpenMetrics names the family. Any other complaint fails.
+    let complaints = promtool(&["check", "metrics"], &text).await;
+    for complaint in complaints.lines() {
+        let counter = complaint
+            .strip_suffix(" no help text")
+            .and_then(|name| name.strip_suffix("_total"));
+        assert!(
+            counter.is_some_and(|family| text.contains(&format!("# HELP {family} "))),
+            "promtool check metrics: {complaint}"
+        );
+    }
+    let rules = root.join("guildkeep.rules.yml");
+    let rules = promtool(
+        &["check", "rules", rules.to_str().expect("a UTF-8 path")],
+        "",
+    )
+    .await;
+    assert!(rules.is_empty() || rules.contains("SUCCESS"), "{rules}");
+    bot.shutdown().await;
+}
+
+/// Runs `promtool` (Debian's `prometheus` package) with `input` on its standard input and
+/// returns what it said; nothing where it is not installed (the test says it skipped).
+async fn promtool(args: &[&str], input: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let child = tokio::process::Command::new("promtool")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!(
+            "promtool is not installed: `promtool {}` skipped",
+            args.join(" ")
+        );
+        return String::new();
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("written");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("promtool ran");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
