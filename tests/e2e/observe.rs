@@ -31,12 +31,15 @@ async fn scrape(bot: &TestBot) -> Vec<prometheus_parse::Sample> {
     parse(&text)
 }
 
+/// Between two looks at the listener while waiting for the gateway sampler (once a second).
+const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// `/readyz` turns 200 once the shard is READY; polled, bounded by [`WAIT`].
 async fn until_ready(bot: &TestBot) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while bot.http_get("/readyz").await.0 != 200 {
         assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::task::yield_now().await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -254,4 +257,59 @@ async fn promtool(args: &[&str], input: &str) -> String {
     drop(stdin);
     let out = child.wait_with_output().await.expect("promtool ran");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// A process owning shards 0..2: once shard 0 is READY and shard 1 (started 5 s later by
+/// serenity) is not, the bot is not ready; once both are, it is.
+#[tokio::test]
+async fn readyz_waits_for_every_owned_shard() {
+    let bot = TestBot::start_with(|s| {
+        s.config.shard_count = Some(4);
+        s.config.store.shards = Some(guildkeep::store::ShardOwnership {
+            count: 4,
+            owned: 0..2,
+        });
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let one_connected = loop {
+        let samples = scrape(&bot).await;
+        if value(
+            &samples,
+            "guildkeep_gateway_shards",
+            &[("state", "connected")],
+        ) >= 1.0
+        {
+            break samples;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "shard 0 never READY"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let connected = value(
+        &one_connected,
+        "guildkeep_gateway_shards",
+        &[("state", "connected")],
+    );
+    let ready = value(&one_connected, "guildkeep_ready", &[]);
+    assert_eq!(ready, if connected >= 2.0 { 1.0 } else { 0.0 });
+    if bot.http_get("/readyz").await.0 == 200 {
+        // Only if shard 1 has meanwhile identified too.
+        assert_eq!(bot.fake.identifies_so_far().len(), 2);
+    }
+    bot.fake.identifies(2).await;
+    until_ready(&bot).await;
+    let samples = scrape(&bot).await;
+    assert_eq!(
+        value(
+            &samples,
+            "guildkeep_gateway_shards",
+            &[("state", "connected")]
+        ),
+        2.0
+    );
+    assert_eq!(value(&samples, "guildkeep_ready", &[]), 1.0);
+    bot.shutdown().await;
 }
