@@ -143,6 +143,7 @@ impl Builder {
         let framework = gate::Gated {
             inner: framework(self.write_cooldown, started.clone()),
             gate: gate.clone(),
+            started: started.clone(),
         };
         // Nothing reads serenity's cache (roles are kept by `permissions.rs`): off, it keeps no
         // channel, role, emoji or member of any guild.

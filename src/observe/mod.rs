@@ -123,6 +123,7 @@ pub struct Metrics {
     first_response: Family<CommandName, Histogram>,
     final_response: Family<CommandName, Histogram>,
     refusals: Family<RefusalLabels, Counter>,
+    missed_deadlines: Counter,
     shards: Family<StateLabels, Gauge>,
     shard_latency: Family<ShardLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     ready: Gauge,
@@ -173,6 +174,12 @@ impl Metrics {
             "Commands the store turned away, by reason (at_capacity: no slot freed within open_wait)",
             refusals.clone(),
         );
+        let missed_deadlines = Counter::default();
+        registry.register(
+            "interactions_missed_deadline",
+            "Interactions dropped unanswered: older than Discord's 3 s window when they arrived (replayed after a RESUME, or a stalled gateway)",
+            missed_deadlines.clone(),
+        );
         let shards = Family::<StateLabels, Gauge>::default();
         for state in SHARD_STATES {
             shards.get_or_create(&StateLabels { state }).set(0);
@@ -202,6 +209,7 @@ impl Metrics {
             first_response,
             final_response,
             refusals,
+            missed_deadlines,
             shards,
             shard_latency,
             ready,
@@ -238,6 +246,11 @@ impl Metrics {
     pub fn store_refused(&self, reason: Refusal) {
         let reason = reason.label();
         self.refusals.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
+    /// An interaction arrived too late to be answered and was dropped.
+    pub fn missed_deadline(&self) {
+        self.missed_deadlines.inc();
     }
 
     /// The gateway as last sampled: each owned shard's state (one of [`SHARD_STATES`]) and

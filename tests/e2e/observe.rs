@@ -123,6 +123,38 @@ fn value_count(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str
     }
 }
 
+/// An interaction older than Discord's window is dropped, and counted.
+#[tokio::test]
+async fn a_stale_interaction_is_counted_as_a_missed_deadline() {
+    let bot = TestBot::start().await;
+    let stale = bot.fake.id_made(std::time::Duration::from_secs(10));
+    bot.send_slash_as(
+        stale,
+        ALICE,
+        "quote add",
+        json!([option("text", "replayed")]),
+    );
+    bot.slash(ALICE, "quote add", json!([option("text", "fresh")]))
+        .await;
+    let missed = "guildkeep_interactions_missed_deadline_total";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let samples = loop {
+        let samples = scrape(&bot).await;
+        if value(&samples, missed, &[]) >= 1.0 {
+            break samples;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stale one never counted"
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(value(&samples, missed, &[]), 1.0);
+    let ok = [("command", "quote add"), ("outcome", "ok")];
+    assert_eq!(value(&samples, "guildkeep_commands_total", &ok), 1.0);
+    bot.shutdown().await;
+}
+
 /// Writes a backup set as the backup job would, with one guild copied and none failed.
 fn complete_backup_set(data_dir: &std::path::Path, name: &str, bytes: u64) {
     use guildkeep::ops::backup::{GuildCopy, Manifest, MANIFEST};
