@@ -484,6 +484,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_loopback_by_default_and_off_when_asked() {
+        assert_eq!(
+            Config::load(None, env(&[])).unwrap().metrics_addr,
+            Some(DEFAULT_METRICS_ADDR)
+        );
+        let (_dir, path) = file("metrics_addr = \"0.0.0.0:9189\"\n");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.metrics_addr, Some(([0, 0, 0, 0], 9189).into()));
+        let off = env(&[("GUILDKEEP_METRICS_ADDR", "off")]);
+        assert_eq!(Config::load(Some(&path), off).unwrap().metrics_addr, None);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let (_dir, path) = file("max_open_guild = 8\n");
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
@@ -503,6 +516,7 @@ mod tests {
             ("GUILDKEEP_SYNCHRONOUS", "sometimes", "synchronous"),
             ("DISCORD_DEV_GUILD", "0", "dev_guild"),
             ("GUILDKEEP_SHARDS", "4..2", "shards"),
+            ("GUILDKEEP_METRICS_ADDR", "9089", "metrics_addr"),
         ];
         for (var, value, key) in cases {
             let err = Config::load(None, env(&[(var, value)]))
