@@ -310,6 +310,7 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     let metrics = Arc::new(Metrics::new(observe::Sources {
         store: base.store.clone(),
         scheduler: scheduler.clone(),
+        pending: base.pending.clone(),
         guild_cap: base.config.store.max_open_guilds,
     }));
     let data = Data {

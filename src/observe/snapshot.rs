@@ -1,7 +1,7 @@
 //! Figures read at scrape time from what already keeps them, so nothing on the hot path
 //! changes: the store's own counters and pool census ([`GuildDatabaseManager::stats`]), the
-//! scheduler's index, the quarantine directory, and the newest backup manifests the backup
-//! job writes under `<data_dir>/backups`.
+//! scheduler's index, pending guild deletions, the quarantine directory, and the newest
+//! backup manifests the backup job writes under `<data_dir>/backups`.
 //!
 //! Encoding takes the store's state lock and reads files: [`super::Metrics::encode`] runs on
 //! the blocking pool. Not here: figures updated as things happen (`mod.rs`).
@@ -18,7 +18,7 @@ use prometheus_client::{
 use crate::{
     ops::backup::{Manifest, MANIFEST},
     reminders::Scheduler,
-    store::GuildDatabaseManager,
+    store::{GuildDatabaseManager, PendingDeletions},
 };
 
 /// Where the scrape-time figures come from.
@@ -26,6 +26,8 @@ use crate::{
 pub struct Sources {
     pub store: GuildDatabaseManager,
     pub scheduler: Arc<Scheduler>,
+    /// Guilds the bot was removed from, whose data goes when their grace period ends.
+    pub pending: Arc<PendingDeletions>,
     /// `max_open_guilds`, shown beside the open count.
     pub guild_cap: usize,
 }
@@ -164,6 +166,13 @@ impl Collector for Sources {
             "Files moved to <data_dir>/quarantine because they were not valid SQLite databases",
             None,
             count_files(&self.store.paths().quarantine_dir()),
+        )?;
+        gauge(
+            e,
+            "store_pending_deletions",
+            "Guilds the bot was removed from whose data is deleted when their grace period ends",
+            None,
+            self.pending.all().len(),
         )?;
         gauge(
             e,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::support::{option, TestBot, ALICE, BOB, WAIT};
+use crate::support::{option, TestBot, ALICE, BOB, GUILD, WAIT};
 
 /// Parses a scrape with a Prometheus parser (not by hand), keyed by metric name.
 fn parse(text: &str) -> Vec<prometheus_parse::Sample> {
@@ -79,6 +79,21 @@ async fn commands_and_refusals_move_the_counters_and_no_label_is_an_id() {
     assert!(moved("guildkeep_store_misses_total") >= 1.0);
     assert!(moved("guildkeep_store_hits_total") >= 1.0);
     assert_eq!(value(&after, "guildkeep_store_guilds_open", &[]), 1.0);
+    assert_eq!(value(&after, "guildkeep_store_pending_deletions", &[]), 0.0);
+    let mut changes = bot.pending.subscribe();
+    bot.fake.dispatch(
+        "GUILD_DELETE",
+        crate::support::payloads::guild_delete(GUILD, false),
+    );
+    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
+        .await
+        .expect("the removal is recorded")
+        .expect("the pending list is open");
+    let removed = scrape(&bot).await;
+    assert_eq!(
+        value(&removed, "guildkeep_store_pending_deletions", &[]),
+        1.0
+    );
     let answered = [("command", "quote add")];
     assert_eq!(
         value_count(&after, "guildkeep_command_response_seconds", &answered),
@@ -93,7 +108,7 @@ async fn commands_and_refusals_move_the_counters_and_no_label_is_an_id() {
         1.0
     );
 
-    let ids: Vec<String> = [ALICE, BOB, crate::support::GUILD, crate::support::CHANNEL]
+    let ids: Vec<String> = [ALICE, BOB, GUILD, crate::support::CHANNEL]
         .iter()
         .map(u64::to_string)
         .collect();
