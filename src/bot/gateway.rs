@@ -29,7 +29,8 @@ fn state_name(stage: serenity::ConnectionStage) -> &'static str {
 }
 
 /// Samples until `stop` turns true. `owned`: how many shards this process runs, when the
-/// configuration says; autosharded, every shard serenity has started must be connected.
+/// configuration says. Autosharded, it runs them all: as many as READY said there are.
+/// serenity starts shards 5 s apart, so "every shard started so far" would be ready early.
 pub async fn sample(
     shards: Arc<serenity::ShardManager>,
     metrics: Arc<Metrics>,
@@ -50,8 +51,8 @@ pub async fn sample(
             .iter()
             .map(|(id, runner)| (id.0, state_name(runner.stage), runner.latency))
             .collect();
-        let all_ready = !sampled.is_empty()
-            && owned.is_none_or(|owned| sampled.len() >= owned)
+        let owned = owned.or_else(|| metrics.shard_total());
+        let all_ready = owned.is_some_and(|owned| sampled.len() >= owned)
             && sampled.iter().all(|(_, state, _)| *state == "connected");
         metrics.gateway_sampled(&sampled, all_ready);
         if metrics.is_ready() && !told_systemd {

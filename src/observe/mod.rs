@@ -18,7 +18,7 @@ mod snapshot;
 pub mod systemd;
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -129,6 +129,8 @@ pub struct Metrics {
     ready: Gauge,
     started: AtomicBool,
     shards_ready: AtomicBool,
+    /// The gateway's shard count as READY gives it; 0 before the first READY.
+    shard_total: AtomicUsize,
 }
 
 /// Seconds from 10 ms to about 20 s: Discord's 3 s window for a first response sits inside.
@@ -215,6 +217,7 @@ impl Metrics {
             ready,
             started: AtomicBool::new(false),
             shards_ready: AtomicBool::new(false),
+            shard_total: AtomicUsize::new(0),
         }
     }
 
@@ -274,6 +277,16 @@ impl Metrics {
         }
         self.shards_ready.store(all_ready, Ordering::SeqCst);
         self.update_ready();
+    }
+
+    /// A shard's READY said how many shards the bot has in all.
+    pub fn shard_total_seen(&self, total: usize) {
+        self.shard_total.store(total, Ordering::SeqCst);
+    }
+
+    /// The shard count a READY gave, if any has arrived.
+    pub fn shard_total(&self) -> Option<usize> {
+        Some(self.shard_total.load(Ordering::SeqCst)).filter(|n| *n > 0)
     }
 
     /// The store is open and the scheduler has built its index.
