@@ -3,15 +3,17 @@
 //!
 //! Layout:
 //! - this file: [`Metrics`], the registry and the figures the bot updates as things happen
-//!   (commands, gateway shards, readiness);
+//!   (commands and their latency, store refusals, missed deadlines, gateway shards,
+//!   readiness);
 //! - `snapshot.rs`: figures read at scrape time from what already keeps them (the store's
-//!   counters, the scheduler's index, the quarantine directory, the newest backup manifests);
+//!   counters, the scheduler's index, pending deletions, the quarantine directory, the newest
+//!   backup manifests);
 //! - `http.rs`: the listener serving `/metrics`, `/healthz` and `/readyz`;
 //! - `systemd.rs`: `READY=1` and the watchdog ping.
 //!
-//! Labels are bounded sets (command names, outcomes, shard states, shard numbers): never a
-//! guild or user id. Not here: Discord or serenity types (the bot translates its events into
-//! the plain calls below), SQL.
+//! Labels are bounded sets (command names, outcomes, refusal reasons, shard states, shard
+//! numbers): never a guild or user id. Not here: Discord or serenity types (the bot
+//! translates its events into the plain calls below), SQL.
 
 mod http;
 mod snapshot;
