@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
     path::{Path, PathBuf},
     time::Duration,
@@ -43,6 +43,8 @@ pub struct Config {
     pub reminder_failed_runs: u32,
     /// Total gateway shards, when this process runs only some of them.
     pub shard_count: Option<u64>,
+    /// Where `guildkeep run` serves `/metrics`, `/healthz` and `/readyz`; `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,7 @@ impl fmt::Debug for Config {
             .field("reminder_retention", &self.reminder_retention)
             .field("reminder_failed_runs", &self.reminder_failed_runs)
             .field("shard_count", &self.shard_count)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -212,6 +215,16 @@ const KEYS: &[(&str, &str, Apply)] = &[
         c.store.shards = Some(ShardOwnership { count: 0, owned });
         Ok(())
     }),
+    ("metrics_addr", "GUILDKEEP_METRICS_ADDR", |c, raw| {
+        c.metrics_addr =
+            match raw.text.trim() {
+                "off" => None,
+                addr => Some(addr.parse().map_err(|_| {
+                    "expected `off` or an address and port such as `127.0.0.1:9089`"
+                })?),
+            };
+        Ok(())
+    }),
     ("dev_guild", "DISCORD_DEV_GUILD", |c, raw| {
         c.dev_guild = Some(whole(raw, 1, u64::MAX)?);
         Ok(())
@@ -322,9 +335,15 @@ impl Default for Config {
             reminder_retention: Duration::from_secs(90 * 24 * 3600),
             reminder_failed_runs: 3,
             shard_count: None,
+            metrics_addr: Some(DEFAULT_METRICS_ADDR),
         }
     }
 }
+
+/// Loopback only: the figures are for the operator. Port 9089 lies below the range
+/// Prometheus's default-port allocations use (9090-9093 for its own servers, 9100-9999 for
+/// exporters, now full, and on from 10000), so no allocated exporter on the same host has it.
+pub const DEFAULT_METRICS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9089);
 
 fn read_file(path: &Path) -> Result<Vec<(String, Raw)>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -482,6 +501,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_loopback_by_default_and_off_when_asked() {
+        assert_eq!(
+            Config::load(None, env(&[])).unwrap().metrics_addr,
+            Some(DEFAULT_METRICS_ADDR)
+        );
+        let (_dir, path) = file("metrics_addr = \"0.0.0.0:9189\"\n");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.metrics_addr, Some(([0, 0, 0, 0], 9189).into()));
+        let off = env(&[("GUILDKEEP_METRICS_ADDR", "off")]);
+        assert_eq!(Config::load(Some(&path), off).unwrap().metrics_addr, None);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let (_dir, path) = file("max_open_guild = 8\n");
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
@@ -501,6 +533,7 @@ mod tests {
             ("GUILDKEEP_SYNCHRONOUS", "sometimes", "synchronous"),
             ("DISCORD_DEV_GUILD", "0", "dev_guild"),
             ("GUILDKEEP_SHARDS", "4..2", "shards"),
+            ("GUILDKEEP_METRICS_ADDR", "9089", "metrics_addr"),
         ];
         for (var, value, key) in cases {
             let err = Config::load(None, env(&[(var, value)]))

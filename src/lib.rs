@@ -9,6 +9,7 @@
 //! - [`quotes`]: saving, finding, rating and tagging quotes; no Discord types.
 //! - [`privacy`]: a member's export and erasure; what deleting a whole guild would lose.
 //! - [`ops`]: operator jobs, run by the data directory's owner.
+//! - [`observe`]: Prometheus metrics, `/healthz` and `/readyz`, systemd notifications.
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`retention`]: how long finished reminders and delivery records are kept.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
@@ -17,6 +18,7 @@ pub mod bot;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod observe;
 pub mod ops;
 pub mod optins;
 pub mod privacy;

@@ -10,8 +10,11 @@
 
 use poise::FrameworkError;
 
-use super::{reply, Context, Data, Error};
-use crate::store::StoreError;
+use super::{measure, reply, Context, Data, Error};
+use crate::{
+    observe::{Outcome, Refusal},
+    store::StoreError,
+};
 
 /// A message written for the member, shown verbatim and ephemerally. Never wrap internal text
 /// in it.
@@ -69,16 +72,24 @@ pub fn domain<E: MemberFixable>(error: E) -> Error {
 }
 
 /// Store conditions a member can understand (and usually just retry).
-fn store_message(error: &StoreError) -> Option<&'static str> {
+fn store_message(error: &StoreError) -> Option<(Refusal, &'static str)> {
     Some(match error {
-        StoreError::BeingDeleted(_) => {
-            "This server's data is being deleted right now. Try again in a moment."
-        }
-        StoreError::AtCapacity { .. } => "The bot is very busy right now. Try again in a moment.",
-        StoreError::ShuttingDown => "The bot is restarting. Try again in a minute.",
-        StoreError::NotOurShard { .. } => {
-            "This server is served by another instance of the bot; try again shortly."
-        }
+        StoreError::BeingDeleted(_) => (
+            Refusal::BeingDeleted,
+            "This server's data is being deleted right now. Try again in a moment.",
+        ),
+        StoreError::AtCapacity { .. } => (
+            Refusal::AtCapacity,
+            "The bot is very busy right now. Try again in a moment.",
+        ),
+        StoreError::ShuttingDown => (
+            Refusal::ShuttingDown,
+            "The bot is restarting. Try again in a minute.",
+        ),
+        StoreError::NotOurShard { .. } => (
+            Refusal::NotOurShard,
+            "This server is served by another instance of the bot; try again shortly.",
+        ),
         _ => return None,
     })
 }
@@ -93,19 +104,25 @@ fn is_full(cause: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(|e| e.code == rusqlite::ErrorCode::DiskFull)
 }
 
-/// The framework's only error handler.
+/// The framework's only error handler. Every command that ends here is counted, by whether
+/// the member was told something they can act on or a failure was logged.
 pub async fn on_error(error: FrameworkError<'_, Data, Error>) {
     use FrameworkError as Fw;
     let (ctx, shown) = match error {
-        Fw::Command { ctx, error, .. } => (ctx, shown_for(ctx, &error)),
-        Fw::CommandCheckFailed {
-            ctx, error: None, ..
-        } => (ctx, "You can't use this here.".into()),
-        Fw::CommandCheckFailed {
+        Fw::Command { ctx, error, .. }
+        | Fw::CommandCheckFailed {
             ctx,
             error: Some(error),
             ..
-        } => (ctx, shown_for(ctx, &error)),
+        } => {
+            let (shown, outcome) = shown_for(ctx, &error);
+            measure::ended(ctx, outcome);
+            reply::log_failure(reply::ephemeral(ctx, shown).await);
+            return;
+        }
+        Fw::CommandCheckFailed {
+            ctx, error: None, ..
+        } => (ctx, "You can't use this here.".into()),
         Fw::MissingUserPermissions {
             ctx,
             missing_permissions,
@@ -154,28 +171,33 @@ pub async fn on_error(error: FrameworkError<'_, Data, Error>) {
             return;
         }
         other => {
+            if let Some(ctx) = other.ctx() {
+                measure::ended(ctx, Outcome::InternalError);
+            }
             if let Err(e) = poise::builtins::on_error(other).await {
                 tracing::warn!(error = %e, "could not report an error");
             }
             return;
         }
     };
+    measure::ended(ctx, Outcome::UserError);
     reply::log_failure(reply::ephemeral(ctx, shown).await);
 }
 
 /// What the member sees for `error`: its own text if it is meant for them, otherwise a
 /// generic line with a reference id that is also logged.
-fn shown_for(ctx: Context<'_>, error: &Error) -> String {
+fn shown_for(ctx: Context<'_>, error: &Error) -> (String, Outcome) {
     if let Some(user) = error.downcast_ref::<UserError>() {
-        return user.to_string();
+        return (user.to_string(), Outcome::UserError);
     }
-    if let Some(message) = error.downcast_ref::<StoreError>().and_then(store_message) {
+    if let Some((refusal, message)) = error.downcast_ref::<StoreError>().and_then(store_message) {
         tracing::info!(command = %ctx.command().qualified_name, error = %error, "store refused");
-        return message.into();
+        ctx.data().metrics.store_refused(refusal);
+        return (message.into(), Outcome::UserError);
     }
     if error.chain().any(is_full) {
         tracing::warn!(command = %ctx.command().qualified_name, guild = ?ctx.guild_id().map(|g| g.get()), "a guild's database is full");
-        return "This server has reached the space the bot keeps for it, so nothing new was saved. Delete old quotes or reminders, or ask the bot's operator to raise the limit.".into();
+        return ("This server has reached the space the bot keeps for it, so nothing new was saved. Delete old quotes or reminders, or ask the bot's operator to raise the limit.".into(), Outcome::UserError);
     }
     let reference = format!("{:06x}", rand::random::<u32>() & 0x00ff_ffff);
     tracing::error!(
@@ -186,5 +208,5 @@ fn shown_for(ctx: Context<'_>, error: &Error) -> String {
         error = %format!("{error:#}"),
         "command failed"
     );
-    format!("Something went wrong on our side. If it keeps happening, tell the bot's operator: reference `{reference}`.")
+    (format!("Something went wrong on our side. If it keeps happening, tell the bot's operator: reference `{reference}`."), Outcome::InternalError)
 }

@@ -22,7 +22,7 @@ use std::{
 use poise::serenity_prelude as serenity;
 use tokio::sync::watch;
 
-use super::{Data, Error};
+use super::{Data, Error, Started};
 
 /// How long Discord waits for an interaction's first response.
 const RESPONSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
@@ -60,6 +60,8 @@ impl Drop for Running<'_> {
 pub struct Gated {
     pub inner: poise::Framework<Data, Error>,
     pub gate: Arc<Gate>,
+    /// Where the metrics are, once the bot has started: stale interactions are counted.
+    pub started: Arc<Started>,
 }
 
 #[serenity::async_trait]
@@ -73,6 +75,9 @@ impl serenity::Framework for Gated {
             let age = chrono::Utc::now() - *interaction.id().created_at();
             if age > RESPONSE_WINDOW {
                 tracing::warn!(id = %interaction.id(), age_ms = age.num_milliseconds(), "skipping an interaction too old to answer");
+                if let Some(data) = self.started.get() {
+                    data.metrics.missed_deadline();
+                }
                 return;
             }
         }

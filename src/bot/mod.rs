@@ -12,6 +12,7 @@
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
 //! - `throttle.rs`: how often a member may run a full-text search.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
+//! - `measure.rs`, `gateway.rs`: feed the command and gateway metrics (`crate::observe`).
 //! - `permissions.rs`: server-wide permissions from the guild's roles.
 //!
 //! Not here: SQL or rules (domain modules), paths or pools (`store/`).
@@ -23,13 +24,15 @@ mod delivery;
 mod error;
 mod events;
 mod gate;
+mod gateway;
+mod measure;
 mod permissions;
 mod reply;
 mod retention;
 mod throttle;
 mod types;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context as _};
 use poise::serenity_prelude as serenity;
@@ -41,6 +44,7 @@ pub use types::{Context, Data, Error};
 use crate::{
     config::Config,
     control::ControlServer,
+    observe::{self, Metrics, MetricsListener},
     reminders::{Clock, DeliveryPolicy, Scheduler, SchedulerConfig, SystemClock},
     store::{GuildDatabaseManager, PendingDeletions},
 };
@@ -113,6 +117,14 @@ impl Builder {
             GuildDatabaseManager::new(store_config).context("opening the data directory")?;
         let pending = PendingDeletions::open(&self.config.store.data_dir)
             .context("reading pending guild deletions")?;
+        let metrics_listener = match self.config.metrics_addr {
+            Some(addr) => Some(
+                MetricsListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on metrics_addr {addr}"))?,
+            ),
+            None => None,
+        };
         let base = Base {
             config: Arc::new(self.config),
             store,
@@ -131,6 +143,7 @@ impl Builder {
         let framework = gate::Gated {
             inner: framework(self.write_cooldown, started.clone()),
             gate: gate.clone(),
+            started: started.clone(),
         };
         // Nothing reads serenity's cache (roles are kept by `permissions.rs`): off, it keeps no
         // channel, role, emoji or member of any guild.
@@ -149,6 +162,7 @@ impl Builder {
             base,
             gate,
             started,
+            metrics_listener,
         })
     }
 }
@@ -183,9 +197,17 @@ pub struct Bot {
     base: Base,
     gate: Arc<gate::Gate>,
     started: Arc<Started>,
+    metrics_listener: Option<MetricsListener>,
 }
 
 impl Bot {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The store the bot uses (tests read and seed guild data through it).
     pub fn store(&self) -> &GuildDatabaseManager {
         &self.base.store
@@ -212,6 +234,21 @@ impl Bot {
         };
         // Ready before connecting: the first interaction finds the data set up.
         let _ = self.started.set(running.data.clone());
+        let mut tasks = running.tasks;
+        let metrics = running.data.metrics.clone();
+        if let Some(listener) = self.metrics_listener.take() {
+            let mut stopped = running.stop.subscribe();
+            tasks.push(listener.serve(metrics.clone(), async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }));
+        }
+        tasks.push(tokio::spawn(gateway::sample(
+            self.client.shard_manager.clone(),
+            metrics,
+            owned_shards(&self.base.config),
+            running.stop.subscribe(),
+        )));
+        tasks.extend(observe::systemd::watchdog(running.stop.subscribe()));
         let shards = self.client.shard_manager.clone();
         let gate = self.gate.clone();
         let token_refused = running.data.scheduler.token_refused();
@@ -222,6 +259,7 @@ impl Bot {
                     tracing::error!("stopping the bot: Discord refused its token");
                 }
             }
+            observe::systemd::stopping();
             tracing::info!("shutting down: no new interactions");
             gate.close();
             if !gate.drained(DRAIN_LIMIT).await {
@@ -249,7 +287,7 @@ impl Bot {
         running.control.shutdown(DRAIN_LIMIT).await;
         running.data.scheduler.shutdown().await;
         let _ = running.stop.send(true);
-        for task in running.tasks {
+        for task in tasks {
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "a background task ended abnormally");
             }
@@ -281,11 +319,19 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     let scheduler = Scheduler::start(base.store.clone(), deliver, base.clock.clone(), config)
         .await
         .context("starting the reminder scheduler")?;
+    let scheduler = Arc::new(scheduler);
+    let metrics = Arc::new(Metrics::new(observe::Sources {
+        store: base.store.clone(),
+        scheduler: scheduler.clone(),
+        pending: base.pending.clone(),
+        guild_cap: base.config.store.max_open_guilds,
+    }));
     let data = Data {
         config: base.config,
         store: base.store,
         pending: base.pending,
-        scheduler: Arc::new(scheduler),
+        scheduler,
+        metrics,
         button_timeout: base.button_timeout,
         roles: base.roles,
         live_buttons: Arc::default(),
@@ -302,6 +348,7 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     if let Err(e) = register(http, data.config.dev_guild).await {
         tracing::error!(error = %e, "registering slash commands failed");
     }
+    data.metrics.started();
     Ok(Running {
         data,
         tasks,
@@ -351,8 +398,8 @@ fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framewor
     let options = poise::FrameworkOptions {
         commands,
         on_error: |error| Box::pin(error::on_error(error)),
-        pre_command: |ctx| Box::pin(reply::defer(ctx)),
-        post_command: |ctx| Box::pin(commands::tell_notices(ctx)),
+        pre_command: |ctx| Box::pin(measure::pre_command(ctx)),
+        post_command: |ctx| Box::pin(measure::post_command(ctx)),
         event_handler: |framework, event| {
             Box::pin(events::handle(
                 framework.serenity_context,
@@ -377,6 +424,15 @@ fn framework(write_cooldown: Duration, started: Arc<Started>) -> poise::Framewor
             })
         })
         .build()
+}
+
+/// How many shards this process runs, when the configuration says (not autosharded).
+fn owned_shards(config: &Config) -> Option<usize> {
+    match (config.shard_count, &config.store.shards) {
+        (_, Some(owned)) => usize::try_from(owned.owned.end - owned.owned.start).ok(),
+        (Some(count), None) => usize::try_from(count).ok(),
+        (None, None) => None,
+    }
 }
 
 /// The commands as they are registered with Discord (the body of `PUT .../commands`).

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use super::{buttons::LiveButtons, permissions::GuildRoles, throttle::Throttle};
 use crate::{
     config::Config,
+    observe::Metrics,
     ops::{BotParts, Owner},
     reminders::Scheduler,
     store::{GuildDatabaseManager, PendingDeletions},
@@ -28,6 +29,8 @@ pub struct Data {
     pub live_buttons: Arc<LiveButtons>,
     /// Full-text searches per member, from `/quote search` and from autocomplete.
     pub searches: Arc<Throttle>,
+    /// What `/metrics` shows; commands and the gateway sampler feed it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Data {

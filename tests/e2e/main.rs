@@ -7,6 +7,7 @@ mod admin;
 mod deadlines;
 mod events;
 mod limits;
+mod observe;
 mod owner;
 mod privacy;
 mod quotes;

@@ -38,6 +38,8 @@ pub struct TestBot {
     pub store: GuildDatabaseManager,
     pub pending: Arc<PendingDeletions>,
     pub dir: tempfile::TempDir,
+    /// Where the bot serves `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -79,6 +81,7 @@ impl TestBot {
                 store: StoreConfig::new(dir.path()),
                 discord_token: Some(TOKEN.into()),
                 api_base: Some(fake.api_base.clone()),
+                metrics_addr: Some(([127, 0, 0, 1], 0).into()),
                 ..Config::default()
             },
             builder: quick,
@@ -103,6 +106,7 @@ impl TestBot {
             .expect("the bot builds");
         let store = bot.store().clone();
         let pending = bot.pending_deletions();
+        let metrics_addr = bot.metrics_addr().expect("metrics are served");
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(bot.run(async move {
             let _ = stopped.await;
@@ -119,9 +123,26 @@ impl TestBot {
             store,
             pending,
             dir,
+            metrics_addr,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// `GET path` on the metrics listener: the status code and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .expect("the metrics listener accepts");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+        (status.expect("a status code"), body.to_owned())
     }
 
     /// Sends a slash command as `user` (with the roles and channel permissions the fake gives
