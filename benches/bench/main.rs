@@ -114,6 +114,7 @@ const CASES: &[&str] = &[
     "growth",
     "zipf",
     "zipf_open_loop",
+    "writers",
     "scheduler",
     "import",
     "backup",
@@ -197,6 +198,7 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         "hot" => store_cases::hot(size, scratch).await,
         "zipf" => zipf_cases::zipf(size, scratch).await,
         "zipf_open_loop" => zipf_cases::zipf_open_loop(size, scratch).await,
+        "writers" => zipf_cases::writers(size, scratch).await,
         "growth" => {
             let measure = |dir: &Path, guilds: u64, uses: u64| {
                 measure_in_child(GROWTH_POINT, dir, &[guilds.to_string(), uses.to_string()])

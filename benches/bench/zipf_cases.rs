@@ -4,7 +4,7 @@
 //! same cap (the goal: what the store's machinery costs or wins); and one shared SQLite file,
 //! the legacy design (reported under `"shared_file"`: what the per-guild design costs). And
 //! `zipf_open_loop`: the same draws arriving at a realistic fixed rate, ours beside the shared
-//! file.
+//! file; and `writers`: writes only, on 1 to 8 workers, ours beside the shared file's one writer.
 
 use std::{
     num::NonZeroUsize,
@@ -16,7 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guildkeep::store::{configure, paths::DataDir, ConnectionSettings, GuildId, StoreConfig};
+use guildkeep::store::{
+    configure, paths::DataDir, ConnectionSettings, GuildDatabaseManager, GuildId, StoreConfig,
+};
 use lru::LruCache;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, OpenFlags};
@@ -24,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::{
     measure::{median, process_cpu_secs, Samples},
-    store_cases::{fleet, insert_and_read, raw_open, store, SCHEMA},
+    store_cases::{fleet, insert, insert_and_read, raw_open, store, SCHEMA},
     Case, Size, REPEATS,
 };
 
@@ -60,13 +62,13 @@ fn summary(runs: &[Run], ops: usize) -> Value {
     figures
 }
 
-/// `TASKS` threads taking the draws in turn, each through its own `use_guild`.
-fn on_threads<U: FnMut(u64)>(draws: &[u64], make: impl Fn() -> U + Sync) -> Run {
+/// `threads` threads taking the draws in turn, each through its own `use_guild`.
+fn on_threads<U: FnMut(u64)>(threads: usize, draws: &[u64], make: impl Fn() -> U + Sync) -> Run {
     let next = AtomicU64::new(0);
     let (started, cpu_before) = (Instant::now(), process_cpu_secs());
     let mut samples = Samples::default();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..TASKS)
+        let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut use_guild = make();
@@ -94,9 +96,24 @@ fn on_threads<U: FnMut(u64)>(draws: &[u64], make: impl Fn() -> U + Sync) -> Run 
 
 async fn run_ours(fleet: &Path, draws: &Arc<Vec<u64>>) -> Run {
     let store = store(fleet, CAP);
+    let mut run = on_tasks(&store, TASKS, draws, insert_and_read).await;
+    let stats = store.stats();
+    store.shutdown().await;
+    run.hit_rate = Some(stats.hits as f64 / (stats.hits + stats.misses) as f64);
+    run
+}
+
+/// `tasks` tasks taking the draws in turn, each a use of its guild through `store` running
+/// `op`. The store's shutdown is not part of the run.
+async fn on_tasks(
+    store: &GuildDatabaseManager,
+    tasks: usize,
+    draws: &Arc<Vec<u64>>,
+    op: fn(&Connection),
+) -> Run {
     let next = Arc::new(AtomicU64::new(0));
     let (started, cpu_before) = (Instant::now(), process_cpu_secs());
-    let workers: Vec<_> = (0..TASKS)
+    let workers: Vec<_> = (0..tasks)
         .map(|_| {
             let (store, draws, next) = (store.clone(), draws.clone(), next.clone());
             tokio::spawn(async move {
@@ -104,7 +121,7 @@ async fn run_ours(fleet: &Path, draws: &Arc<Vec<u64>>) -> Run {
                 while let Some(&guild) = draws.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
                     let t = Instant::now();
                     store
-                        .with_existing_guild(guild, |c| insert_and_read(c))
+                        .with_existing_guild(guild, move |c| op(c))
                         .await
                         .unwrap();
                     samples.push(t.elapsed());
@@ -117,14 +134,11 @@ async fn run_ours(fleet: &Path, draws: &Arc<Vec<u64>>) -> Run {
     for worker in workers {
         samples.extend(worker.await.unwrap());
     }
-    let secs = started.elapsed().as_secs_f64();
-    let stats = store.stats();
-    store.shutdown().await;
     Run {
         samples,
-        secs,
+        secs: started.elapsed().as_secs_f64(),
         cpu_secs: process_cpu_secs() - cpu_before,
-        hit_rate: Some(stats.hits as f64 / (stats.hits + stats.misses) as f64),
+        hit_rate: None,
     }
 }
 
@@ -175,7 +189,9 @@ fn run_plain_lru(fleet: &Path, draws: &[u64]) -> Run {
         hits: AtomicU64::new(0),
         misses: AtomicU64::new(0),
     };
-    let mut run = on_threads(draws, || |guild| plain.use_guild(guild, insert_and_read));
+    let mut run = on_threads(TASKS, draws, || {
+        |guild| plain.use_guild(guild, insert_and_read)
+    });
     let (hits, misses) = (plain.hits.into_inner(), plain.misses.into_inner());
     run.hit_rate = Some(hits as f64 / (hits + misses) as f64);
     // Closing what is still open is part of the run's CPU, as the store's shutdown is of ours.
@@ -202,7 +218,7 @@ fn run_shared(path: &Path, draws: &[u64]) -> Run {
     // One writer at a time, as a careful shared-file application does: SQLite's own busy
     // waiting sleeps and starves writers under this load, which would flatter ours.
     let writer = Mutex::new(());
-    on_threads(draws, || {
+    on_threads(TASKS, draws, || {
         let conn = raw_open(path);
         let writer = &writer;
         move |guild| shared_insert_and_read(&conn, writer, guild)
@@ -210,17 +226,9 @@ fn run_shared(path: &Path, draws: &[u64]) -> Run {
 }
 
 pub fn shared_insert_and_read(conn: &Connection, writer: &Mutex<()>, guild: u64) {
+    shared_insert(conn, writer, guild);
     // rusqlite binds signed integers only; guild ids fit.
     let guild = i64::try_from(guild).unwrap();
-    let writing = writer.lock().unwrap();
-    conn.prepare_cached(
-        "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
-         VALUES (?1, 'benchmark quote text', 'someone', 42, 0, 0)",
-    )
-    .unwrap()
-    .execute([guild])
-    .unwrap();
-    drop(writing);
     conn.prepare_cached(
         "SELECT id, text FROM quotes WHERE guild_id = ?1 AND id >= \
          (SELECT abs(random()) % max(id) + 1 FROM quotes WHERE guild_id = ?1) ORDER BY id LIMIT 1",
@@ -286,6 +294,73 @@ pub async fn zipf(size: Size, scratch: &Path) -> Case {
         met,
     )
     .with("shared_file", shared)
+}
+
+/// Our insert, as `shared_insert_and_read` makes it in the shared file: one writer at a time.
+fn shared_insert(conn: &Connection, writer: &Mutex<()>, guild: u64) {
+    let _writing = writer.lock().unwrap();
+    conn.prepare_cached(
+        "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
+         VALUES (?1, 'benchmark quote text', 'someone', 42, 0, 0)",
+    )
+    .unwrap()
+    .execute([i64::try_from(guild).unwrap()])
+    .unwrap();
+}
+
+/// Write-only throughput on 1, 2, 4 and 8 workers over guilds already open, one guild per
+/// worker: ours writes the guilds' files in parallel; the shared file has one writer.
+pub async fn writers(size: Size, scratch: &Path) -> Case {
+    let ops = size.pick(500, 20_000);
+    let dir = scratch.join("writers");
+    let store = store(&dir, CAP);
+    for guild in 1..=TASKS as u64 {
+        store.with_guild(guild, |c| insert(c)).await.unwrap();
+    }
+    let shared_path = scratch.join("writers_shared.db");
+    drop(shared_file(&shared_path));
+    let (mut ours, mut shared) = (Vec::new(), Vec::new());
+    for workers in [1, 2, 4, TASKS] {
+        let draws: Arc<Vec<u64>> =
+            Arc::new((0..ops as u64).map(|i| i % workers as u64 + 1).collect());
+        let mut ours_runs = Vec::new();
+        for _ in 0..REPEATS {
+            ours_runs.push(on_tasks(&store, workers, &draws, insert).await);
+        }
+        let path = shared_path.clone();
+        let shared_runs = tokio::task::spawn_blocking(move || {
+            let writer = Mutex::new(());
+            (0..REPEATS)
+                .map(|_| {
+                    on_threads(workers, &draws, || {
+                        let conn = raw_open(&path);
+                        let writer = &writer;
+                        move |guild| shared_insert(&conn, writer, guild)
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let point = |runs: &[Run]| json!({"workers": workers, "ops_per_s": median(runs.iter().map(|r| ops as f64 / r.secs).collect())});
+        ours.push(point(&ours_runs));
+        shared.push(point(&shared_runs));
+    }
+    store.shutdown().await;
+    crate::set_aside(&dir);
+    for file in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{file}", shared_path.display()));
+    }
+    let at_most = |points: &[Value]| points.last().unwrap()["ops_per_s"].as_f64().unwrap();
+    let ratio = at_most(&ours) / at_most(&shared);
+    Case::new(
+        "writers",
+        json!({ "points": ours, "ops": ops }),
+        Some(json!({ "shared_file_points": shared })),
+        Some(ratio),
+        "ours ≥ the shared file at 8 workers (reported: on 2 cores the curve is short)",
+        ratio >= 1.0,
+    )
 }
 
 /// Offsets from the start of a Poisson process of `rate` arrivals per second over `secs`.
