@@ -4,14 +4,17 @@
 //!
 //! `--quick` runs every case at reduced size; `--only CASE` runs one case.
 //! Cases live in their own files by the part they measure: `store_cases.rs`,
-//! `scheduler_case.rs`, `ops_cases.rs`, `erasure_case.rs`.
+//! `zipf_cases.rs`, `scheduler_case.rs`, `ops_cases.rs`, `erasure_case.rs`,
+//! `guild_data_cases.rs`.
 
 mod erasure_case;
+mod guild_data_cases;
 mod measure;
 mod ops_cases;
 mod ops_data;
 mod scheduler_case;
 mod store_cases;
+mod zipf_cases;
 
 use std::{
     path::{Path, PathBuf},
@@ -60,6 +63,8 @@ pub struct Case {
     ratio: Option<f64>,
     goal: &'static str,
     met: bool,
+    /// Figures beside the baseline that the goal does not compare with, by key.
+    extra: Map<String, Value>,
 }
 
 impl Case {
@@ -78,17 +83,26 @@ impl Case {
             ratio,
             goal,
             met,
+            extra: Map::new(),
         }
     }
 
+    /// Adds figures under `key`, beside `ours` and `baseline`.
+    pub fn with(mut self, key: &str, figures: Value) -> Self {
+        self.extra.insert(key.to_owned(), figures);
+        self
+    }
+
     fn json(&self) -> Value {
-        json!({
+        let mut case = json!({
             "ours": self.ours,
             "baseline": self.baseline,
             "ratio": self.ratio,
             "goal": self.goal,
             "met": self.met,
-        })
+        });
+        case.as_object_mut().unwrap().extend(self.extra.clone());
+        case
     }
 }
 
@@ -99,10 +113,14 @@ const CASES: &[&str] = &[
     "hot",
     "growth",
     "zipf",
+    "zipf_open_loop",
+    "writers",
     "scheduler",
     "import",
     "backup",
     "erasure",
+    "export_guild",
+    "delete_guild",
 ];
 
 /// Cases that measure each point in a fresh child process, run as `MODE DIR ARGS…`.
@@ -178,7 +196,9 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         "new_guild" => store_cases::new_guild(size, scratch).await,
         "reopen" => store_cases::reopen(size, scratch).await,
         "hot" => store_cases::hot(size, scratch).await,
-        "zipf" => store_cases::zipf(size, scratch).await,
+        "zipf" => zipf_cases::zipf(size, scratch).await,
+        "zipf_open_loop" => zipf_cases::zipf_open_loop(size, scratch).await,
+        "writers" => zipf_cases::writers(size, scratch).await,
         "growth" => {
             let measure = |dir: &Path, guilds: u64, uses: u64| {
                 measure_in_child(GROWTH_POINT, dir, &[guilds.to_string(), uses.to_string()])
@@ -194,6 +214,8 @@ async fn run(name: &str, size: Size, scratch: &Path) -> Case {
         "import" => ops_cases::import(size, scratch).await,
         "backup" => ops_cases::backup(size, scratch).await,
         "erasure" => erasure_case::erasure(size, scratch).await,
+        "export_guild" => guild_data_cases::export_guild(size, scratch).await,
+        "delete_guild" => guild_data_cases::delete_guild(size, scratch).await,
         other => unreachable!("case {other} is listed but not run"),
     }
 }
@@ -227,12 +249,18 @@ fn print_row(name: &str, case: &Case) {
         .baseline
         .as_ref()
         .map_or("—".to_owned(), Value::to_string);
+    let extra: String = case
+        .extra
+        .iter()
+        .map(|(key, figures)| format!(" | {key} {figures}"))
+        .collect();
     println!(
-        "{:<10} {} | ours {} | baseline {} | ratio {} | goal: {} | {}",
+        "{:<10} {} | ours {} | baseline {}{} | ratio {} | goal: {} | {}",
         name,
         case.title,
         case.ours,
         baseline,
+        extra,
         ratio,
         case.goal,
         if case.met { "met" } else { "MISSED" }

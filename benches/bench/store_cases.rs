@@ -1,15 +1,10 @@
 //! The store's cases, each beside its baseline in the same run: creating a guild, reopening
-//! an evicted one, a cached insert + read, a Zipf-distributed multi-guild workload against
-//! one shared SQLite file (the legacy design), and memory/descriptor growth with the number
-//! of guilds on disk.
+//! an evicted one, a cached insert + read, and memory/descriptor growth with the number of
+//! guilds on disk; and the fleet of guilds and the helpers that `zipf_cases.rs` shares.
 
 use std::{
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
     time::{Duration, Instant},
 };
 
@@ -19,11 +14,11 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::{
-    measure::{anon_rss_mib, median, median_of, open_fds, process_cpu_secs, rss_mib, Samples},
+    measure::{anon_rss_mib, median, median_of, open_fds, rss_mib, Samples},
     set_aside, Case, Size, REPEATS,
 };
 
-const SCHEMA: &str = include_str!("../../schema/0001_init.sql");
+pub const SCHEMA: &str = include_str!("../../schema/0001_init.sql");
 const INSERT: &str = "INSERT INTO quotes (text, author_name, added_by, created_at, updated_at) \
                       VALUES ('benchmark quote text', 'someone', 42, 0, 0)";
 const READ_RANDOM: &str = "SELECT id, text FROM quotes WHERE id >= \
@@ -53,8 +48,13 @@ pub fn raw_open(path: &Path) -> Connection {
     conn
 }
 
-fn insert_and_read(conn: &Connection) {
+/// One quote saved: the write of every many-guild case.
+pub fn insert(conn: &Connection) {
     conn.prepare_cached(INSERT).unwrap().execute([]).unwrap();
+}
+
+pub fn insert_and_read(conn: &Connection) {
+    insert(conn);
     conn.prepare_cached(READ_RANDOM)
         .unwrap()
         .query_row([], |row| row.get::<_, i64>(0))
@@ -227,156 +227,6 @@ pub async fn hot(size: Size, scratch: &Path) -> Case {
     )
 }
 
-/// Guild ids drawn Zipf(1.1) over `guilds`, the same sequence for ours and the baseline.
-fn zipf_draws(guilds: u64, n: usize, seed: u64) -> Vec<u64> {
-    let zipf = rand_distr::Zipf::new(guilds as f64, 1.1).unwrap();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n).map(|_| rng.sample(zipf) as u64).collect()
-}
-
-pub async fn zipf(size: Size, scratch: &Path) -> Case {
-    const TASKS: usize = 8;
-    let guilds = size.pick(2_000, 100_000) as u64;
-    let ops = size.pick(6_000, 200_000);
-    let dir = fleet(scratch, guilds).await;
-    let shared_path = scratch.join("zipf_shared.db");
-    {
-        let conn = raw_open(&shared_path);
-        // The same tables (full-text index and triggers included), plus the guild column
-        // that one shared file needs, so both sides do the same work per operation.
-        conn.execute_batch(SCHEMA).unwrap();
-        conn.execute_batch(
-            "ALTER TABLE quotes ADD COLUMN guild_id INTEGER NOT NULL DEFAULT 0; \
-             CREATE INDEX quotes_guild ON quotes (guild_id, id);",
-        )
-        .unwrap();
-    }
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
-    for repeat in 0..REPEATS {
-        let draws = Arc::new(zipf_draws(guilds, ops, repeat as u64));
-        let store = store(&dir, 256);
-        let next = Arc::new(AtomicU64::new(0));
-        let (started, cpu_before) = (Instant::now(), process_cpu_secs());
-        let workers: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (store, draws, next) = (store.clone(), draws.clone(), next.clone());
-                tokio::spawn(async move {
-                    let mut samples = Samples::default();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(&guild) = draws.get(i) else {
-                            return samples;
-                        };
-                        let t = Instant::now();
-                        store
-                            .with_existing_guild(guild, |c| insert_and_read(c))
-                            .await
-                            .unwrap();
-                        samples.push(t.elapsed());
-                    }
-                })
-            })
-            .collect();
-        let mut ours_run = Samples::default();
-        for worker in workers {
-            ours_run.extend(worker.await.unwrap());
-        }
-        let ours_secs = started.elapsed().as_secs_f64();
-        let hit_rate = {
-            let s = store.stats();
-            s.hits as f64 / (s.hits + s.misses) as f64
-        };
-        store.shutdown().await;
-        let ours_cpu = process_cpu_secs() - cpu_before;
-
-        let next = Arc::new(AtomicU64::new(0));
-        // One writer at a time, as a careful shared-file application does: SQLite's own busy
-        // waiting sleeps and starves writers under this load, which would flatter ours.
-        let writer = Arc::new(std::sync::Mutex::new(()));
-        let (started, cpu_before) = (Instant::now(), process_cpu_secs());
-        let workers: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let (draws, next, path) = (draws.clone(), next.clone(), shared_path.clone());
-                let writer = writer.clone();
-                std::thread::spawn(move || {
-                    let conn = raw_open(&path);
-                    let mut samples = Samples::default();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(&guild) = draws.get(i) else {
-                            return samples;
-                        };
-                        samples.time(|| shared_insert_and_read(&conn, &writer, guild));
-                    }
-                })
-            })
-            .collect();
-        let mut base_run = Samples::default();
-        for worker in workers {
-            base_run.extend(worker.join().unwrap());
-        }
-        let base_secs = started.elapsed().as_secs_f64();
-        let base_cpu = process_cpu_secs() - cpu_before;
-        let cpu_ms_per_op = |cpu: f64| cpu * 1000.0 / ops as f64;
-        ours.push((
-            ops as f64 / ours_secs,
-            ours_run.percentile_ms(99.0),
-            hit_rate,
-            cpu_ms_per_op(ours_cpu),
-        ));
-        baseline.push((
-            ops as f64 / base_secs,
-            base_run.percentile_ms(99.0),
-            cpu_ms_per_op(base_cpu),
-        ));
-    }
-    for file in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{file}", shared_path.display()));
-    }
-    let ours_tput = median(ours.iter().map(|o| o.0).collect());
-    let base_tput = median(baseline.iter().map(|b| b.0).collect());
-    let ratio = ours_tput / base_tput;
-    Case::new(
-        "zipf",
-        json!({
-            "ops_per_s": ours_tput,
-            "p99_ms": median(ours.iter().map(|o| o.1).collect()),
-            "cache_hit_rate": median(ours.iter().map(|o| o.2).collect()),
-            "cpu_ms_per_op": median(ours.iter().map(|o| o.3).collect()),
-            "guilds": guilds, "ops": ops, "tasks": TASKS,
-        }),
-        Some(json!({
-            "ops_per_s": base_tput,
-            "p99_ms": median(baseline.iter().map(|b| b.1).collect()),
-            "cpu_ms_per_op": median(baseline.iter().map(|b| b.2).collect()),
-        })),
-        Some(ratio),
-        "throughput ≥ the shared file's (ratio ≥ 1)",
-        ratio >= 1.0,
-    )
-}
-
-fn shared_insert_and_read(conn: &Connection, writer: &std::sync::Mutex<()>, guild: u64) {
-    // rusqlite binds signed integers only; guild ids fit.
-    let guild = i64::try_from(guild).unwrap();
-    let writing = writer.lock().unwrap();
-    conn.prepare_cached(
-        "INSERT INTO quotes (guild_id, text, author_name, added_by, created_at, updated_at) \
-         VALUES (?1, 'benchmark quote text', 'someone', 42, 0, 0)",
-    )
-    .unwrap()
-    .execute([guild])
-    .unwrap();
-    drop(writing);
-    conn.prepare_cached(
-        "SELECT id, text FROM quotes WHERE guild_id = ?1 AND id >= \
-         (SELECT abs(random()) % max(id) + 1 FROM quotes WHERE guild_id = ?1) ORDER BY id LIMIT 1",
-    )
-    .unwrap()
-    .query_row([guild], |row| row.get::<_, i64>(0))
-    .unwrap();
-}
-
 /// Leaves every guild in `dir` as a bot that went idle leaves it: its WAL checkpointed into
 /// the database and emptied. A store's shutdown does that only for the guilds still open; the
 /// ones it evicted keep their last writes in their WAL.
@@ -398,7 +248,7 @@ pub async fn checkpoint_every_guild(dir: &Path) {
 /// (and the open and close) of a real creation: this is setup, and creating 100,000 guilds
 /// through the store took three of the full run's fifteen minutes. Only the guilds not there
 /// yet are made, so growth can add to it point by point before zipf uses it.
-async fn fleet(scratch: &Path, n: u64) -> PathBuf {
+pub async fn fleet(scratch: &Path, n: u64) -> PathBuf {
     let dir = scratch.join("fleet");
     let store = store(&dir, 256);
     store.with_guild(1, |_| ()).await.unwrap();

@@ -93,6 +93,18 @@ impl StoreConfig {
             migrations: Migrations::embedded(),
         }
     }
+
+    /// What every connection of this store is opened with (see [`configure`]). Public so
+    /// that the benchmarks' bare-rusqlite baselines open their files exactly as the store does.
+    ///
+    /// [`configure`]: super::configure
+    pub fn connection_settings(&self) -> ConnectionSettings {
+        ConnectionSettings {
+            busy_timeout: self.busy_timeout,
+            synchronous: self.synchronous,
+            max_guild_bytes: self.max_guild_bytes,
+        }
+    }
 }
 
 /// A snapshot of the manager's counters.
@@ -296,11 +308,7 @@ impl GuildDatabaseManager {
         let owner = OwnerLock::acquire(&config.data_dir, config.shards.as_ref())?;
         let dir = DataDir::new(&config.data_dir);
         let inner = Arc::new(Inner {
-            settings: ConnectionSettings {
-                busy_timeout: config.busy_timeout,
-                synchronous: config.synchronous,
-                max_guild_bytes: config.max_guild_bytes,
-            },
+            settings: config.connection_settings(),
             template: Template::build(&config.migrations)?,
             pool_worker: Arc::new(
                 ScheduledThreadPool::builder()

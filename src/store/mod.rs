@@ -26,6 +26,6 @@ mod spare;
 pub use error::StoreError;
 pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
 pub use migrate::{Migration, Migrations};
-pub use open::Synchronous;
+pub use open::{configure, ConnectionSettings, Synchronous};
 pub use paths::GuildId;
 pub use pending_deletions::PendingDeletions;
