@@ -16,7 +16,7 @@ use crate::{
     bot,
     config::Config,
     control,
-    ops::{Job, Owner, StdConsole},
+    ops::{one_line, Job, Owner, StdConsole},
     store::{GuildDatabaseManager, StoreError},
 };
 
@@ -71,11 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("data directory {}:", dir.display());
         config.store.data_dir = dir.clone();
         if let Err(e) = run_job(&config, job.clone()).await {
-            eprintln!(
-                "error: {}: {}",
-                dir.display(),
-                format!("{e:#}").replace('\n', " ")
-            );
+            eprintln!("error: {}: {}", dir.display(), one_line(&e));
             failed.push(dir.display().to_string());
         }
     }

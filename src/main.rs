@@ -8,6 +8,7 @@ use clap::Parser;
 use guildkeep::{
     cli::{self, Cli},
     config,
+    ops::one_line,
 };
 
 fn main() -> ExitCode {
@@ -34,14 +35,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, for a terminal or a log collector.
-fn one_line(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ")
 }

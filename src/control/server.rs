@@ -23,7 +23,7 @@ use tokio::{
 
 use super::{Build, Reply, Request, PROTOCOL};
 use crate::{
-    ops::{progress, Console, Job, Owner, SchemaAction},
+    ops::{one_line, progress, Console, Job, Owner, SchemaAction},
     store::owner::control_socket,
 };
 
@@ -148,7 +148,7 @@ async fn serve(stream: UnixStream, owner: Owner, running: Arc<RwLock<()>>) {
             });
         });
         let outcome = progress::report_to(remote_progress, job.run(&owner, &console)).await;
-        let error = outcome.err().map(|e| format!("{e:#}").replace('\n', " "));
+        let error = outcome.err().map(|e| one_line(&e));
         match &error {
             None => tracing::info!("operator job done"),
             Some(e) => tracing::warn!(error = %e, "operator job failed"),

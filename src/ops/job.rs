@@ -380,6 +380,17 @@ async fn gdpr_job(owner: &Owner, action: GdprAction, console: &dyn Console) -> a
     }
 }
 
+/// The error and its causes on one line: how a failed job (or any command) ends, on a
+/// terminal, in a log collector, or sent back over the control socket.
+pub fn one_line(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
 /// Names every guild a job failed for, after the job has reported the rest.
 fn fail_on(
     job: &str,

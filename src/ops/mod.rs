@@ -26,7 +26,7 @@ pub mod restore;
 
 use std::sync::Arc;
 
-pub use job::{Console, ForgetMode, GdprAction, Job, SchemaAction, StdConsole};
+pub use job::{one_line, Console, ForgetMode, GdprAction, Job, SchemaAction, StdConsole};
 
 use crate::{
     reminders::Scheduler,
