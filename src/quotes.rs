@@ -592,31 +592,43 @@ pub fn autocomplete_ids(
 ) -> Result<Vec<(i64, String)>, QuoteError> {
     let limit = limit.clamp(1, MAX_AUTOCOMPLETE);
     let typed = prefix_text.trim();
-    let digits = typed.strip_prefix('#').unwrap_or(typed).trim();
-    let rows: Vec<(i64, String)> = if digits.is_empty() {
-        conn.prepare("SELECT id, text FROM quotes ORDER BY id DESC LIMIT ?1")?
+    let rows: Vec<(i64, String)> = match typed_number(typed) {
+        Some("") => conn
+            .prepare("SELECT id, text FROM quotes ORDER BY id DESC LIMIT ?1")?
             .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    } else if digits.bytes().all(|b| b.is_ascii_digit()) {
+            .collect::<Result<_, _>>()?,
         // Digits only, so the LIKE pattern needs no escaping.
-        conn.prepare(
-            "SELECT id, text FROM quotes WHERE CAST(id AS TEXT) LIKE ?1 || '%'
-             ORDER BY id LIMIT ?2",
-        )?
-        .query_map(params![digits, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?
-    } else {
-        match search(conn, typed, limit) {
+        Some(digits) => conn
+            .prepare(
+                "SELECT id, text FROM quotes WHERE CAST(id AS TEXT) LIKE ?1 || '%'
+                 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![digits, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?,
+        None => match search(conn, typed, limit) {
             Ok(found) => found.into_iter().map(|q| (q.id, q.text)).collect(),
             // Half-typed punctuation is normal while typing: offer nothing rather than an error.
             Err(QuoteError::EmptySearch) => Vec::new(),
             Err(other) => return Err(other),
-        }
+        },
     };
     Ok(rows
         .into_iter()
         .map(|(id, text)| (id, short_text(&text)))
         .collect())
+}
+
+/// Whether [`autocomplete_ids`] answers `typed` with a full-text search: anything but nothing
+/// or a quote number.
+pub fn autocomplete_searches(typed: &str) -> bool {
+    typed_number(typed.trim()).is_none()
+}
+
+/// The digits of a quote number typed (after an optional `#`), empty when nothing was typed;
+/// `None` when it is text.
+fn typed_number(typed: &str) -> Option<&str> {
+    let digits = typed.strip_prefix('#').unwrap_or(typed).trim();
+    digits.bytes().all(|b| b.is_ascii_digit()).then_some(digits)
 }
 
 /// Recomputes a quote's `rating_avg` and `rating_count` from `quote_ratings`. Call it in the

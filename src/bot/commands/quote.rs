@@ -384,12 +384,7 @@ pub async fn today(ctx: Context<'_>) -> Result<(), Error> {
 /// so it counts toward the member's searches: past their limit, words offer nothing until
 /// the next keystroke after the interval.
 async fn complete_quote(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {
-    let is_number = typed
-        .trim()
-        .trim_start_matches('#')
-        .bytes()
-        .all(|b| b.is_ascii_digit());
-    if !is_number && !ctx.data().searches.admit(ctx.author().id.get()) {
+    if quotes::autocomplete_searches(typed) && !ctx.data().searches.admit(ctx.author().id.get()) {
         return serenity::CreateAutocompleteResponse::new();
     }
     let typed = typed.to_owned();
