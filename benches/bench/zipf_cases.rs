@@ -312,7 +312,7 @@ fn shared_insert(conn: &Connection, writer: &Mutex<()>, guild: u64) {
 /// Write-only throughput on 1, 2, 4 and 8 workers over guilds already open, one guild per
 /// worker: ours writes the guilds' files in parallel; the shared file has one writer.
 pub async fn writers(size: Size, scratch: &Path) -> Case {
-    let ops = size.pick(500, 20_000);
+    let ops = size.pick(500, 10_000);
     let dir = scratch.join("writers");
     let store = store(&dir, CAP);
     for guild in 1..=TASKS as u64 {
