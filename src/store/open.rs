@@ -547,7 +547,11 @@ mod tests {
                 .unwrap()
             });
             drop(a);
-            assert_eq!(waiter.join().unwrap(), 1, "the waiter got the one given back");
+            assert_eq!(
+                waiter.join().unwrap(),
+                1,
+                "the waiter got the one given back"
+            );
         });
         drop(b);
         assert_eq!(patient.lock().open, 2, "no third connection was opened");
