@@ -805,8 +805,9 @@ async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
 }
 
 /// Reminders imported from VeraBot's own v2.9.0 database (tests/fixtures/verabot) reach the
-/// members VeraBot sent them to: with the scheduler's clock past their due times, each active
-/// one arrives as a DM to its assignee, and the sent, cancelled and undeliverable ones do not.
+/// members VeraBot sent them to: with the scheduler's clock past their due times, each of its
+/// 34 active DM reminders (thirty of them for thirty members) arrives as a DM to its assignee,
+/// and the sent, cancelled and undeliverable ones do not.
 #[tokio::test]
 async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     const ANN: u64 = 180_000_000_000_000_001;
@@ -836,16 +837,22 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     })
     .await;
 
-    for (user, subject) in [
+    let check_ins = (1..=30).map(|n| (180_000_000_000_000_100 + n, format!("Check-in {n} of 30")));
+    let expected: Vec<(u64, String)> = [
         (ANN, "Team standup"),
         (BO, "Water the plants"),
         (ANN, "Conference talk"),
         (ANN, "Dentist (moved)"),
-    ] {
+    ]
+    .map(|(user, subject)| (user, subject.to_owned()))
+    .into_iter()
+    .chain(check_ins)
+    .collect();
+    for (user, subject) in &expected {
         let path = format!("/channels/{}/messages", user + 7);
         bot.fake
             .wait_for(subject, |r| {
-                r.method == "POST" && r.path == path && message(&r.body).contains(subject)
+                r.method == "POST" && r.path == path && message(&r.body).contains(subject.as_str())
             })
             .await;
     }
@@ -868,6 +875,10 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
             "{never}: {posted:?}"
         );
     }
-    assert_eq!(posted.len(), 4, "one DM per active reminder: {posted:?}");
+    assert_eq!(
+        posted.len(),
+        expected.len(),
+        "one DM per active reminder: {posted:?}"
+    );
     bot.shutdown().await;
 }
