@@ -727,7 +727,8 @@ async fn a_verabot_file_at_a_guild_path_is_refused_untouched_naming_the_import_a
         results[0]
             .problems
             .iter()
-            .any(|p| p.contains("not guildkeep's")),
+            .any(|p| p.contains("not guildkeep's")
+                && p.contains("guildkeep migrate-legacy --source-dir")),
         "{:?}",
         results[0].problems
     );
