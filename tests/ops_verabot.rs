@@ -94,20 +94,28 @@ fn written<T>(path: &Path, sql: &str, f: impl Fn(&Row<'_>) -> rusqlite::Result<T
     all(&conn, sql, f)
 }
 
-/// What the scheduler does with the reminder imported from `legacy_id` at its due time.
-async fn claim_when_due(store: &GuildDatabaseManager, legacy_id: i64, due_at: i64) -> Claim {
+/// What the scheduler does with the reminder imported into `guild` from `legacy_id` at its
+/// due time.
+async fn claim_when_due(
+    store: &GuildDatabaseManager,
+    guild: u64,
+    legacy_id: i64,
+    due_at: i64,
+) -> Claim {
     let due = DateTime::<Utc>::from_timestamp(due_at, 0).unwrap();
-    query(store, move |c| {
-        let id: i64 = c
-            .query_row(
-                "SELECT id FROM reminders WHERE legacy_id = ?1",
-                [legacy_id],
-                |r| r.get(0),
-            )
-            .unwrap();
-        delivery::claim(c, GUILD, id as u64, due, due, &DeliveryPolicy::default()).unwrap()
-    })
-    .await
+    store
+        .with_existing_guild(guild, move |c| {
+            let id: i64 = c
+                .query_row(
+                    "SELECT id FROM reminders WHERE legacy_id = ?1",
+                    [legacy_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            delivery::claim(c, guild, id as u64, due, due, &DeliveryPolicy::default()).unwrap()
+        })
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -315,7 +323,7 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
             continue;
         }
         deliverable += 1;
-        let claim = claim_when_due(&store, id, due_at).await;
+        let claim = claim_when_due(&store, GUILD, id, due_at).await;
         let Claim::Send(send) = claim else {
             panic!("reminder {id} is not sent: {claim:?}")
         };
@@ -346,9 +354,10 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
 
 #[tokio::test]
 async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
-    let (_dir, source, store) = setup("v2.9.0-single.db");
-    let report = import(
+    let (dir, source, store) = setup("v2.9.0-single.db");
+    let report = import_checked(
         &store,
+        &dir.path().join("data"),
         ImportOptions {
             reminder_channel: Some(CHANNEL),
             ..options(&source)
@@ -376,7 +385,7 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
         if expected_channel.is_none() {
             continue;
         }
-        let claim = claim_when_due(&store, *id, *due_at).await;
+        let claim = claim_when_due(&store, GUILD, *id, *due_at).await;
         let Claim::Send(send) = claim else {
             panic!("{subject} is not sent: {claim:?}")
         };
@@ -434,8 +443,8 @@ async fn without_a_default_guild_every_row_of_the_single_database_is_skipped_and
 
 #[tokio::test]
 async fn v2_0_database_without_reminder_or_opt_in_tables_imports_its_quotes() {
-    let (_dir, source, store) = setup("v2.0.0-single.db");
-    let report = import(&store, options(&source)).await;
+    let (dir, source, store) = setup("v2.0.0-single.db");
+    let report = import_checked(&store, &dir.path().join("data"), options(&source)).await;
     assert_eq!(report.layout, "verabot-single");
     assert_eq!(
         report.guilds[&GUILD],
@@ -496,11 +505,13 @@ const GUILD_A: u64 = 400_000_000_000_000_001;
 const GUILD_B: u64 = 400_000_000_000_000_002;
 
 /// A copy of VeraBot's per-guild fixture `name` (its `data/db`, guilds A and B) imported with
-/// `--source-dir` into a fresh data directory, through [`import_checked`]. Every imported quote
+/// `--source-dir` and `reminder_channel` into a fresh data directory, through
+/// [`import_checked`]. Every imported quote
 /// is checked against VeraBot's file: text byte for byte, author, time. Returns the import's
 /// report and the copied files, guild A's first.
 async fn import_per_guild(
     name: &str,
+    reminder_channel: Option<u64>,
 ) -> (
     tempfile::TempDir,
     GuildDatabaseManager,
@@ -525,6 +536,7 @@ async fn import_per_guild(
     let options = ImportOptions {
         source,
         per_guild: true,
+        reminder_channel,
         ..ImportOptions::default()
     };
     let report = import_checked(&store, &data, options).await;
@@ -557,8 +569,8 @@ async fn import_per_guild(
 }
 
 #[tokio::test]
-async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins() {
-    let (_dir, store, report, files) = import_per_guild("v4.9.0-per-guild").await;
+async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins_and_reminders() {
+    let (_dir, store, report, files) = import_per_guild("v4.9.0-per-guild", Some(CHANNEL)).await;
     assert_eq!(
         report.guilds,
         BTreeMap::from([
@@ -599,11 +611,12 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     let b: Vec<(i64, bool)> = optins(GUILD_B).await.unwrap();
     assert_eq!((a, b), (vec![(ANN, true), (BO, false)], vec![(BO, true)]));
 
-    let reminders: Vec<(String, String, Option<i64>, i64)> = store
+    let reminders: Vec<(i64, String, String, Option<i64>, Option<i64>, i64)> = store
         .with_existing_guild(GUILD_A, |c| {
             all(
                 c,
-                "SELECT message, status, created_by, due_at FROM reminders ORDER BY legacy_id",
+                "SELECT legacy_id, message, status, created_by, channel_id, due_at FROM reminders \
+                 ORDER BY legacy_id",
                 |r| r.try_into(),
             )
         })
@@ -614,19 +627,41 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
         "SELECT notificationTime FROM reminders ORDER BY id",
         |r| r.get(0),
     );
-    let due: Vec<i64> = reminders.iter().map(|r| r.3).collect();
+    let due: Vec<i64> = reminders.iter().map(|r| r.5).collect();
     let expected: Vec<i64> = notify.iter().map(|t| verabot_time(t)).collect();
     assert_eq!(due, expected);
-    let summary: Vec<(&str, &str, Option<i64>)> = reminders
+    let summary: Vec<(&str, &str, Option<i64>, Option<i64>)> = reminders
         .iter()
-        .map(|(m, s, c, _)| (m.lines().next().unwrap(), s.as_str(), *c))
+        .map(|(_, m, s, c, ch, _)| (m.lines().next().unwrap(), s.as_str(), *c, *ch))
         .collect();
     assert_eq!(
         summary,
         [
-            ("Guild A standup", "active", Some(ANN)),
-            ("Guild A raid", "cancelled", None),
-            ("Guild A done", "sent", Some(BO)),
+            ("Guild A standup", "active", Some(ANN), None),
+            ("Guild A raid", "active", None, Some(CHANNEL as i64)),
+            ("Guild A done", "sent", Some(BO), None),
+        ]
+    );
+    // At their due times: the DM to Ann, and the raid in the channel, pinging the role.
+    let mut targets = Vec::new();
+    for (legacy_id, _, status, _, _, due_at) in &reminders {
+        if status == "active" {
+            let claim = claim_when_due(&store, GUILD_A, *legacy_id, *due_at).await;
+            let Claim::Send(send) = claim else {
+                panic!("reminder {legacy_id} is not sent: {claim:?}")
+            };
+            targets.push(send.target);
+        }
+    }
+    assert_eq!(
+        targets,
+        [
+            DeliveryTarget::Dm { user: ANN as u64 },
+            DeliveryTarget::Channel {
+                channel: CHANNEL,
+                users: vec![],
+                roles: vec![ROLE as u64]
+            }
         ]
     );
 }
@@ -636,7 +671,7 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
 /// columns that database never had, and failed (tests/fixtures/verabot/README.md).
 #[tokio::test]
 async fn v2_10_per_guild_files_import_their_quotes_tags_and_ratings() {
-    let (_dir, store, report, files) = import_per_guild("v2.10.0-per-guild").await;
+    let (_dir, store, report, files) = import_per_guild("v2.10.0-per-guild", None).await;
     assert_eq!(
         report.guilds,
         BTreeMap::from([
