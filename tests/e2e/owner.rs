@@ -41,6 +41,8 @@ fn guildkeep(dir: &Path, fake: &FakeDiscord) -> tokio::process::Command {
         .env_remove("DISCORD_DEV_GUILD")
         .env("GUILDKEEP_DATA_DIR", dir)
         .env("GUILDKEEP_LOG", "warn")
+        // Not the default port: bots of tests running at the same time would fight over it.
+        .env("GUILDKEEP_METRICS_ADDR", "127.0.0.1:0")
         .env("DISCORD_TOKEN", TOKEN)
         .env("DISCORD_API_BASE", &fake.api_base)
         .stdin(Stdio::null())
