@@ -233,16 +233,18 @@ type ImportedReminder = (
     Option<String>,
 );
 
-async fn imported_reminders(store: &GuildDatabaseManager) -> Vec<ImportedReminder> {
-    query(store, |c| {
-        all(
-            c,
-            "SELECT legacy_id, message, due_at, status, created_by, channel_id, last_error \
+async fn imported_reminders(store: &GuildDatabaseManager, guild: u64) -> Vec<ImportedReminder> {
+    store
+        .with_existing_guild(guild, |c| {
+            all(
+                c,
+                "SELECT legacy_id, message, due_at, status, created_by, channel_id, last_error \
                  FROM reminders ORDER BY legacy_id",
-            |r| r.try_into(),
-        )
-    })
-    .await
+                |r| r.try_into(),
+            )
+        })
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -282,7 +284,7 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
         "SELECT id, subject, when_datetime, notificationTime FROM reminders ORDER BY id",
         |r| r.try_into(),
     );
-    let imported = imported_reminders(&store).await;
+    let imported = imported_reminders(&store, GUILD).await;
     assert_eq!(imported.len(), written.len());
     for ((id, subject, when, notify), (subject_expected, status, creator, channel)) in
         written.iter().zip(expected_reminders(None))
@@ -368,7 +370,7 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
         .skipped
         .keys()
         .any(|reason| reason.contains("without_channel")));
-    let imported = imported_reminders(&store).await;
+    let imported = imported_reminders(&store, GUILD).await;
     for (
         (id, message, due_at, status, creator, channel, _),
         (subject, expected_status, expected_creator, expected_channel),
@@ -611,28 +613,18 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     let b: Vec<(i64, bool)> = optins(GUILD_B).await.unwrap();
     assert_eq!((a, b), (vec![(ANN, true), (BO, false)], vec![(BO, true)]));
 
-    let reminders: Vec<(i64, String, String, Option<i64>, Option<i64>, i64)> = store
-        .with_existing_guild(GUILD_A, |c| {
-            all(
-                c,
-                "SELECT legacy_id, message, status, created_by, channel_id, due_at FROM reminders \
-                 ORDER BY legacy_id",
-                |r| r.try_into(),
-            )
-        })
-        .await
-        .unwrap();
+    let reminders = imported_reminders(&store, GUILD_A).await;
     let notify: Vec<String> = written(
         &files[0],
         "SELECT notificationTime FROM reminders ORDER BY id",
         |r| r.get(0),
     );
-    let due: Vec<i64> = reminders.iter().map(|r| r.5).collect();
+    let due: Vec<i64> = reminders.iter().map(|r| r.2).collect();
     let expected: Vec<i64> = notify.iter().map(|t| verabot_time(t)).collect();
     assert_eq!(due, expected);
     let summary: Vec<(&str, &str, Option<i64>, Option<i64>)> = reminders
         .iter()
-        .map(|(_, m, s, c, ch, _)| (m.lines().next().unwrap(), s.as_str(), *c, *ch))
+        .map(|(_, m, _, s, c, ch, _)| (m.lines().next().unwrap(), s.as_str(), *c, *ch))
         .collect();
     assert_eq!(
         summary,
@@ -644,7 +636,7 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     );
     // At their due times: the DM to Ann, and the raid in the channel, pinging the role.
     let mut targets = Vec::new();
-    for (legacy_id, _, status, _, _, due_at) in &reminders {
+    for (legacy_id, _, due_at, status, ..) in &reminders {
         if status == "active" {
             let claim = claim_when_due(&store, GUILD_A, *legacy_id, *due_at).await;
             let Claim::Send(send) = claim else {
