@@ -580,15 +580,7 @@ async fn a_job_whose_command_line_went_away_still_finishes_inside_the_bot() {
 async fn a_verabot_file_at_a_guild_path_is_refused_by_run_and_check_naming_the_import() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let file = dir.join("guilds").join(GUILD.to_string()).join("quotes.db");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/verabot/v4.9.0-per-guild/guilds/400000000000000001/quotes.db"),
-        &file,
-    )
-    .unwrap();
-    let verabot = std::fs::read(&file).unwrap();
+    let file = verabot_file_at(dir, GUILD);
     let import = "guildkeep migrate-legacy --source-dir";
 
     let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
@@ -616,10 +608,5 @@ async fn a_verabot_file_at_a_guild_path_is_refused_by_run_and_check_naming_the_i
         .unwrap_or_else(|| panic!("no log line with reference {reference}: {log}"));
     assert!(line.contains(import), "{line}");
 
-    assert_eq!(std::fs::read(&file).unwrap(), verabot, "not a byte changed");
-    let beside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(beside, ["quotes.db"], "no -wal or -shm beside it");
+    assert_verabot_file_untouched(&file);
 }
