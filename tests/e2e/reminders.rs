@@ -805,8 +805,10 @@ async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
 }
 
 /// Reminders imported from VeraBot's own v2.9.0 database (tests/fixtures/verabot) reach the
-/// members VeraBot sent them to: with the scheduler's clock past their due times, each active
-/// one arrives as a DM to its assignee, and the sent, cancelled and undeliverable ones do not.
+/// members VeraBot sent them to: with the scheduler's clock past their due times, each of its
+/// 34 active DM reminders (thirty of them for thirty members) arrives as a DM to its assignee,
+/// the two VeraBot posted in its notification channel are posted in `--reminder-channel`, and
+/// the sent and cancelled ones are not sent at all.
 #[tokio::test]
 async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     const ANN: u64 = 180_000_000_000_000_001;
@@ -823,6 +825,7 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
                     source: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                         .join("tests/fixtures/verabot/v2.9.0-single.db"),
                     default_guild: Some(GUILD),
+                    reminder_channel: Some(CHANNEL),
                     ..ImportOptions::default()
                 };
                 migrate_legacy(&Owner::standalone(store.clone()), options)
@@ -836,16 +839,30 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     })
     .await;
 
-    for (user, subject) in [
+    // The fake's DM channel with a member; the channel VeraBot's environment named, now this one.
+    let dm = |user: u64| format!("/channels/{}/messages", user + 7);
+    let channel = format!("/channels/{CHANNEL}/messages");
+    let expected: Vec<(String, String)> = [
         (ANN, "Team standup"),
         (BO, "Water the plants"),
         (ANN, "Conference talk"),
         (ANN, "Dentist (moved)"),
-    ] {
-        let path = format!("/channels/{}/messages", user + 7);
+    ]
+    .map(|(user, subject)| (dm(user), subject.to_owned()))
+    .into_iter()
+    .chain((1..=30).map(|n| {
+        (
+            dm(180_000_000_000_000_100 + n),
+            format!("Check-in {n} of 30"),
+        )
+    }))
+    // For a role, and for a member who had declined DMs.
+    .chain(["Raid night", "Pay rent"].map(|subject| (channel.clone(), subject.to_owned())))
+    .collect();
+    for (path, subject) in &expected {
         bot.fake
             .wait_for(subject, |r| {
-                r.method == "POST" && r.path == path && message(&r.body).contains(subject)
+                r.method == "POST" && &r.path == path && message(&r.body).contains(subject.as_str())
             })
             .await;
     }
@@ -856,18 +873,16 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
         .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
         .map(|r| message(&r.body).to_owned())
         .collect();
-    for never in [
-        "Raid night",
-        "Pay rent",
-        "Already sent",
-        "Called off",
-        "Nobody to tell",
-    ] {
+    for never in ["Already sent", "Called off", "Nobody to tell"] {
         assert!(
             !posted.iter().any(|m| m.contains(never)),
             "{never}: {posted:?}"
         );
     }
-    assert_eq!(posted.len(), 4, "one DM per active reminder: {posted:?}");
+    assert_eq!(
+        posted.len(),
+        expected.len(),
+        "one message per active reminder: {posted:?}"
+    );
     bot.shutdown().await;
 }
