@@ -103,6 +103,15 @@ pub enum AnswerError {
 }
 
 impl AnswerError {
+    /// Whether no later press of the same button can succeed: not for a presser who may not
+    /// answer (someone else may), a time still being sent, or a failure.
+    pub fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            Self::NotYours | Self::StillSending | Self::Reminder(_)
+        )
+    }
+
     /// The text a member may read; `None` for failures.
     pub fn user_message(&self) -> Option<String> {
         match self {

@@ -605,22 +605,6 @@ async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them()
     bot.shutdown().await;
 }
 
-/// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
-async fn until_stored<T: Send + 'static>(
-    bot: &TestBot,
-    what: &str,
-    read: fn(&rusqlite::Connection) -> Option<T>,
-) -> T {
-    for _ in 0..500 {
-        let found = bot.store.with_guild(GUILD, move |c| read(c)).await.unwrap();
-        if let Some(found) = found {
-            return found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn a_dm_claimed_ahead_is_called_off_when_its_member_opts_out() {
     // "in 2m" is due five seconds from now for this scheduler, so it is claimed at once
