@@ -25,14 +25,6 @@ fn message(body: &Value) -> &str {
     body["content"].as_str().unwrap_or_default()
 }
 
-/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
-async fn bot_ahead() -> TestBot {
-    TestBot::start_with(|s| {
-        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
-    })
-    .await
-}
-
 #[tokio::test]
 async fn optin_dm_on_off_and_status() {
     let bot = TestBot::start().await;

@@ -10,14 +10,6 @@ use tokio::time::Instant;
 
 use crate::support::{payloads, *};
 
-/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
-async fn bot_ahead() -> TestBot {
-    TestBot::start_with(|s| {
-        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
-    })
-    .await
-}
-
 fn is_reminder_post(r: &Recorded) -> bool {
     r.method == "POST" && r.path.starts_with("/channels/") && r.path.ends_with("/messages")
 }

@@ -336,6 +336,14 @@ async fn launch(fake: &FakeDiscord, config: Config, builder: fn(Builder) -> Buil
     (stop, task, store, pending, metrics_addr)
 }
 
+/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
+pub async fn bot_ahead() -> TestBot {
+    TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(chrono::TimeDelta::hours(1))));
+    })
+    .await
+}
+
 /// Polls [`GUILD`]'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
 pub async fn until_stored<T: Send + 'static>(
     bot: &TestBot,
