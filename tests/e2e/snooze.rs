@@ -297,3 +297,34 @@ async fn a_double_press_snoozes_once() {
     assert_eq!(stored[0].status, Status::Active);
     bot.shutdown().await;
 }
+
+/// Runs a command that asks for confirmation, and confirms it.
+async fn confirmed(bot: &TestBot, user: u64, command: &str) {
+    let asked = bot.slash(user, command, json!([])).await;
+    let ids = buttons(&asked);
+    let confirm = ids.iter().find(|i| i.ends_with(":confirm")).unwrap();
+    bot.press(user, confirm).await;
+}
+
+#[tokio::test]
+async fn a_press_after_an_erasure_or_the_servers_deletion_brings_nothing_back() {
+    let bot = bot_ahead().await;
+    let post = channel_reminder_posted(&bot, &[]).await;
+    let message = as_message(&bot, &post);
+    // Its creator erases her data here: the reminder goes with it.
+    confirmed(&bot, ALICE, "privacy forget").await;
+    let press = bot.send_press(BOB, &button(&post, "10m"), &message);
+    let told = followup_of(&bot, press).await;
+    assert_eq!(told["content"], "This reminder no longer exists.");
+    assert_eq!(edit_of(&bot, press).await["components"], json!([]));
+    assert_eq!(all_reminders(&bot).await, []);
+
+    // The server's data deleted: a press neither answers from nor re-creates its database.
+    confirmed(&bot, ADMIN, "admin data delete").await;
+    assert!(!bot.guild_dir(GUILD).exists());
+    let press = bot.send_press(BOB, &button(&post, "1h"), &message);
+    let told = followup_of(&bot, press).await;
+    assert_eq!(told["content"], "This reminder no longer exists.");
+    assert!(!bot.guild_dir(GUILD).exists(), "not re-created");
+    bot.shutdown().await;
+}
