@@ -51,10 +51,10 @@ pub struct Pressed {
 
 impl Pressed {
     fn custom_id(&self) -> String {
-        let action = ACTIONS
+        let (_, action, _) = ACTIONS
             .iter()
             .find(|(action, ..)| *action == self.action)
-            .map_or("done", |(_, part, _)| part);
+            .expect("every action is in ACTIONS");
         format!(
             "{PREFIX}:{action}:{}:{}:{}",
             self.guild,

@@ -238,12 +238,8 @@ fn snooze_time(
         recurrence: None,
         recurrence_end: None,
     };
-    let id = insert(tx, &copy, now)?;
-    Ok(u64::try_from(id).map_err(|_| ReminderError::Corrupt {
-        id: id.unsigned_abs(),
-        column: "id",
-        value: id.to_string(),
-    })?)
+    // An AUTOINCREMENT rowid is positive.
+    Ok(insert(tx, &copy, now)?.unsigned_abs())
 }
 
 #[cfg(test)]

@@ -103,18 +103,17 @@ impl TestBot {
             seeder.with_guild(guild, |_| ()).await.expect("created");
         }
         seeder.shutdown().await;
-        let (stop, task, store, pending, metrics_addr) =
-            launch(&fake, setup.config.clone(), setup.builder).await;
+        let launched = launch(&fake, setup.config.clone(), setup.builder).await;
         Self {
             fake,
-            store,
-            pending,
+            store: launched.store,
+            pending: launched.pending,
             dir,
-            metrics_addr,
+            metrics_addr: launched.metrics_addr,
             config: setup.config,
             builder: setup.builder,
-            stop: Some(stop),
-            task: Some(task),
+            stop: Some(launched.stop),
+            task: Some(launched.task),
         }
     }
 
@@ -122,13 +121,12 @@ impl TestBot {
     /// directory, configuration and fake Discord (whose log goes on).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (stop, task, store, pending, metrics_addr) =
-            launch(&self.fake, self.config.clone(), self.builder).await;
-        self.stop = Some(stop);
-        self.task = Some(task);
-        self.store = store;
-        self.pending = pending;
-        self.metrics_addr = metrics_addr;
+        let launched = launch(&self.fake, self.config.clone(), self.builder).await;
+        self.stop = Some(launched.stop);
+        self.task = Some(launched.task);
+        self.store = launched.store;
+        self.pending = launched.pending;
+        self.metrics_addr = launched.metrics_addr;
     }
 
     /// `GET path` on the metrics listener: the status code and the body.
@@ -309,13 +307,13 @@ impl Drop for TestBot {
 }
 
 /// What [`launch`] started: its stop signal, its task, and the parts tests look into.
-type Launched = (
-    oneshot::Sender<()>,
-    JoinHandle<anyhow::Result<()>>,
-    GuildDatabaseManager,
-    Arc<PendingDeletions>,
-    std::net::SocketAddr,
-);
+struct Launched {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+    store: GuildDatabaseManager,
+    pending: Arc<PendingDeletions>,
+    metrics_addr: std::net::SocketAddr,
+}
 
 /// Builds and runs a bot against `fake`; returns once it has identified (its commands are
 /// registered before it connects).
@@ -333,7 +331,13 @@ async fn launch(fake: &FakeDiscord, config: Config, builder: fn(Builder) -> Buil
         let _ = stopped.await;
     }));
     fake.identifies(identified + 1).await;
-    (stop, task, store, pending, metrics_addr)
+    Launched {
+        stop,
+        task,
+        store,
+        pending,
+        metrics_addr,
+    }
 }
 
 /// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
