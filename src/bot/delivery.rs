@@ -6,6 +6,9 @@
 //! 429 and network failures are transient; any other refusal (e.g. 400, the message itself)
 //! will not change by retrying. The reasons are written for the member who set the reminder.
 //!
+//! Every reminder carries the snooze and done buttons (`bot/snooze.rs`): a DM on its one
+//! message, a channel reminder on its last post, the one with the text.
+//!
 //! Every post fits Discord's limits (2000 characters, 100 user and 100 role pings): imported
 //! reminders may hold longer messages or more targets, so the mentions are spread over as many
 //! posts as they need and the text is cut to fit one.
@@ -16,7 +19,10 @@ use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
-use super::reply::{shorten, MAX_CONTENT};
+use super::{
+    reply::{shorten, MAX_CONTENT},
+    snooze,
+};
 use crate::reminders::{Deliver, Delivery, DeliveryError, DeliveryFuture, DeliveryTarget};
 
 /// Discord's cap on each of `allowed_mentions.users` and `.roles`.
@@ -84,6 +90,7 @@ impl DiscordDelivery {
         } else {
             String::new()
         };
+        let buttons = snooze::row(delivery.guild, delivery.reminder, delivery.due_at);
         match delivery.target {
             DeliveryTarget::Dm { user } => {
                 let channel = serenity::UserId::new(user)
@@ -93,7 +100,8 @@ impl DiscordDelivery {
                 let text = shorten(&delivery.message, room);
                 let message = serenity::CreateMessage::new()
                     .content(format!("⏰ Reminder: {text}{late}"))
-                    .allowed_mentions(serenity::CreateAllowedMentions::new());
+                    .allowed_mentions(serenity::CreateAllowedMentions::new())
+                    .components(vec![buttons]);
                 channel.send_message(&self.http, message).await?;
             }
             DeliveryTarget::Channel {
@@ -103,13 +111,19 @@ impl DiscordDelivery {
             } => {
                 let room = MAX_CONTENT - late.chars().count();
                 let text = format!("{}{late}", shorten(&delivery.message, room));
-                for post in channel_posts(&users, &roles, &text) {
+                let posts = channel_posts(&users, &roles, &text);
+                let last = posts.len() - 1;
+                for (n, post) in posts.into_iter().enumerate() {
                     let pings = serenity::CreateAllowedMentions::new()
                         .users(post.users.into_iter().map(serenity::UserId::new))
                         .roles(post.roles.into_iter().map(serenity::RoleId::new));
-                    let message = serenity::CreateMessage::new()
+                    let mut message = serenity::CreateMessage::new()
                         .content(post.content)
                         .allowed_mentions(pings);
+                    // On the post with the text: the one a member answers.
+                    if n == last {
+                        message = message.components(vec![buttons.clone()]);
+                    }
                     serenity::ChannelId::new(channel)
                         .send_message(&self.http, message)
                         .await?;

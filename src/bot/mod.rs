@@ -10,6 +10,7 @@
 //! - `retention.rs`: the daily sweep of ended reminders and old delivery records.
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
+//! - `snooze.rs`: the snooze and done buttons on a delivered reminder.
 //! - `throttle.rs`: how often a member may run a full-text search.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
 //! - `measure.rs`, `gateway.rs`: feed the command and gateway metrics (`crate::observe`).
@@ -29,6 +30,7 @@ mod measure;
 mod permissions;
 mod reply;
 mod retention;
+mod snooze;
 mod throttle;
 mod types;
 
@@ -332,6 +334,7 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
         pending: base.pending,
         scheduler,
         metrics,
+        clock: base.clock,
         button_timeout: base.button_timeout,
         roles: base.roles,
         live_buttons: Arc::default(),

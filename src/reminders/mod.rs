@@ -7,6 +7,7 @@
 //! - `recurrence.rs`: repeating rules, their stored text and the next occurrence.
 //! - `delivery.rs`: the SQL bookkeeping around one send (claim before, finish after).
 //! - `notice.rs`: telling a reminder's creator that it stopped or missed a time, once.
+//! - `snooze.rs`: a member's answer to a delivered time: snooze it, or mark it done.
 //! - `scheduler.rs`: the one process-wide task that sends reminders when they are due.
 //!
 //! Not here: anything Discord, and whether the caller is a moderator (a plain `bool`).
@@ -16,6 +17,7 @@ pub mod notice;
 pub mod parse;
 pub mod recurrence;
 pub mod scheduler;
+pub mod snooze;
 
 use std::collections::BTreeSet;
 
@@ -200,24 +202,11 @@ pub fn create(
     if end.is_some_and(|end| end < new.due_at) {
         return Err(ReminderError::EndsBeforeStart);
     }
-    let (kind, channel, assignees) = match &new.target {
-        Target::Dm => ("dm", None, BTreeSet::new()),
-        Target::Channel {
-            channel,
-            users,
-            roles,
-        } => {
-            let assignees: BTreeSet<(&str, u64)> = users
-                .iter()
-                .map(|&u| ("user", u))
-                .chain(roles.iter().map(|&r| ("role", r)))
-                .collect();
-            if assignees.len() > MAX_ASSIGNEES {
-                return Err(ReminderError::TooManyAssignees { max: MAX_ASSIGNEES });
-            }
-            ("channel", Some(sql_id(*channel)?), assignees)
+    if let Target::Channel { users, roles, .. } = &new.target {
+        if assignees(users, roles).len() > MAX_ASSIGNEES {
+            return Err(ReminderError::TooManyAssignees { max: MAX_ASSIGNEES });
         }
-    };
+    }
     // IMMEDIATE: the count and the insert must see the same rows, or two quick creates from one
     // member could both pass the cap.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -229,20 +218,73 @@ pub fn create(
     if usize::try_from(active).is_ok_and(|active| active >= cap) {
         return Err(ReminderError::CapReached { cap });
     }
+    let id = insert(
+        &tx,
+        &Stored {
+            creator: Some(new.creator),
+            target: &new.target,
+            message,
+            due_at: new.due_at,
+            time_zone: new.time_zone,
+            recurrence: new
+                .recurrence
+                .map(|r| r.anchored(new.time_zone, new.due_at)),
+            recurrence_end: end,
+        },
+        now,
+    )?;
+    let reminder = load(&tx, id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
+    tx.commit()?;
+    Ok(reminder)
+}
+
+/// A reminder as written to its row, already checked.
+struct Stored<'a> {
+    creator: Option<u64>,
+    target: &'a Target,
+    message: &'a str,
+    due_at: DateTime<Utc>,
+    time_zone: Tz,
+    recurrence: Option<Recurrence>,
+    recurrence_end: Option<DateTime<Utc>>,
+}
+
+/// A channel reminder's targets as `reminder_assignees` rows, each once.
+fn assignees(users: &[u64], roles: &[u64]) -> BTreeSet<(&'static str, u64)> {
+    users
+        .iter()
+        .map(|&u| ("user", u))
+        .chain(roles.iter().map(|&r| ("role", r)))
+        .collect()
+}
+
+/// Inserts an active reminder and its targets; returns its row id.
+fn insert(
+    tx: &Transaction<'_>,
+    row: &Stored<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, ReminderError> {
+    let (kind, channel, assignees) = match row.target {
+        Target::Dm => ("dm", None, BTreeSet::new()),
+        Target::Channel {
+            channel,
+            users,
+            roles,
+        } => ("channel", Some(sql_id(*channel)?), assignees(users, roles)),
+    };
     tx.execute(
         "INSERT INTO reminders (created_by, target_kind, channel_id, message, due_at, time_zone,
                                 recurrence, recurrence_end, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
         rusqlite::params![
-            sql_id(new.creator)?,
+            row.creator.map(sql_id).transpose()?,
             kind,
             channel,
-            message,
-            new.due_at.timestamp(),
-            new.time_zone.name(),
-            new.recurrence
-                .map(|r| r.anchored(new.time_zone, new.due_at).to_string()),
-            end.map(|e| e.timestamp()),
+            row.message,
+            row.due_at.timestamp(),
+            row.time_zone.name(),
+            row.recurrence.map(|r| r.to_string()),
+            row.recurrence_end.map(|e| e.timestamp()),
             now.timestamp(),
         ],
     )?;
@@ -254,9 +296,7 @@ pub fn create(
             rusqlite::params![id, kind, sql_id(assignee)?],
         )?;
     }
-    let reminder = load(&tx, id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
-    tx.commit()?;
-    Ok(reminder)
+    Ok(id)
 }
 
 pub fn get(conn: &Connection, id: u64) -> Result<Option<Reminder>, ReminderError> {

@@ -25,14 +25,6 @@ fn message(body: &Value) -> &str {
     body["content"].as_str().unwrap_or_default()
 }
 
-/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
-async fn bot_ahead() -> TestBot {
-    TestBot::start_with(|s| {
-        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
-    })
-    .await
-}
-
 #[tokio::test]
 async fn optin_dm_on_off_and_status() {
     let bot = TestBot::start().await;
@@ -603,22 +595,6 @@ async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them()
         .await;
     assert!(post.body["content"].as_str().unwrap().contains("standup"));
     bot.shutdown().await;
-}
-
-/// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
-async fn until_stored<T: Send + 'static>(
-    bot: &TestBot,
-    what: &str,
-    read: fn(&rusqlite::Connection) -> Option<T>,
-) -> T {
-    for _ in 0..500 {
-        let found = bot.store.with_guild(GUILD, move |c| read(c)).await.unwrap();
-        if let Some(found) = found {
-            return found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
