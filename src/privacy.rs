@@ -65,6 +65,8 @@ pub struct ReminderRecord {
     pub time_zone: String,
     pub recurrence: Option<String>,
     pub recurrence_end: Option<DateTime<Utc>>,
+    /// The number of times the repeat was set to go off, when its end was given that way.
+    pub recurrence_count: Option<u32>,
     pub status: String,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -217,7 +219,7 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
         .prepare(&format!(
             "SELECT r.id, r.created_by IS ?1, {ASSIGNED}, r.target_kind, r.channel_id,
                     r.message, r.due_at, r.time_zone, r.recurrence, r.recurrence_end, r.status,
-                    r.attempts, r.last_error, r.created_at, r.updated_at
+                    r.attempts, r.last_error, r.created_at, r.updated_at, r.recurrence_count
              FROM reminders r WHERE r.created_by = ?1 OR {ASSIGNED} ORDER BY r.id"
         ))?
         .query_map([user], reminder_from_row)?
@@ -400,6 +402,7 @@ fn reminder_from_row(r: &Row<'_>) -> rusqlite::Result<ReminderRecord> {
         last_error: r.get(12)?,
         created_at: row_time(r, 13)?,
         updated_at: row_time(r, 14)?,
+        recurrence_count: r.get(15)?,
     })
 }
 

@@ -604,7 +604,7 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
         .id;
     reminders::cancel(&conn, done, ALICE, false, now()).unwrap();
     let not_yours =
-        format!("Only the member who set reminder #{mine}, or a moderator, can cancel it.");
+        format!("Only the member who set reminder #{mine}, or a moderator, can change or cancel it.");
     let not_active = format!("Reminder #{done} has already finished or been cancelled.");
     let c = &conn;
     type Call<'a> = Box<dyn Fn() -> Result<(), ReminderError> + 'a>;
@@ -680,7 +680,7 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
             "/remind repeat_until:<before the first>",
             create(NewReminder {
                 recurrence: Some("every 2h".parse().unwrap()),
-                recurrence_end: Some(now() + Duration::minutes(30)),
+                recurrence_end: Some(reminders::RepeatEnd::At(now() + Duration::minutes(30))),
                 ..reminder("x")
             }),
             "The repeat has to end after the first reminder.",

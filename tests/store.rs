@@ -17,7 +17,7 @@ use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig,
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
-const LATEST: u32 = 3;
+const LATEST: u32 = 4;
 
 fn config(dir: &Path) -> StoreConfig {
     StoreConfig::new(dir)
@@ -671,6 +671,13 @@ fn v3() -> Migration {
     }
 }
 
+fn v4() -> Migration {
+    Migration {
+        version: 4,
+        sql: include_str!("../schema/0004_recurrence_count.sql"),
+    }
+}
+
 #[tokio::test]
 async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
     let tmp = TempDir::new().unwrap();
@@ -722,7 +729,7 @@ async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
         version: LATEST + 1,
         ..add_column()
     };
-    let steps = vec![v1(), v2(), v3(), future];
+    let steps = vec![v1(), v2(), v3(), v4(), future];
     let newer = GuildDatabaseManager::new(with_migrations(tmp.path(), steps)).unwrap();
     newer
         .with_guild(4, |c| insert_quote(c, "from the future"))

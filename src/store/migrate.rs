@@ -41,6 +41,10 @@ const EMBEDDED: &[Migration] = &[
         version: 3,
         sql: include_str!("../../schema/0003_reminder_notice.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../schema/0004_recurrence_count.sql"),
+    },
 ];
 
 impl Migrations {
