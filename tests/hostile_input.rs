@@ -603,8 +603,9 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
         .unwrap()
         .id;
     reminders::cancel(&conn, done, ALICE, false, now()).unwrap();
-    let not_yours =
-        format!("Only the member who set reminder #{mine}, or a moderator, can change or cancel it.");
+    let not_yours = format!(
+        "Only the member who set reminder #{mine}, or a moderator, can change or cancel it."
+    );
     let not_active = format!("Reminder #{done} has already finished or been cancelled.");
     let c = &conn;
     type Call<'a> = Box<dyn Fn() -> Result<(), ReminderError> + 'a>;

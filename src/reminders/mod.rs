@@ -415,14 +415,14 @@ pub fn edit(
     let recurrence = change.recurrence.unwrap_or(reminder.recurrence);
     let due_at = change.due_at.unwrap_or(reminder.due_at);
     let moved = due_at != reminder.due_at || recurrence != reminder.recurrence;
+    // A series that keeps its times keeps its end as it is (and the count it was given);
+    // a counted one moved to new times ends after as many times as it had still to come.
     let kept_end = match (reminder.recurrence_count, reminder.recurrence_end) {
         (Some(_), Some(_)) if moved => {
             let left = reminder.upcoming(usize::MAX).len();
             Some(RepeatEnd::After(u32::try_from(left).unwrap_or(u32::MAX)))
         }
-        (Some(count), Some(_)) => Some(RepeatEnd::After(count)),
-        (None, Some(end)) => Some(RepeatEnd::At(end)),
-        (_, None) => None,
+        (_, end) => end.map(RepeatEnd::At),
     };
     let target = match (&change.mentions, &reminder.target) {
         (None, target) => target.clone(),
@@ -468,7 +468,10 @@ pub fn edit(
             due_at.timestamp(),
             checked.recurrence.map(|r| r.to_string()),
             checked.end.map(|e| e.timestamp()),
-            checked.count,
+            match (change.recurrence_end, moved) {
+                (None, false) => reminder.recurrence_count,
+                _ => checked.count,
+            },
             now.timestamp(),
         ],
     )?;

@@ -27,8 +27,8 @@
 //! claim, up to the moment the send has its send slot. An edit or a cancel goes through
 //! [`Scheduler::change`], which takes turns with that last moment (see there), so that nothing
 //! a member changed is sent as it was once they were told it changed. Guild reads and writes
-//! run at most
-//! [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one reminder.
+//! run at most [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one
+//! reminder.
 //! A send that went out is never repeated because its outcome could not be recorded at once:
 //! the record is retried instead. Time is read from an injected [`Clock`] and slept on
 //! with tokio's timer, so tests run it under `tokio::time::pause()` with a [`TokioClock`].

@@ -929,6 +929,16 @@ fn a_counted_repeat_moved_by_an_edit_keeps_the_number_of_times_still_to_come() {
         sent(claim_at(&conn, r.id, due));
         delivery::finish(&conn, r.id, due, Ok(()), due, &policy()).unwrap();
     }
+    let text = ReminderEdit {
+        message: Some("water the plants".into()),
+        ..ReminderEdit::default()
+    };
+    let texted = edit_as(&conn, r.id, ALICE, false, text).unwrap();
+    assert_eq!(
+        (texted.upcoming(10).len(), texted.recurrence_count),
+        (3, Some(5)),
+        "same times, same end"
+    );
     let slower = ReminderEdit {
         recurrence: Some(Some("every 3h".parse().unwrap())),
         ..ReminderEdit::default()
