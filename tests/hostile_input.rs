@@ -20,7 +20,9 @@ use guildkeep::{
     optins,
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
     reminders::{
-        self, parse::parse_when, NewReminder, Recurrence, ReminderError, Target, MAX_ASSIGNEES,
+        self,
+        parse::{parse_end, parse_when},
+        NewReminder, Recurrence, ReminderEdit, ReminderError, Target, MAX_ASSIGNEES,
     },
     store::Migrations,
 };
@@ -612,6 +614,9 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
     let create = |new: NewReminder| -> Call {
         Box::new(move || reminders::create(c, &new, CAP, now()).map(drop))
     };
+    let edit = |id: u64, caller: u64, moderator: bool, change: ReminderEdit| -> Call {
+        Box::new(move || reminders::edit(c, id, caller, moderator, &change, now()).map(drop))
+    };
     let cases: Vec<(&str, Call, &str)> =
         vec![
         (
@@ -708,6 +713,51 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
                 reminders::create(c, &reminder("one too many"), CAP, now()).map(drop)
             }),
             "You already have 3 active reminders. Cancel one before adding another.",
+        ),
+        (
+            "/remind until:\"0 times\"",
+            Box::new(|| parse_end("0 times", Tz::UTC, now()).map(drop).map_err(Into::into)),
+            "A repeat can go off from 1 to 10000 times.",
+        ),
+        (
+            "/remind until:<without a repeat>",
+            create(NewReminder {
+                recurrence_end: Some(reminders::RepeatEnd::After(3)),
+                ..reminder("x")
+            }),
+            "`until` ends a repeat: add a repeat, or leave `until` out.",
+        ),
+        (
+            "/remind edit what:<spaces>",
+            edit(mine, BOB, true, ReminderEdit {
+                message: Some("   ".into()),
+                ..ReminderEdit::default()
+            }),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind edit when:<now>",
+            edit(mine, ALICE, false, ReminderEdit {
+                due_at: Some(now()),
+                ..ReminderEdit::default()
+            }),
+            "That time is in the past.",
+        ),
+        (
+            "/remind edit by another member",
+            edit(mine, BOB, false, ReminderEdit {
+                message: Some("bob's now".into()),
+                ..ReminderEdit::default()
+            }),
+            &not_yours,
+        ),
+        (
+            "/remind edit (already cancelled)",
+            edit(done, ALICE, false, ReminderEdit {
+                message: Some("back".into()),
+                ..ReminderEdit::default()
+            }),
+            &not_active,
         ),
         (
             "/reminder cancel id:999",
