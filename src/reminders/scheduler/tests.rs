@@ -1097,6 +1097,46 @@ async fn an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_s
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_edit_gives_up_saying_so_while_a_send_waits_that_long_to_be_recorded() {
+    let env = Env::impatient(t0());
+    let (id, recorder, scheduler) = sending_held(&env, post("old text", in_a_minute())).await;
+    // The send went out; its record meets a write lock, and retries with backoff.
+    let blocker = env.raw(GUILD);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    recorder.let_go(id);
+    recorder.wait_for(1).await;
+
+    let asked = env.clock.now();
+    let change = reminders::ReminderEdit {
+        message: Some("new text".into()),
+        ..reminders::ReminderEdit::default()
+    };
+    let refused = scheduler
+        .change(GUILD, id, move |c| {
+            reminders::edit(c, id, ALICE, false, &change, asked)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(refused, ReminderError::BeingSent(r) if r == id),
+        "{refused}"
+    );
+    assert_eq!(
+        (env.clock.now() - asked).num_seconds(),
+        60,
+        "twice the delivery timeout"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let stored = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (stored.message.as_str(), stored.status),
+        ("old text", Status::Sent)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_restart_during_a_retry_backoff_waits_for_the_retry_time() {
     let env = Env::new(t0());
     let due = t0() + Span::seconds(10);
