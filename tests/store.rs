@@ -17,7 +17,7 @@ use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig,
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
-const LATEST: u32 = 4;
+const LATEST: u32 = 5;
 
 fn config(dir: &Path) -> StoreConfig {
     StoreConfig::new(dir)
@@ -678,6 +678,13 @@ fn v4() -> Migration {
     }
 }
 
+fn v5() -> Migration {
+    Migration {
+        version: 5,
+        sql: include_str!("../schema/0005_recurrence_count.sql"),
+    }
+}
+
 #[tokio::test]
 async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
     let tmp = TempDir::new().unwrap();
@@ -729,7 +736,7 @@ async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
         version: LATEST + 1,
         ..add_column()
     };
-    let steps = vec![v1(), v2(), v3(), v4(), future];
+    let steps = vec![v1(), v2(), v3(), v4(), v5(), future];
     let newer = GuildDatabaseManager::new(with_migrations(tmp.path(), steps)).unwrap();
     newer
         .with_guild(4, |c| insert_quote(c, "from the future"))

@@ -237,6 +237,7 @@ fn snooze_time(
         time_zone: reminder.time_zone,
         recurrence: None,
         recurrence_end: None,
+        recurrence_count: None,
     };
     // An AUTOINCREMENT rowid is positive.
     Ok(insert(tx, &copy, now)?.unsigned_abs())

@@ -45,6 +45,10 @@ const EMBEDDED: &[Migration] = &[
         version: 4,
         sql: include_str!("../../schema/0004_reminder_answers.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../schema/0005_recurrence_count.sql"),
+    },
 ];
 
 impl Migrations {
