@@ -288,7 +288,7 @@ fn check(new: &NewReminder) -> Result<Checked, ReminderError> {
             (last, Some(times))
         }
     };
-    if target_row(&new.target)?.2.len() > MAX_ASSIGNEES {
+    if target_row(&new.target)?.assignees.len() > MAX_ASSIGNEES {
         return Err(ReminderError::TooManyAssignees { max: MAX_ASSIGNEES });
     }
     Ok(Checked {
@@ -351,26 +351,34 @@ struct Stored<'a> {
     recurrence_count: Option<u32>,
 }
 
-/// A target as its row's `target_kind` and `channel_id`, and its `reminder_assignees` rows,
-/// each once.
-fn target_row(
-    target: &Target,
-) -> Result<(&'static str, Option<i64>, BTreeSet<(&'static str, u64)>), ReminderError> {
+/// A target as stored: its row's `target_kind` and `channel_id`, and its
+/// `reminder_assignees` rows, each once.
+struct TargetRow {
+    kind: &'static str,
+    channel: Option<i64>,
+    assignees: BTreeSet<(&'static str, u64)>,
+}
+
+fn target_row(target: &Target) -> Result<TargetRow, ReminderError> {
     Ok(match target {
-        Target::Dm => ("dm", None, BTreeSet::new()),
+        Target::Dm => TargetRow {
+            kind: "dm",
+            channel: None,
+            assignees: BTreeSet::new(),
+        },
         Target::Channel {
             channel,
             users,
             roles,
-        } => (
-            "channel",
-            Some(sql_id(*channel)?),
-            users
+        } => TargetRow {
+            kind: "channel",
+            channel: Some(sql_id(*channel)?),
+            assignees: users
                 .iter()
                 .map(|&u| ("user", u))
                 .chain(roles.iter().map(|&r| ("role", r)))
                 .collect(),
-        ),
+        },
     })
 }
 
@@ -380,7 +388,11 @@ fn insert(
     row: &Stored<'_>,
     now: DateTime<Utc>,
 ) -> Result<i64, ReminderError> {
-    let (kind, channel, assignees) = target_row(row.target)?;
+    let TargetRow {
+        kind,
+        channel,
+        assignees,
+    } = target_row(row.target)?;
     tx.execute(
         "INSERT INTO reminders (created_by, target_kind, channel_id, message, due_at, time_zone,
                                 recurrence, recurrence_end, recurrence_count, created_at,
@@ -521,7 +533,7 @@ pub fn edit(
             "DELETE FROM reminder_assignees WHERE reminder_id = ?1",
             [sql_id(id)?],
         )?;
-        insert_assignees(&tx, sql_id(id)?, &target_row(&edited.target)?.2)?;
+        insert_assignees(&tx, sql_id(id)?, &target_row(&edited.target)?.assignees)?;
     }
     let edited = load(&tx, sql_id(id)?)?.ok_or(ReminderError::NotFound(id))?;
     tx.commit()?;
