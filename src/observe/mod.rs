@@ -14,8 +14,8 @@
 //!
 //! Labels are bounded sets (command names, outcomes, refusal reasons, shard states, shard
 //! numbers, open origins, Discord error codes mapped to a fixed few): never a guild or user
-//! id. Not here: Discord or serenity types (the bot
-//! translates its events into the plain calls below), SQL.
+//! id. Not here: Discord or serenity types (the bot translates its events into the plain
+//! calls below), SQL.
 
 mod http;
 mod snapshot;
@@ -26,13 +26,12 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::watch;
-
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use tokio::sync::watch;
 
 pub use http::MetricsListener;
 pub use snapshot::Sources;
