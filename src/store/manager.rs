@@ -197,6 +197,8 @@ struct Inner {
     /// everything that waits on the state re-checks it then.
     changed: Notify,
     counters: Counters,
+    open_latency: Timings,
+    slot_wait: Timings,
     /// Set when a guild was created and the store keeps a spare: the next lease to end
     /// starts making one, so the member whose guild took the spare is not kept waiting.
     spare_wanted: AtomicBool,
@@ -206,6 +208,7 @@ struct Inner {
     owner: Mutex<Option<OwnerLock>>,
 }
 
+#[derive(Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
@@ -215,25 +218,6 @@ struct Counters {
     evictions: AtomicU64,
     idle_closes: AtomicU64,
     at_capacity: AtomicU64,
-    open_latency: Timings,
-    slot_wait: Timings,
-}
-
-impl Counters {
-    fn new() -> Self {
-        Self {
-            hits: AtomicU64::default(),
-            misses: AtomicU64::default(),
-            reopens: AtomicU64::default(),
-            created_from_spare: AtomicU64::default(),
-            created_from_template: AtomicU64::default(),
-            evictions: AtomicU64::default(),
-            idle_closes: AtomicU64::default(),
-            at_capacity: AtomicU64::default(),
-            open_latency: Timings::new(OPEN_LATENCY_BOUNDS),
-            slot_wait: Timings::new(SLOT_WAIT_BOUNDS),
-        }
-    }
 }
 
 struct State {
@@ -385,7 +369,9 @@ impl GuildDatabaseManager {
                 shutting_down: false,
             }),
             changed: Notify::new(),
-            counters: Counters::new(),
+            counters: Counters::default(),
+            open_latency: Timings::new(OPEN_LATENCY_BOUNDS),
+            slot_wait: Timings::new(SLOT_WAIT_BOUNDS),
             spare_wanted: AtomicBool::new(false),
             spare_refill: Mutex::new(None),
             owner: Mutex::new(Some(owner)),
@@ -624,8 +610,8 @@ impl GuildDatabaseManager {
             evictions: c.evictions.load(Ordering::Relaxed),
             idle_closes: c.idle_closes.load(Ordering::Relaxed),
             at_capacity: c.at_capacity.load(Ordering::Relaxed),
-            open_latency: c.open_latency.snapshot(),
-            slot_wait: c.slot_wait.snapshot(),
+            open_latency: self.inner.open_latency.snapshot(),
+            slot_wait: self.inner.slot_wait.snapshot(),
         }
     }
 
@@ -687,10 +673,9 @@ impl GuildDatabaseManager {
         let deadline = started + self.inner.config.open_wait;
         let mut evicted = None;
         let mut waited = false;
-        let counters = &self.inner.counters;
         let slot_waited = |waited| {
             if waited {
-                counters.slot_wait.record(started.elapsed());
+                self.inner.slot_wait.record(started.elapsed());
             }
         };
         loop {
@@ -724,7 +709,8 @@ impl GuildDatabaseManager {
                     waited = true;
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
                         slot_waited(waited);
-                        counters.at_capacity.fetch_add(1, Ordering::Relaxed);
+                        let refused = &self.inner.counters.at_capacity;
+                        refused.fetch_add(1, Ordering::Relaxed);
                         return Err(StoreError::AtCapacity {
                             cap: self.inner.config.max_open_guilds,
                             waited: self.inner.config.open_wait,
@@ -876,7 +862,7 @@ impl Inner {
                 self.settings,
                 conn,
             ));
-        self.counters.open_latency.record(started.elapsed());
+        self.open_latency.record(started.elapsed());
         Ok((pool, origin))
     }
 
