@@ -373,7 +373,12 @@ async fn when_every_pool_stays_leased_an_open_fails_clearly_after_the_wait_limit
         "{err}"
     );
     assert!(err.to_string().contains("try again"), "{err}");
-    assert_eq!(store.stats().open_pools, 1);
+    let stats = store.stats();
+    assert_eq!(stats.open_pools, 1);
+    // Counted by the store itself, whoever asked: here no command, as for the scheduler.
+    assert_eq!(stats.at_capacity, 1);
+    assert_eq!(stats.slot_wait.count(), 1, "the refused use waited");
+    assert!(stats.slot_wait.sum >= Duration::from_millis(50));
     assert!(!db_path(tmp.path(), 2).exists());
     release.send(()).unwrap();
     holder.await.unwrap().unwrap();

@@ -308,7 +308,8 @@ impl Bot {
 /// connects, so that no interaction waits for them and operator commands work while Discord
 /// is unreachable.
 async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
-    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
+    let sends = observe::ReminderSends::default();
+    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone(), sends.clone()));
     let config = SchedulerConfig {
         policy: DeliveryPolicy {
             max_failed_occurrences: base.config.reminder_failed_runs,
@@ -322,12 +323,15 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
         .await
         .context("starting the reminder scheduler")?;
     let scheduler = Arc::new(scheduler);
-    let metrics = Arc::new(Metrics::new(observe::Sources {
-        store: base.store.clone(),
-        scheduler: scheduler.clone(),
-        pending: base.pending.clone(),
-        guild_cap: base.config.store.max_open_guilds,
-    }));
+    let metrics = Arc::new(Metrics::new(
+        observe::Sources {
+            store: base.store.clone(),
+            scheduler: scheduler.clone(),
+            pending: base.pending.clone(),
+            guild_cap: base.config.store.max_open_guilds,
+        },
+        sends,
+    ));
     let data = Data {
         config: base.config,
         store: base.store,
@@ -343,9 +347,11 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     let control = ControlServer::start(&data.config.store.data_dir, data.owner())
         .context("starting the control socket")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (metrics, store) = (data.metrics.clone(), data.store.clone());
     let tasks = vec![
         tokio::spawn(deletions::run(data.clone(), stopped.clone())),
-        tokio::spawn(retention::run(data.clone(), stopped)),
+        tokio::spawn(retention::run(data.clone(), stopped.clone())),
+        tokio::spawn(async move { metrics.sample_guilds_on_disk(store, stopped).await }),
     ];
     // Commands registered by an earlier run keep working; serving beats stopping here.
     if let Err(e) = register(http, data.config.dev_guild).await {

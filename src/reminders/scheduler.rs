@@ -39,7 +39,10 @@ use std::{
     collections::{BTreeSet, HashMap, HashSet},
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     time::Duration,
 };
 
@@ -55,7 +58,10 @@ use super::{
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
     notice, NextLook, Reminder, ReminderError, Status,
 };
-use crate::store::{GuildDatabaseManager, StoreError};
+use crate::{
+    store::{GuildDatabaseManager, StoreError},
+    timings::{Timings, TimingsSnapshot},
+};
 
 /// Where the scheduler reads the wall time.
 pub trait Clock: Send + Sync + 'static {
@@ -163,6 +169,49 @@ const MAX_REREAD_DOUBLINGS: u32 = 5;
 /// burst takes; the rest are claimed as these go out.
 const MAX_IN_FLIGHT: usize = 100_000;
 
+/// Buckets of [`SchedulerStats::lateness`]: within a second is on time; minutes to a day are
+/// reminders that waited out an outage.
+pub const LATENESS_BOUNDS: &[Duration] = &[
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(900),
+    Duration::from_secs(3600),
+    Duration::from_secs(6 * 3600),
+    Duration::from_secs(24 * 3600),
+];
+
+/// What the scheduler holds and has done, for the operator's metrics (`crate::observe` reads
+/// it at scrape time, as it reads the store's counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Reminders in the index, as [`Scheduler::pending`].
+    pub indexed: usize,
+    /// Reminders taken from the index to be sent and not settled yet: being claimed, claimed
+    /// and waiting for their time or a send slot, being sent, being recorded.
+    pub in_flight: usize,
+    /// Due times claimed for a send (each attempt, retries included).
+    pub claimed: u64,
+    /// From each delivered reminder's due time to Discord's acceptance of it, on the
+    /// scheduler's clock.
+    pub lateness: TimingsSnapshot,
+}
+
+/// The counts behind [`SchedulerStats`]: plain atomics, so the scheduler needs no metrics
+/// crate and a send pays two relaxed additions.
+struct SendCounts {
+    claimed: AtomicU64,
+    lateness: Timings,
+}
+
 /// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
 /// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
 /// lets them finish for a bounded time, and leaves those not started claimed.
@@ -200,6 +249,10 @@ impl Scheduler {
             clock,
             bookkeeping: Semaphore::new(config.max_concurrent.max(1)),
             sending: Semaphore::new(config.max_concurrent.max(1)),
+            counts: SendCounts {
+                claimed: AtomicU64::new(0),
+                lateness: Timings::new(LATENESS_BOUNDS),
+            },
             config,
         });
         let task = tokio::spawn(worker.clone().run(stopped));
@@ -324,6 +377,20 @@ impl Scheduler {
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
         self.worker.shared.lock().queue.len()
+    }
+
+    pub fn stats(&self) -> SchedulerStats {
+        let (indexed, in_flight) = {
+            let index = self.worker.shared.lock();
+            (index.queue.len(), index.in_flight.len())
+        };
+        let counts = &self.worker.counts;
+        SchedulerStats {
+            indexed,
+            in_flight,
+            claimed: counts.claimed.load(Ordering::Relaxed),
+            lateness: counts.lateness.snapshot(),
+        }
     }
 
     /// Stops taking due reminders and lets sends in progress finish and record their outcome,
@@ -687,6 +754,7 @@ struct Worker {
     bookkeeping: Semaphore,
     /// Permits for sends.
     sending: Semaphore,
+    counts: SendCounts,
     config: SchedulerConfig,
 }
 
@@ -812,6 +880,7 @@ impl Worker {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
         };
+        self.counts.claimed.fetch_add(1, Ordering::Relaxed);
         let ready = async {
             let wait = (send_at - self.clock.now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
@@ -861,7 +930,10 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
             }
-            Ok(()) => {}
+            Ok(()) => {
+                let late = (self.clock.now() - due_at).to_std().unwrap_or_default();
+                self.counts.lateness.record(late);
+            }
         }
         let failed = outcome.is_err();
         let next = self.record(guild, id, due_at, outcome).await;
