@@ -182,7 +182,7 @@ impl Collector for Sources {
             "store_quarantined_files",
             "Files moved to <data_dir>/quarantine because they were not valid SQLite databases",
             None,
-            count_files(&self.store.paths().quarantine_dir()),
+            self.store.quarantined_files(),
         )?;
         gauge(
             e,
@@ -223,10 +223,6 @@ impl Collector for Sources {
 }
 
 /// Files in `dir`; none when it does not exist.
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.filter(Result::is_ok).count())
-}
-
 /// How many sets back a scrape looks for a complete one: every night's set failing for this
 /// long is already alerted on, and the scrape stays cheap.
 const SETS_LOOKED_AT: usize = 32;

@@ -410,6 +410,7 @@ async fn print_stats(owner: &Owner, console: &dyn Console) -> anyhow::Result<()>
     let stats = inspect::stats(&owner.store).await?;
     console.out(&format!("guilds on disk: {}", stats.guilds));
     console.out(&format!("total bytes:    {}", stats.total_bytes));
+    console.out(&format!("quarantined:    {}", stats.quarantined));
     console.out(&format!(
         "schema versions (this build: {}):",
         stats.latest_version
@@ -426,7 +427,40 @@ async fn print_stats(owner: &Owner, console: &dyn Console) -> anyhow::Result<()>
             console.out(&format!("  {guild}: {bytes} bytes"));
         }
     }
+    if let Some(bot) = &owner.bot {
+        print_live_store(owner.store.stats(), bot.pending.all().len(), console);
+    }
     Ok(())
+}
+
+/// The running bot's store since it started: the figures `/metrics` exports as `store_*`.
+fn print_live_store(live: crate::store::Stats, pending_deletions: usize, console: &dyn Console) {
+    let uses = live.hits + live.misses;
+    // Lossy only beyond 2^53 uses, far past any figure worth a decimal.
+    #[allow(clippy::cast_precision_loss)]
+    let hit_rate = if uses == 0 {
+        0.0
+    } else {
+        100.0 * live.hits as f64 / uses as f64
+    };
+    console.out("running bot's store, since it started:");
+    console.out(&format!(
+        "  open guild databases: {} (opening {}, closing {}), {} connections lent",
+        live.open_pools, live.opening_pools, live.closing_pools, live.leased
+    ));
+    console.out(&format!(
+        "  uses: {} hits, {} misses ({hit_rate:.1}% hits)",
+        live.hits, live.misses
+    ));
+    console.out(&format!(
+        "  opens: {} reopened, {} created from the spare, {} from the template",
+        live.reopens, live.created_from_spare, live.created_from_template
+    ));
+    console.out(&format!(
+        "  closes: {} evictions, {} idle; {} uses refused at capacity",
+        live.evictions, live.idle_closes, live.at_capacity
+    ));
+    console.out(&format!("  pending guild deletions: {pending_deletions}"));
 }
 
 async fn check(owner: &Owner, guilds: &[u64], console: &dyn Console) -> anyhow::Result<()> {

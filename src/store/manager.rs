@@ -574,6 +574,13 @@ impl GuildDatabaseManager {
         &self.inner.dir
     }
 
+    /// Files moved to `<data_dir>/quarantine` because they were not valid SQLite databases
+    /// (one directory read, no file opened).
+    pub fn quarantined_files(&self) -> usize {
+        std::fs::read_dir(self.inner.dir.quarantine_dir())
+            .map_or(0, |entries| entries.filter(Result::is_ok).count())
+    }
+
     pub fn stats(&self) -> Stats {
         let (open_pools, opening_pools, leased, closing_pools) = {
             let state = self.lock();

@@ -472,8 +472,21 @@ async fn a_second_owner_is_refused_by_name_and_a_killed_owner_is_replaced() {
     // Free again: a new bot takes it and answers commands.
     let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
     let bot = start_bot(dir, &fake).await;
+    slash_in(&fake, GUILD, ADMIN, "quote random", json!([])).await;
+    slash_in(&fake, GUILD, ADMIN, "quote random", json!([])).await;
     let stats = operator(dir, &fake, &["stats"]).await;
-    assert!(succeeded("stats", &stats).contains("guilds on disk: "));
+    let stats = succeeded("stats", &stats);
+    assert!(stats.contains("guilds on disk: 1\n"), "{stats}");
+    // The bot answered it: its store's figures since it started, the two commands' uses.
+    assert!(
+        stats.contains("running bot's store, since it started:"),
+        "{stats}"
+    );
+    assert!(stats.contains(" 1 misses ("), "{stats}");
+    assert!(
+        stats.contains("1 created from the spare") || stats.contains("1 from the template"),
+        "{stats}"
+    );
     sigterm_and_wait(bot).await;
 }
 
