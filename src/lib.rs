@@ -13,6 +13,8 @@
 //! - [`optins`]: a member's DM opt-in, time zone and preferences.
 //! - [`retention`]: how long finished reminders and delivery records are kept.
 //! - [`reminders`]: reminder rules and storage, time parsing and the one scheduler.
+//! - [`timings`]: duration histograms in plain atomics, kept by the store and the scheduler
+//!   and read by [`observe`].
 
 pub mod bot;
 pub mod cli;
@@ -27,6 +29,7 @@ pub mod reminders;
 pub mod retention;
 mod sql;
 pub mod store;
+pub mod timings;
 
 #[cfg(test)]
 mod test_support;

@@ -65,6 +65,8 @@ pub struct ReminderRecord {
     pub time_zone: String,
     pub recurrence: Option<String>,
     pub recurrence_end: Option<DateTime<Utc>>,
+    /// The number of times the repeat was set to go off, when its end was given that way.
+    pub recurrence_count: Option<u32>,
     pub status: String,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -82,6 +84,8 @@ pub struct DeliveryRecord {
     pub claimed_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// How it was answered through its message's buttons: "snoozed" or "done".
+    pub answer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -217,7 +221,7 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
         .prepare(&format!(
             "SELECT r.id, r.created_by IS ?1, {ASSIGNED}, r.target_kind, r.channel_id,
                     r.message, r.due_at, r.time_zone, r.recurrence, r.recurrence_end, r.status,
-                    r.attempts, r.last_error, r.created_at, r.updated_at
+                    r.attempts, r.last_error, r.created_at, r.updated_at, r.recurrence_count
              FROM reminders r WHERE r.created_by = ?1 OR {ASSIGNED} ORDER BY r.id"
         ))?
         .query_map([user], reminder_from_row)?
@@ -225,7 +229,7 @@ pub fn export_user(conn: &Connection, user_id: u64) -> Result<UserExport, Privac
     let deliveries = tx
         .prepare(&format!(
             "SELECT d.reminder_id, d.due_at, d.status, d.attempts, d.late, d.claimed_at,
-                    d.finished_at, d.error
+                    d.finished_at, d.error, d.answer
              FROM reminder_deliveries d JOIN reminders r ON r.id = d.reminder_id
              WHERE r.created_by = ?1 OR {ASSIGNED} ORDER BY d.reminder_id, d.due_at"
         ))?
@@ -400,6 +404,7 @@ fn reminder_from_row(r: &Row<'_>) -> rusqlite::Result<ReminderRecord> {
         last_error: r.get(12)?,
         created_at: row_time(r, 13)?,
         updated_at: row_time(r, 14)?,
+        recurrence_count: r.get(15)?,
     })
 }
 
@@ -413,6 +418,7 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
         claimed_at: row_time(r, 5)?,
         finished_at: opt_row_time(r, 6)?,
         error: r.get(7)?,
+        answer: r.get(8)?,
     })
 }
 
@@ -512,8 +518,8 @@ mod tests {
             let id = conn.last_insert_rowid();
             conn.execute(
                 "INSERT INTO reminder_deliveries (reminder_id, due_at, status, claimed_at,
-                                                  finished_at)
-                 VALUES (?1, ?2, 'delivered', ?2, ?3)",
+                                                  finished_at, answer)
+                 VALUES (?1, ?2, 'delivered', ?2, ?3, 'snoozed')",
                 params![id, t(60).timestamp(), t(61).timestamp()],
             )
             .unwrap();
@@ -593,6 +599,7 @@ mod tests {
         let delivered: Vec<_> = export.deliveries.iter().map(|d| d.reminder_id).collect();
         assert_eq!(delivered, [w.alice_reminder, w.bob_reminder]);
         assert_eq!(export.deliveries[0].finished_at, Some(t(61)));
+        assert_eq!(export.deliveries[0].answer.as_deref(), Some("snoozed"));
         let optins = export.optins.as_ref().unwrap();
         assert!(optins.dm_opt_in);
         assert_eq!(optins.time_zone.as_deref(), Some("Europe/Berlin"));

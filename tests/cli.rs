@@ -136,6 +136,9 @@ async fn stats_reports_guilds_bytes_and_versions() {
     let latest = guildkeep::store::Migrations::embedded().latest();
     assert!(stdout.contains(&format!("v{latest}: 2")), "{stdout}");
     assert!(stdout.contains("largest guilds:"), "{stdout}");
+    assert!(stdout.contains("quarantined:    0\n"), "{stdout}");
+    // No bot runs: no live figures to show.
+    assert!(!stdout.contains("running bot's store"), "{stdout}");
 }
 
 #[test]

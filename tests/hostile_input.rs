@@ -20,7 +20,9 @@ use guildkeep::{
     optins,
     quotes::{self, NewQuote, QuoteEdit, QuoteError, MAX_TAGS, MAX_TAG_CHARS},
     reminders::{
-        self, parse::parse_when, NewReminder, Recurrence, ReminderError, Target, MAX_ASSIGNEES,
+        self,
+        parse::{parse_end, parse_when},
+        NewReminder, Recurrence, ReminderEdit, ReminderError, Target, MAX_ASSIGNEES,
     },
     store::Migrations,
 };
@@ -603,13 +605,17 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
         .unwrap()
         .id;
     reminders::cancel(&conn, done, ALICE, false, now()).unwrap();
-    let not_yours =
-        format!("Only the member who set reminder #{mine}, or a moderator, can cancel it.");
+    let not_yours = format!(
+        "Only the member who set reminder #{mine}, or a moderator, can change or cancel it."
+    );
     let not_active = format!("Reminder #{done} has already finished or been cancelled.");
     let c = &conn;
     type Call<'a> = Box<dyn Fn() -> Result<(), ReminderError> + 'a>;
     let create = |new: NewReminder| -> Call {
         Box::new(move || reminders::create(c, &new, CAP, now()).map(drop))
+    };
+    let edit = |id: u64, caller: u64, moderator: bool, change: ReminderEdit| -> Call {
+        Box::new(move || reminders::edit(c, id, caller, moderator, &change, now()).map(drop))
     };
     let cases: Vec<(&str, Call, &str)> =
         vec![
@@ -680,7 +686,7 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
             "/remind repeat_until:<before the first>",
             create(NewReminder {
                 recurrence: Some("every 2h".parse().unwrap()),
-                recurrence_end: Some(now() + Duration::minutes(30)),
+                recurrence_end: Some(reminders::RepeatEnd::At(now() + Duration::minutes(30))),
                 ..reminder("x")
             }),
             "The repeat has to end after the first reminder.",
@@ -707,6 +713,51 @@ fn every_bad_argument_to_a_reminder_or_opt_in_gets_its_message() {
                 reminders::create(c, &reminder("one too many"), CAP, now()).map(drop)
             }),
             "You already have 3 active reminders. Cancel one before adding another.",
+        ),
+        (
+            "/remind until:\"0 times\"",
+            Box::new(|| parse_end("0 times", Tz::UTC, now()).map(drop).map_err(Into::into)),
+            "A repeat can go off from 1 to 10000 times.",
+        ),
+        (
+            "/remind until:<without a repeat>",
+            create(NewReminder {
+                recurrence_end: Some(reminders::RepeatEnd::After(3)),
+                ..reminder("x")
+            }),
+            "`until` ends a repeat: add a repeat, or leave `until` out.",
+        ),
+        (
+            "/remind edit what:<spaces>",
+            edit(mine, BOB, true, ReminderEdit {
+                message: Some("   ".into()),
+                ..ReminderEdit::default()
+            }),
+            "Write what you want to be reminded of.",
+        ),
+        (
+            "/remind edit when:<now>",
+            edit(mine, ALICE, false, ReminderEdit {
+                due_at: Some(now()),
+                ..ReminderEdit::default()
+            }),
+            "That time is in the past.",
+        ),
+        (
+            "/remind edit by another member",
+            edit(mine, BOB, false, ReminderEdit {
+                message: Some("bob's now".into()),
+                ..ReminderEdit::default()
+            }),
+            &not_yours,
+        ),
+        (
+            "/remind edit (already cancelled)",
+            edit(done, ALICE, false, ReminderEdit {
+                message: Some("back".into()),
+                ..ReminderEdit::default()
+            }),
+            &not_active,
         ),
         (
             "/reminder cancel id:999",

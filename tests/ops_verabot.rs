@@ -17,7 +17,7 @@ use guildkeep::{
     reminders::{delivery, Claim, DeliveryPolicy, DeliveryTarget},
     store::GuildDatabaseManager,
 };
-use ops_support::{import, listing, sha256, store};
+use ops_support::{import, import_checked, listing, sha256, store};
 use rusqlite::{Connection, OpenFlags, Row};
 
 const GUILD: u64 = 123_456_789_012_345_678;
@@ -26,6 +26,8 @@ const ANN: i64 = 180_000_000_000_000_001;
 const BO: i64 = 180_000_000_000_000_002;
 const CY: i64 = 180_000_000_000_000_003;
 const ROLE: i64 = 280_000_000_000_000_001;
+/// The thirty members with one DM reminder each, "Check-in N of 30" for member N.
+const CHECK_INS: std::ops::RangeInclusive<i64> = 180_000_000_000_000_101..=180_000_000_000_000_130;
 
 /// A copy of the fixture in a directory of its own, so that nothing can appear beside it
 /// unnoticed and the committed file is never the one read.
@@ -92,20 +94,28 @@ fn written<T>(path: &Path, sql: &str, f: impl Fn(&Row<'_>) -> rusqlite::Result<T
     all(&conn, sql, f)
 }
 
-/// What the scheduler does with the reminder imported from `legacy_id` at its due time.
-async fn claim_when_due(store: &GuildDatabaseManager, legacy_id: i64, due_at: i64) -> Claim {
+/// What the scheduler does with the reminder imported into `guild` from `legacy_id` at its
+/// due time.
+async fn claim_when_due(
+    store: &GuildDatabaseManager,
+    guild: u64,
+    legacy_id: i64,
+    due_at: i64,
+) -> Claim {
     let due = DateTime::<Utc>::from_timestamp(due_at, 0).unwrap();
-    query(store, move |c| {
-        let id: i64 = c
-            .query_row(
-                "SELECT id FROM reminders WHERE legacy_id = ?1",
-                [legacy_id],
-                |r| r.get(0),
-            )
-            .unwrap();
-        delivery::claim(c, GUILD, id as u64, due, due, &DeliveryPolicy::default()).unwrap()
-    })
-    .await
+    store
+        .with_existing_guild(guild, move |c| {
+            let id: i64 = c
+                .query_row(
+                    "SELECT id FROM reminders WHERE legacy_id = ?1",
+                    [legacy_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            delivery::claim(c, guild, id as u64, due, due, &DeliveryPolicy::default()).unwrap()
+        })
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -122,9 +132,9 @@ async fn v2_9_quotes_ratings_and_tags_arrive_byte_for_byte_with_verabots_times()
                 tags: 2,
                 quote_tags: 3,
                 ratings: 3,
-                reminders: 9,
-                assignees: 8,
-                optins: 3,
+                reminders: 39,
+                assignees: 38,
+                optins: 33,
             }
         )])
     );
@@ -181,7 +191,7 @@ async fn v2_9_quotes_ratings_and_tags_arrive_byte_for_byte_with_verabots_times()
 /// must make of it: status, creator (the DM's recipient), channel.
 fn expected_reminders(
     channel: Option<i64>,
-) -> Vec<(&'static str, &'static str, Option<i64>, Option<i64>)> {
+) -> Vec<(String, &'static str, Option<i64>, Option<i64>)> {
     let posted = |active| {
         if channel.is_some() {
             active
@@ -200,6 +210,17 @@ fn expected_reminders(
         ("Dentist (moved)", "active", Some(ANN), None),
         ("Nobody to tell", "cancelled", None, None),
     ]
+    .into_iter()
+    .map(|(subject, status, creator, channel)| (subject.to_owned(), status, creator, channel))
+    .chain(CHECK_INS.enumerate().map(|(i, member)| {
+        (
+            format!("Check-in {} of 30", i + 1),
+            "active",
+            Some(member),
+            None,
+        )
+    }))
+    .collect()
 }
 
 type ImportedReminder = (
@@ -212,16 +233,18 @@ type ImportedReminder = (
     Option<String>,
 );
 
-async fn imported_reminders(store: &GuildDatabaseManager) -> Vec<ImportedReminder> {
-    query(store, |c| {
-        all(
-            c,
-            "SELECT legacy_id, message, due_at, status, created_by, channel_id, last_error \
+async fn imported_reminders(store: &GuildDatabaseManager, guild: u64) -> Vec<ImportedReminder> {
+    store
+        .with_existing_guild(guild, |c| {
+            all(
+                c,
+                "SELECT legacy_id, message, due_at, status, created_by, channel_id, last_error \
                  FROM reminders ORDER BY legacy_id",
-            |r| r.try_into(),
-        )
-    })
-    .await
+                |r| r.try_into(),
+            )
+        })
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -232,6 +255,9 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
         report.skipped,
         BTreeMap::from(
             [
+                // CommandBase's permission audit log: the guild id VeraBot's code wrote into
+                // its single database, on a table the import has no use for.
+                ("permission_audit_log.table_not_imported", 1),
                 ("proxy_config.table_not_imported", 1),
                 ("reminder_assignments.duplicate", 1),
                 (
@@ -258,14 +284,14 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
         "SELECT id, subject, when_datetime, notificationTime FROM reminders ORDER BY id",
         |r| r.try_into(),
     );
-    let imported = imported_reminders(&store).await;
+    let imported = imported_reminders(&store, GUILD).await;
     assert_eq!(imported.len(), written.len());
     for ((id, subject, when, notify), (subject_expected, status, creator, channel)) in
         written.iter().zip(expected_reminders(None))
     {
         let (legacy_id, message, due_at, got_status, got_creator, got_channel, error) =
             imported.iter().find(|r| r.0 == *id).unwrap().clone();
-        assert_eq!(subject, subject_expected);
+        assert_eq!(subject, &subject_expected);
         assert_eq!(legacy_id, *id);
         assert!(message.starts_with(subject.as_str()), "{message:?}");
         // VeraBot's notifier fired at notificationTime, which an edit of the time left as it was.
@@ -293,11 +319,13 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
 
     // What the scheduler does at each active reminder's due time: a DM to the member VeraBot
     // sent it to (all of them opted in through VeraBot's /opt-in).
+    let mut deliverable = 0;
     for (id, message, due_at, status, creator, ..) in imported.clone() {
         if status != "active" {
             continue;
         }
-        let claim = claim_when_due(&store, id, due_at).await;
+        deliverable += 1;
+        let claim = claim_when_due(&store, GUILD, id, due_at).await;
         let Claim::Send(send) = claim else {
             panic!("reminder {id} is not sent: {claim:?}")
         };
@@ -309,6 +337,7 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
         );
         assert_eq!(send.message, message);
     }
+    assert_eq!(deliverable, 34, "the thirty check-ins and four others");
 
     let optins: Vec<(i64, bool)> = query(&store, |c| {
         all(
@@ -318,14 +347,19 @@ async fn v2_9_reminders_keep_verabots_times_and_statuses_and_dms_go_to_the_assig
         )
     })
     .await;
-    assert_eq!(optins, [(ANN, true), (BO, true), (CY, false)]);
+    let expected: Vec<(i64, bool)> = [(ANN, true), (BO, true), (CY, false)]
+        .into_iter()
+        .chain(CHECK_INS.map(|member| (member, true)))
+        .collect();
+    assert_eq!(optins, expected);
 }
 
 #[tokio::test]
 async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
-    let (_dir, source, store) = setup("v2.9.0-single.db");
-    let report = import(
+    let (dir, source, store) = setup("v2.9.0-single.db");
+    let report = import_checked(
         &store,
+        &dir.path().join("data"),
         ImportOptions {
             reminder_channel: Some(CHANNEL),
             ..options(&source)
@@ -336,7 +370,7 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
         .skipped
         .keys()
         .any(|reason| reason.contains("without_channel")));
-    let imported = imported_reminders(&store).await;
+    let imported = imported_reminders(&store, GUILD).await;
     for (
         (id, message, due_at, status, creator, channel, _),
         (subject, expected_status, expected_creator, expected_channel),
@@ -344,7 +378,7 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
         .iter()
         .zip(expected_reminders(Some(CHANNEL as i64)))
     {
-        assert!(message.starts_with(subject));
+        assert!(message.starts_with(subject.as_str()));
         assert_eq!(
             (status.as_str(), *creator, *channel),
             (expected_status, expected_creator, expected_channel),
@@ -353,7 +387,7 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
         if expected_channel.is_none() {
             continue;
         }
-        let claim = claim_when_due(&store, *id, *due_at).await;
+        let claim = claim_when_due(&store, GUILD, *id, *due_at).await;
         let Claim::Send(send) = claim else {
             panic!("{subject} is not sent: {claim:?}")
         };
@@ -377,43 +411,9 @@ async fn with_a_reminder_channel_role_and_server_reminders_are_posted_there() {
 
 #[tokio::test]
 async fn dry_run_predicts_the_import_a_second_run_adds_nothing_and_the_source_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = copy_fixture(dir.path(), "v2.9.0-single.db");
-    let digest = sha256(&source);
-    let data = dir.path().join("data");
-    let store = store(&data);
-    let before = listing(&data);
-    let rehearsal = import(
-        &store,
-        ImportOptions {
-            dry_run: true,
-            ..options(&source)
-        },
-    )
-    .await;
-    assert_eq!(listing(&data), before, "the dry run wrote nothing");
-    let real = import(&store, options(&source)).await;
-    assert_eq!(
-        serde_json::to_value(ImportReport {
-            dry_run: false,
-            ..rehearsal
-        })
-        .unwrap(),
-        serde_json::to_value(&real).unwrap()
-    );
-    let again = import(&store, options(&source)).await;
-    assert_eq!(again.guilds[&GUILD], GuildCounts::default());
-    assert_eq!(sha256(&source), digest);
-    let beside: Vec<_> = listing(dir.path())
-        .into_iter()
-        .filter(|(p, ..)| !p.starts_with(&data))
-        .map(|(p, ..)| p)
-        .collect();
-    assert_eq!(
-        beside,
-        [source],
-        "no -wal, -shm or -journal beside the source"
-    );
+    let (dir, source, store) = setup("v2.9.0-single.db");
+    let report = import_checked(&store, &dir.path().join("data"), options(&source)).await;
+    assert_eq!(report.guilds[&GUILD].reminders, 39);
 }
 
 #[tokio::test]
@@ -432,11 +432,11 @@ async fn without_a_default_guild_every_row_of_the_single_database_is_skipped_and
         ("quotes.no_guild", 5),
         ("quote_tags.no_guild", 3),
         ("quote_ratings.no_guild", 3),
-        ("reminders.no_guild", 9),
-        ("reminder_assignments.no_guild", 9),
+        ("reminders.no_guild", 39),
+        ("reminder_assignments.no_guild", 39),
         (
             "user_communications.global_choice_of_user_in_no_imported_guild",
-            4,
+            34,
         ),
     ] {
         assert_eq!(report.skipped.get(reason), Some(&n), "{reason}");
@@ -445,8 +445,8 @@ async fn without_a_default_guild_every_row_of_the_single_database_is_skipped_and
 
 #[tokio::test]
 async fn v2_0_database_without_reminder_or_opt_in_tables_imports_its_quotes() {
-    let (_dir, source, store) = setup("v2.0.0-single.db");
-    let report = import(&store, options(&source)).await;
+    let (dir, source, store) = setup("v2.0.0-single.db");
+    let report = import_checked(&store, &dir.path().join("data"), options(&source)).await;
     assert_eq!(report.layout, "verabot-single");
     assert_eq!(
         report.guilds[&GUILD],
@@ -506,51 +506,73 @@ async fn a_file_without_quotes_or_a_needed_column_is_refused_naming_what_is_miss
 const GUILD_A: u64 = 400_000_000_000_000_001;
 const GUILD_B: u64 = 400_000_000_000_000_002;
 
-#[tokio::test]
-async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins() {
+/// A copy of VeraBot's per-guild fixture `name` (its `data/db`, guilds A and B) imported with
+/// `--source-dir` and `reminder_channel` into a fresh data directory, through
+/// [`import_checked`]. Every imported quote
+/// is checked against VeraBot's file: text byte for byte, author, time. Returns the import's
+/// report and the copied files, guild A's first.
+async fn import_per_guild(
+    name: &str,
+    reminder_channel: Option<u64>,
+) -> (
+    tempfile::TempDir,
+    GuildDatabaseManager,
+    ImportReport,
+    [PathBuf; 2],
+) {
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verabot/v4.9.0-per-guild");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/verabot")
+        .join(name);
     let source = dir.path().join("verabot-data");
-    let files: Vec<PathBuf> = [GUILD_A, GUILD_B]
-        .iter()
-        .map(|guild| {
-            let relative = Path::new("guilds")
-                .join(guild.to_string())
-                .join("quotes.db");
-            std::fs::create_dir_all(source.join(&relative).parent().unwrap()).unwrap();
-            std::fs::copy(fixture.join(&relative), source.join(&relative)).unwrap();
-            source.join(relative)
-        })
-        .collect();
-    let digests: Vec<String> = files.iter().map(|f| sha256(f)).collect();
+    let files = [GUILD_A, GUILD_B].map(|guild| {
+        let relative = Path::new("guilds")
+            .join(guild.to_string())
+            .join("quotes.db");
+        std::fs::create_dir_all(source.join(&relative).parent().unwrap()).unwrap();
+        std::fs::copy(fixture.join(&relative), source.join(&relative)).unwrap();
+        source.join(relative)
+    });
     let data = dir.path().join("data");
     let store = store(&data);
     let options = ImportOptions {
-        source: source.clone(),
+        source,
         per_guild: true,
+        reminder_channel,
         ..ImportOptions::default()
     };
-    let before = listing(&data);
-    let rehearsal = import(
-        &store,
-        ImportOptions {
-            dry_run: true,
-            ..options.clone()
-        },
-    )
-    .await;
-    assert_eq!(listing(&data), before, "the dry run wrote nothing");
-    let report = import(&store, options.clone()).await;
+    let report = import_checked(&store, &data, options).await;
     assert_eq!(report.layout, "verabot-per-guild");
-    assert_eq!(
-        serde_json::to_value(ImportReport {
-            dry_run: false,
-            ..rehearsal
-        })
-        .unwrap(),
-        serde_json::to_value(&report).unwrap()
-    );
+
+    for (guild, file) in [GUILD_A, GUILD_B].into_iter().zip(&files) {
+        let written: Vec<(String, String, String)> = written(
+            file,
+            "SELECT text, author, addedAt FROM quotes ORDER BY id",
+            |r| r.try_into(),
+        );
+        let imported: Vec<(String, String, i64)> = store
+            .with_existing_guild(guild, |c| {
+                all(
+                    c,
+                    "SELECT text, author_name, created_at FROM quotes ORDER BY legacy_id",
+                    |r| r.try_into(),
+                )
+            })
+            .await
+            .unwrap();
+        let expected: Vec<_> = written
+            .into_iter()
+            .map(|(text, author, at)| (text, author, verabot_time(&at)))
+            .collect();
+        assert!(!expected.is_empty(), "guild {guild} has quotes");
+        assert_eq!(imported, expected, "guild {guild}");
+    }
+    (dir, store, report, files)
+}
+
+#[tokio::test]
+async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins_and_reminders() {
+    let (_dir, store, report, files) = import_per_guild("v4.9.0-per-guild", Some(CHANNEL)).await;
     assert_eq!(
         report.guilds,
         BTreeMap::from([
@@ -577,29 +599,6 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
         ])
     );
 
-    for (guild, file) in [GUILD_A, GUILD_B].into_iter().zip(&files) {
-        let written: Vec<(String, String, String)> = written(
-            file,
-            "SELECT text, author, addedAt FROM quotes ORDER BY id",
-            |r| r.try_into(),
-        );
-        let imported: Vec<(String, String, i64)> = store
-            .with_existing_guild(guild, |c| {
-                all(
-                    c,
-                    "SELECT text, author_name, created_at FROM quotes ORDER BY legacy_id",
-                    |r| r.try_into(),
-                )
-            })
-            .await
-            .unwrap();
-        let expected: Vec<_> = written
-            .into_iter()
-            .map(|(text, author, at)| (text, author, verabot_time(&at)))
-            .collect();
-        assert_eq!(imported, expected, "guild {guild}");
-    }
-
     // Each guild's own choices: Bo opted out in A and in in B.
     let optins = |guild| {
         store.with_existing_guild(guild, |c| {
@@ -614,41 +613,106 @@ async fn v4_9_per_guild_files_import_guild_by_guild_with_each_guilds_own_opt_ins
     let b: Vec<(i64, bool)> = optins(GUILD_B).await.unwrap();
     assert_eq!((a, b), (vec![(ANN, true), (BO, false)], vec![(BO, true)]));
 
-    let reminders: Vec<(String, String, Option<i64>, i64)> = store
-        .with_existing_guild(GUILD_A, |c| {
-            all(
-                c,
-                "SELECT message, status, created_by, due_at FROM reminders ORDER BY legacy_id",
-                |r| r.try_into(),
-            )
-        })
-        .await
-        .unwrap();
+    let reminders = imported_reminders(&store, GUILD_A).await;
     let notify: Vec<String> = written(
         &files[0],
         "SELECT notificationTime FROM reminders ORDER BY id",
         |r| r.get(0),
     );
-    let due: Vec<i64> = reminders.iter().map(|r| r.3).collect();
+    let due: Vec<i64> = reminders.iter().map(|r| r.2).collect();
     let expected: Vec<i64> = notify.iter().map(|t| verabot_time(t)).collect();
     assert_eq!(due, expected);
-    let summary: Vec<(&str, &str, Option<i64>)> = reminders
+    let summary: Vec<(&str, &str, Option<i64>, Option<i64>)> = reminders
         .iter()
-        .map(|(m, s, c, _)| (m.lines().next().unwrap(), s.as_str(), *c))
+        .map(|(_, m, _, s, c, ch, _)| (m.lines().next().unwrap(), s.as_str(), *c, *ch))
         .collect();
     assert_eq!(
         summary,
         [
-            ("Guild A standup", "active", Some(ANN)),
-            ("Guild A raid", "cancelled", None),
-            ("Guild A done", "sent", Some(BO)),
+            ("Guild A standup", "active", Some(ANN), None),
+            ("Guild A raid", "active", None, Some(CHANNEL as i64)),
+            ("Guild A done", "sent", Some(BO), None),
         ]
     );
+    // At their due times: the DM to Ann, and the raid in the channel, pinging the role.
+    let mut targets = Vec::new();
+    for (legacy_id, _, due_at, status, ..) in &reminders {
+        if status == "active" {
+            let claim = claim_when_due(&store, GUILD_A, *legacy_id, *due_at).await;
+            let Claim::Send(send) = claim else {
+                panic!("reminder {legacy_id} is not sent: {claim:?}")
+            };
+            targets.push(send.target);
+        }
+    }
+    assert_eq!(
+        targets,
+        [
+            DeliveryTarget::Dm { user: ANN as u64 },
+            DeliveryTarget::Channel {
+                channel: CHANNEL,
+                users: vec![],
+                roles: vec![ROLE as u64]
+            }
+        ]
+    );
+}
 
-    let again = import(&store, options).await;
-    assert!(again.guilds.values().all(|c| *c == GuildCounts::default()));
-    let after: Vec<String> = files.iter().map(|f| sha256(f)).collect();
-    assert_eq!(after, digests, "VeraBot's files are unchanged");
+/// v2.10.0, the first release with per-guild files, wrote only quotes, tags and ratings into
+/// them: its reminder and opt-in services wrote into the single database, into guild-id
+/// columns that database never had, and failed (tests/fixtures/verabot/README.md).
+#[tokio::test]
+async fn v2_10_per_guild_files_import_their_quotes_tags_and_ratings() {
+    let (_dir, store, report, files) = import_per_guild("v2.10.0-per-guild", None).await;
+    assert_eq!(
+        report.guilds,
+        BTreeMap::from([
+            (
+                GUILD_A,
+                GuildCounts {
+                    quotes: 2,
+                    tags: 1,
+                    quote_tags: 1,
+                    ratings: 2,
+                    ..GuildCounts::default()
+                }
+            ),
+            (
+                GUILD_B,
+                GuildCounts {
+                    quotes: 1,
+                    ..GuildCounts::default()
+                }
+            ),
+        ])
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+
+    // The average VeraBot kept beside each quote, recomputed from the ratings it kept.
+    let written: Vec<(f64, i64)> = written(
+        &files[0],
+        "SELECT averageRating, ratingCount FROM quotes ORDER BY id",
+        |r| r.try_into(),
+    );
+    let imported: Vec<(f64, i64, Option<String>)> = store
+        .with_existing_guild(GUILD_A, |c| {
+            all(
+                c,
+                "SELECT rating_avg, rating_count, (SELECT group_concat(t.name) FROM quote_tags qt \
+                 JOIN tags t ON t.id = qt.tag_id WHERE qt.quote_id = q.id) \
+                 FROM quotes q ORDER BY legacy_id",
+                |r| r.try_into(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        imported,
+        [
+            (written[0].0, written[0].1, Some("wisdom".to_owned())),
+            (written[1].0, written[1].1, None),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -690,7 +754,8 @@ async fn a_verabot_file_at_a_guild_path_is_refused_untouched_naming_the_import_a
         results[0]
             .problems
             .iter()
-            .any(|p| p.contains("not guildkeep's")),
+            .any(|p| p.contains("not guildkeep's")
+                && p.contains("guildkeep migrate-legacy --source-dir")),
         "{:?}",
         results[0].problems
     );

@@ -17,7 +17,7 @@ use guildkeep::store::{GuildDatabaseManager, Migration, Migrations, StoreConfig,
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
-const LATEST: u32 = 3;
+const LATEST: u32 = 5;
 
 fn config(dir: &Path) -> StoreConfig {
     StoreConfig::new(dir)
@@ -373,7 +373,12 @@ async fn when_every_pool_stays_leased_an_open_fails_clearly_after_the_wait_limit
         "{err}"
     );
     assert!(err.to_string().contains("try again"), "{err}");
-    assert_eq!(store.stats().open_pools, 1);
+    let stats = store.stats();
+    assert_eq!(stats.open_pools, 1);
+    // Counted by the store itself, whoever asked: here no command, as for the scheduler.
+    assert_eq!(stats.at_capacity, 1);
+    assert_eq!(stats.slot_wait.count(), 1, "the refused use waited");
+    assert!(stats.slot_wait.sum >= Duration::from_millis(50));
     assert!(!db_path(tmp.path(), 2).exists());
     release.send(()).unwrap();
     holder.await.unwrap().unwrap();
@@ -671,6 +676,20 @@ fn v3() -> Migration {
     }
 }
 
+fn v4() -> Migration {
+    Migration {
+        version: 4,
+        sql: include_str!("../schema/0004_reminder_answers.sql"),
+    }
+}
+
+fn v5() -> Migration {
+    Migration {
+        version: 5,
+        sql: include_str!("../schema/0005_recurrence_count.sql"),
+    }
+}
+
 #[tokio::test]
 async fn an_old_database_is_upgraded_and_a_failing_migration_changes_nothing() {
     let tmp = TempDir::new().unwrap();
@@ -722,7 +741,7 @@ async fn a_database_newer_than_this_build_is_refused_and_left_untouched() {
         version: LATEST + 1,
         ..add_column()
     };
-    let steps = vec![v1(), v2(), v3(), future];
+    let steps = vec![v1(), v2(), v3(), v4(), v5(), future];
     let newer = GuildDatabaseManager::new(with_migrations(tmp.path(), steps)).unwrap();
     newer
         .with_guild(4, |c| insert_quote(c, "from the future"))

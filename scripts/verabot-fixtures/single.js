@@ -3,7 +3,7 @@
 // migrateFromJson, as src/index.js runs them) and then the service functions its slash
 // commands call. Nothing here writes SQL of its own: every row is VeraBot's.
 //
-// Usage: node single.js VERABOT_CHECKOUT OUT.db
+// Usage: node --expose-gc single.js VERABOT_CHECKOUT OUT.db
 // The checkout needs node_modules with sqlite3 (see ./generate). Older releases lack the
 // reminder and opt-in services; what the checkout does not have is left out.
 'use strict';
@@ -13,6 +13,7 @@ const path = require('path');
 const [root, out] = process.argv.slice(2).map((p) => path.resolve(p));
 const has = (file) => fs.existsSync(path.join(root, file));
 const load = (file) => require(path.join(root, file));
+const { boot } = require('./boot');
 
 // Discord users of the fixture (snowflakes as VeraBot stored them: text).
 const ANN = '180000000000000001';
@@ -20,17 +21,12 @@ const BO = '180000000000000002';
 const CY = '180000000000000003';
 const DEE = '180000000000000004'; // opted in, appears nowhere else
 const ROLE = '280000000000000001';
+// Thirty members, each with one DM reminder of their own (the issue's headline case).
+const MEMBERS = Array.from({ length: 30 }, (_, i) => `1800000000000001${String(i + 1).padStart(2, '0')}`);
 
 async function main() {
   process.chdir(root);
-  const database = load('src/services/DatabaseService.js');
-  const { enhanceSchema } = load('src/lib/schema-enhancement.js');
-  const { migrateFromJson } = load('src/lib/migration.js');
-
-  // The boot sequence of src/index.js.
-  await database.setupSchema(database.getDatabase());
-  await enhanceSchema(database.getDatabase());
-  await migrateFromJson(database); // the release's own data/quotes.json
+  const database = await boot(root);
 
   // /add-quote, /update-quote, /delete-quote.
   const add = (text, author) => database.addQuote(text, author);
@@ -61,6 +57,9 @@ async function main() {
     await comms.optIn(BO);
     await comms.optOut(CY);
     await comms.optIn(DEE);
+    for (const member of MEMBERS) {
+      await comms.optIn(member);
+    }
   }
 
   if (has('src/services/ReminderService.js')) {
@@ -125,6 +124,40 @@ async function main() {
     await reminders.updateReminder(updated, { subject: 'Dentist (moved)', when: '2031-12-02T07:45:00Z' });
     // Nobody assigned: VeraBot logged "No assignees" and sent nothing.
     await create({ subject: 'Nobody to tell', category: 'General', when: '2032-01-01T00:00:00Z' }, []);
+    // /create-reminder thirty times, each for another opted-in member, an hour apart.
+    for (const [i, member] of MEMBERS.entries()) {
+      const when = new Date(Date.UTC(2031, 1, 1, 9) + i * 3600 * 1000).toISOString();
+      await create({ subject: `Check-in ${i + 1} of 30`, category: 'General', when, content: `For member ${i + 1}` }, [
+        ['user', member],
+      ]);
+    }
+  }
+
+  if (has('src/services/RolePermissionService.js')) {
+    // CommandBase's permission check logged every command run here (ROLE_AUDIT_LOGGING is on
+    // unless set to 'false'): the one table with a guild id that VeraBot's code wrote into
+    // its single database. The import does not read it.
+    const permissions = load('src/services/RolePermissionService.js');
+    await permissions.auditLog({
+      userId: ANN,
+      guildId: '400000000000000001',
+      commandName: 'add-quote',
+      result: 'EXECUTED',
+      userTier: 0,
+      requiredTier: 0,
+    });
+    // auditLog neither waits for its insert nor finalizes its statement, so closing would
+    // fail with SQLITE_BUSY: wait for the row, then let the statement be collected.
+    const db = database.getDatabase();
+    const logged = () => new Promise((resolve, reject) =>
+      db.get('SELECT count(*) AS n FROM permission_audit_log', (err, row) => (err ? reject(err) : resolve(row.n))));
+    while ((await logged()) === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (let i = 0; i < 3; i += 1) {
+      global.gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   if (typeof database.setProxyConfig === 'function' && has('src/services/ProxyConfigService.js')) {

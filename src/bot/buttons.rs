@@ -11,7 +11,9 @@
 //! left from before a restart, or after its timeout) with a short "expired" instead of
 //! letting Discord show "This interaction failed".
 //!
-//! Not here: what is confirmed or paged (commands).
+//! Not here: what is confirmed or paged (commands), and the buttons on delivered reminders,
+//! which belong to no invocation and work for as long as their message is there
+//! (`bot/snooze.rs`).
 
 use std::{collections::HashSet, sync::Mutex};
 
@@ -64,12 +66,26 @@ pub async fn answer_if_expired(
     if data.live_buttons.is_live(&press.data.custom_id) {
         return Ok(());
     }
-    let expired = serenity::CreateInteractionResponseMessage::new()
-        .content("These buttons have expired. Run the command again.")
+    refuse(
+        ctx,
+        press,
+        "These buttons have expired. Run the command again.",
+    )
+    .await
+}
+
+/// Answers a press with a short message only the presser sees, changing nothing else.
+pub async fn refuse(
+    http: impl serenity::CacheHttp,
+    press: &serenity::ComponentInteraction,
+    text: &str,
+) -> Result<(), Error> {
+    let refusal = serenity::CreateInteractionResponseMessage::new()
+        .content(text)
         .ephemeral(true)
         .allowed_mentions(reply::no_pings());
     press
-        .create_response(ctx, serenity::CreateInteractionResponse::Message(expired))
+        .create_response(http, serenity::CreateInteractionResponse::Message(refusal))
         .await?;
     Ok(())
 }
@@ -134,7 +150,7 @@ pub async fn confirm(
 /// Answers an acknowledged button press by replacing the message's text and removing its
 /// buttons.
 pub async fn update(
-    ctx: Context<'_>,
+    http: impl serenity::CacheHttp,
     press: &serenity::ComponentInteraction,
     text: impl Into<String>,
 ) -> Result<(), Error> {
@@ -143,7 +159,7 @@ pub async fn update(
         .embeds(vec![])
         .components(vec![])
         .allowed_mentions(reply::no_pings());
-    press.edit_response(ctx, message).await?;
+    press.edit_response(http, message).await?;
     Ok(())
 }
 
@@ -198,13 +214,12 @@ where
             .await;
         let Some(press) = press else { break };
         if press.user.id != ctx.author().id {
-            let refusal = serenity::CreateInteractionResponseMessage::new()
-                .content("Only the member who ran this command can turn its pages.")
-                .ephemeral(true)
-                .allowed_mentions(reply::no_pings());
-            press
-                .create_response(ctx, serenity::CreateInteractionResponse::Message(refusal))
-                .await?;
+            refuse(
+                ctx,
+                &press,
+                "Only the member who ran this command can turn its pages.",
+            )
+            .await?;
             continue;
         }
         press.defer(ctx).await?;

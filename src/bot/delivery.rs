@@ -5,6 +5,11 @@
 //! cannot DM are refusals a member or an admin can fix; 401 is the bot's token refused; 5xx,
 //! 429 and network failures are transient; any other refusal (e.g. 400, the message itself)
 //! will not change by retrying. The reasons are written for the member who set the reminder.
+//! Every send is counted for the operator by outcome and by Discord's answer, its error code
+//! kept only when it is one of the few above (`guildkeep_reminder_deliveries_total`).
+//!
+//! Every reminder carries the snooze and done buttons (`bot/snooze.rs`): a DM on its one
+//! message, a channel reminder on its last post, the one with the text.
 //!
 //! Every post fits Discord's limits (2000 characters, 100 user and 100 role pings): imported
 //! reminders may hold longer messages or more targets, so the mentions are spread over as many
@@ -16,8 +21,14 @@ use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 
-use super::reply::{shorten, MAX_CONTENT};
-use crate::reminders::{Deliver, Delivery, DeliveryError, DeliveryFuture, DeliveryTarget};
+use super::{
+    reply::{shorten, MAX_CONTENT},
+    snooze,
+};
+use crate::{
+    observe::ReminderSends,
+    reminders::{Deliver, Delivery, DeliveryError, DeliveryFuture, DeliveryTarget},
+};
 
 /// Discord's cap on each of `allowed_mentions.users` and `.roles`.
 const MAX_PINGS: usize = 100;
@@ -68,11 +79,34 @@ fn channel_posts(users: &[u64], roles: &[u64], text: &str) -> Vec<Post> {
 
 pub struct DiscordDelivery {
     http: Arc<serenity::Http>,
+    sends: ReminderSends,
+}
+
+/// Counts a send dropped before Discord answered it (the scheduler's timeout, or a shutdown
+/// that could not wait) unless [`Unanswered::answered`] came first.
+struct Unanswered<'a> {
+    sends: &'a ReminderSends,
+    answered: bool,
+}
+
+impl Unanswered<'_> {
+    fn answered(mut self, outcome: &Result<(), DeliveryError>, code: &'static str) {
+        self.answered = true;
+        self.sends.answered(outcome, code);
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.sends.unanswered();
+        }
+    }
 }
 
 impl DiscordDelivery {
-    pub fn new(http: Arc<serenity::Http>) -> Self {
-        Self { http }
+    pub fn new(http: Arc<serenity::Http>, sends: ReminderSends) -> Self {
+        Self { http, sends }
     }
 
     async fn send(&self, delivery: Delivery) -> Result<(), serenity::Error> {
@@ -84,6 +118,7 @@ impl DiscordDelivery {
         } else {
             String::new()
         };
+        let buttons = snooze::row(delivery.guild, delivery.reminder, delivery.due_at);
         match delivery.target {
             DeliveryTarget::Dm { user } => {
                 let channel = serenity::UserId::new(user)
@@ -93,7 +128,8 @@ impl DiscordDelivery {
                 let text = shorten(&delivery.message, room);
                 let message = serenity::CreateMessage::new()
                     .content(format!("⏰ Reminder: {text}{late}"))
-                    .allowed_mentions(serenity::CreateAllowedMentions::new());
+                    .allowed_mentions(serenity::CreateAllowedMentions::new())
+                    .components(vec![buttons]);
                 channel.send_message(&self.http, message).await?;
             }
             DeliveryTarget::Channel {
@@ -103,13 +139,19 @@ impl DiscordDelivery {
             } => {
                 let room = MAX_CONTENT - late.chars().count();
                 let text = format!("{}{late}", shorten(&delivery.message, room));
-                for post in channel_posts(&users, &roles, &text) {
+                let posts = channel_posts(&users, &roles, &text);
+                let last = posts.len() - 1;
+                for (n, post) in posts.into_iter().enumerate() {
                     let pings = serenity::CreateAllowedMentions::new()
                         .users(post.users.into_iter().map(serenity::UserId::new))
                         .roles(post.roles.into_iter().map(serenity::RoleId::new));
-                    let message = serenity::CreateMessage::new()
+                    let mut message = serenity::CreateMessage::new()
                         .content(post.content)
                         .allowed_mentions(pings);
+                    // On the post with the text: the one a member answers.
+                    if n == last {
+                        message = message.components(vec![buttons.clone()]);
+                    }
                     serenity::ChannelId::new(channel)
                         .send_message(&self.http, message)
                         .await?;
@@ -122,7 +164,21 @@ impl DiscordDelivery {
 
 impl Deliver for DiscordDelivery {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
-        Box::pin(async move { self.send(delivery).await.map_err(classify) })
+        Box::pin(async move {
+            let pending = Unanswered {
+                sends: &self.sends,
+                answered: false,
+            };
+            let (outcome, code) = match self.send(delivery).await {
+                Ok(()) => (Ok(()), "none"),
+                Err(e) => {
+                    let (error, code) = classify(e);
+                    (Err(error), code)
+                }
+            };
+            pending.answered(&outcome, code);
+            outcome
+        })
     }
 
     fn notify(&self, user: u64, text: String) -> DeliveryFuture<'_> {
@@ -136,24 +192,42 @@ impl Deliver for DiscordDelivery {
                     .allowed_mentions(serenity::CreateAllowedMentions::new());
                 channel.send_message(&self.http, message).await
             };
-            sent.await.map(drop).map_err(classify)
+            sent.await.map(drop).map_err(|e| classify(e).0)
         })
     }
 }
 
-/// What Discord's answer means for the reminder.
-fn classify(error: serenity::Error) -> DeliveryError {
+/// What Discord's answer means for the reminder, and the answer's name in the metrics.
+fn classify(error: serenity::Error) -> (DeliveryError, &'static str) {
     use serenity::{Error, HttpError};
     match &error {
-        Error::Http(HttpError::UnsuccessfulRequest(response)) => classify_answer(
-            response.status_code.as_u16(),
-            response.error.code,
-            &response.error.message,
-        ),
-        Error::Http(HttpError::Request(_)) | Error::Io(_) => {
-            DeliveryError::Transient(error.to_string())
+        Error::Http(HttpError::UnsuccessfulRequest(response)) => {
+            let (status, code) = (response.status_code.as_u16(), response.error.code);
+            (
+                classify_answer(status, code, &response.error.message),
+                answer_label(status, code),
+            )
         }
-        _ => DeliveryError::Permanent(error.to_string()),
+        Error::Http(HttpError::Request(_)) | Error::Io(_) => {
+            (DeliveryError::Transient(error.to_string()), "network")
+        }
+        _ => (DeliveryError::Permanent(error.to_string()), "other"),
+    }
+}
+
+/// Discord's refusal as a metrics label: the codes [`classify_answer`] tells apart, else
+/// the status's class. A fixed few, whatever Discord sends.
+fn answer_label(status: u16, code: isize) -> &'static str {
+    match (status, code) {
+        (401, _) => "401",
+        (_, 10003) => "10003",
+        (_, 10013) => "10013",
+        (_, 50001) => "50001",
+        (_, 50007) => "50007",
+        (_, 50013) => "50013",
+        (429, _) => "429",
+        (500.., _) => "5xx",
+        _ => "other",
     }
 }
 
@@ -193,7 +267,9 @@ fn classify_answer(status: u16, code: isize, message: &str) -> DeliveryError {
 
 #[cfg(test)]
 mod tests {
-    use super::{channel_posts, classify_answer, DeliveryError, Post, MAX_CONTENT, MAX_PINGS};
+    use super::{
+        answer_label, channel_posts, classify_answer, DeliveryError, Post, MAX_CONTENT, MAX_PINGS,
+    };
 
     #[test]
     fn a_small_reminder_is_one_post_pinging_its_targets() {
@@ -248,6 +324,27 @@ mod tests {
         ];
         for (status, code, expected) in table {
             assert_eq!(kind(status, code), expected, "{status} / {code}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_name_discord_answers_from_a_fixed_few() {
+        let table = [
+            (404, 10003, "10003"),
+            (404, 10013, "10013"),
+            (403, 50001, "50001"),
+            (403, 50007, "50007"),
+            (403, 50013, "50013"),
+            (401, 0, "401"),
+            (429, 0, "429"),
+            (502, 0, "5xx"),
+            (503, 0, "5xx"),
+            (400, 50035, "other"),
+            (404, 10008, "other"),
+            (403, 123_456_789, "other"),
+        ];
+        for (status, code, expected) in table {
+            assert_eq!(answer_label(status, code), expected, "{status} / {code}");
         }
     }
 

@@ -56,6 +56,12 @@ impl MemberFixable for crate::reminders::ReminderError {
     }
 }
 
+impl MemberFixable for crate::reminders::snooze::AnswerError {
+    fn user_message(&self) -> Option<String> {
+        Self::user_message(self)
+    }
+}
+
 impl MemberFixable for crate::optins::OptInError {
     fn user_message(&self) -> Option<String> {
         Self::user_message(self)
@@ -187,24 +193,41 @@ pub async fn on_error(error: FrameworkError<'_, Data, Error>) {
 /// What the member sees for `error`: its own text if it is meant for them, otherwise a
 /// generic line with a reference id that is also logged.
 fn shown_for(ctx: Context<'_>, error: &Error) -> (String, Outcome) {
+    shown(
+        error,
+        ctx.data(),
+        &ctx.command().qualified_name,
+        ctx.guild_id().map(|g| g.get()),
+        ctx.author().id.get(),
+    )
+}
+
+/// [`shown_for`] outside a command: `what` the member did (e.g. a button's id), in `guild`.
+pub fn shown(
+    error: &Error,
+    data: &Data,
+    what: &str,
+    guild: Option<u64>,
+    user: u64,
+) -> (String, Outcome) {
     if let Some(user) = error.downcast_ref::<UserError>() {
         return (user.to_string(), Outcome::UserError);
     }
     if let Some((refusal, message)) = error.downcast_ref::<StoreError>().and_then(store_message) {
-        tracing::info!(command = %ctx.command().qualified_name, error = %error, "store refused");
-        ctx.data().metrics.store_refused(refusal);
+        tracing::info!(command = %what, error = %error, "store refused");
+        data.metrics.store_refused(refusal);
         return (message.into(), Outcome::UserError);
     }
     if error.chain().any(is_full) {
-        tracing::warn!(command = %ctx.command().qualified_name, guild = ?ctx.guild_id().map(|g| g.get()), "a guild's database is full");
+        tracing::warn!(command = %what, guild = ?guild, "a guild's database is full");
         return ("This server has reached the space the bot keeps for it, so nothing new was saved. Delete old quotes or reminders, or ask the bot's operator to raise the limit.".into(), Outcome::UserError);
     }
     let reference = format!("{:06x}", rand::random::<u32>() & 0x00ff_ffff);
     tracing::error!(
         reference = %reference,
-        command = %ctx.command().qualified_name,
-        guild = ?ctx.guild_id().map(|g| g.get()),
-        user = %ctx.author().id,
+        command = %what,
+        guild = ?guild,
+        user = %user,
         error = %format!("{error:#}"),
         "command failed"
     );

@@ -1,6 +1,7 @@
 //! Gateway events the bot acts on, each handled in its own file under `events/`, and button
-//! presses no invocation collects (`buttons::answer_if_expired`). Everything else is left to
-//! poise (interactions) or ignored.
+//! presses no invocation collects: those on delivered reminders (`snooze::handle`), and the
+//! rest, left from a command that has ended (`buttons::answer_if_expired`). Everything else is
+//! left to poise (interactions) or ignored.
 
 mod guild_create;
 mod guild_delete;
@@ -9,7 +10,7 @@ mod roles;
 
 use poise::serenity_prelude as serenity;
 
-use super::{buttons, Data, Error};
+use super::{buttons, snooze, Data, Error};
 
 pub async fn handle(
     ctx: &serenity::Context,
@@ -18,6 +19,9 @@ pub async fn handle(
 ) -> Result<(), Error> {
     roles::record(&data.roles, event);
     match event {
+        serenity::FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Component(press),
+        } if snooze::is_ours(&press.data.custom_id) => snooze::handle(ctx, data, press).await,
         serenity::FullEvent::InteractionCreate {
             interaction: serenity::Interaction::Component(press),
         } => buttons::answer_if_expired(ctx, data, press).await,

@@ -10,6 +10,7 @@
 //! - `retention.rs`: the daily sweep of ended reminders and old delivery records.
 //! - `deletions.rs`: deletes guilds whose grace period after removal has ended.
 //! - `delivery.rs`: sends due reminders through Discord for the scheduler.
+//! - `snooze.rs`: the snooze and done buttons on a delivered reminder.
 //! - `throttle.rs`: how often a member may run a full-text search.
 //! - `gate.rs`: stops taking interactions on shutdown and waits for running ones.
 //! - `measure.rs`, `gateway.rs`: feed the command and gateway metrics (`crate::observe`).
@@ -29,6 +30,7 @@ mod measure;
 mod permissions;
 mod reply;
 mod retention;
+mod snooze;
 mod throttle;
 mod types;
 
@@ -306,7 +308,8 @@ impl Bot {
 /// before the bot connects, so that no interaction waits for them and operator commands work
 /// while Discord is unreachable.
 async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
-    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone()));
+    let sends = observe::ReminderSends::default();
+    let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone(), sends.clone()));
     let config = SchedulerConfig {
         policy: DeliveryPolicy {
             max_failed_occurrences: base.config.reminder_failed_runs,
@@ -320,18 +323,22 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
         .await
         .context("starting the reminder scheduler")?;
     let scheduler = Arc::new(scheduler);
-    let metrics = Arc::new(Metrics::new(observe::Sources {
-        store: base.store.clone(),
-        scheduler: scheduler.clone(),
-        pending: base.pending.clone(),
-        guild_cap: base.config.store.max_open_guilds,
-    }));
+    let metrics = Arc::new(Metrics::new(
+        observe::Sources {
+            store: base.store.clone(),
+            scheduler: scheduler.clone(),
+            pending: base.pending.clone(),
+            guild_cap: base.config.store.max_open_guilds,
+        },
+        sends,
+    ));
     let data = Data {
         config: base.config,
         store: base.store,
         pending: base.pending,
         scheduler,
         metrics,
+        clock: base.clock,
         button_timeout: base.button_timeout,
         roles: base.roles,
         live_buttons: Arc::default(),
@@ -340,9 +347,11 @@ async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running
     let control = ControlServer::start(&data.config.store.data_dir, data.owner())
         .context("starting the control socket")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (metrics, store) = (data.metrics.clone(), data.store.clone());
     let tasks = vec![
         tokio::spawn(deletions::run(data.clone(), stopped.clone())),
-        tokio::spawn(retention::run(data.clone(), stopped)),
+        tokio::spawn(retention::run(data.clone(), stopped.clone())),
+        tokio::spawn(async move { metrics.sample_guilds_on_disk(store, stopped).await }),
     ];
     // Commands registered by an earlier run keep working; serving beats stopping here.
     if let Err(e) = register(http, data.config.dev_guild).await {

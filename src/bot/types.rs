@@ -8,7 +8,7 @@ use crate::{
     config::Config,
     observe::Metrics,
     ops::{BotParts, Owner},
-    reminders::Scheduler,
+    reminders::{Clock, Scheduler},
     store::{GuildDatabaseManager, PendingDeletions},
 };
 
@@ -21,6 +21,8 @@ pub struct Data {
     pub pending: Arc<PendingDeletions>,
     /// The process-wide reminder scheduler; told of every reminder change.
     pub scheduler: Arc<Scheduler>,
+    /// The scheduler's clock: a snooze counts from the time the scheduler keeps.
+    pub clock: Arc<dyn Clock>,
     /// How long confirmation and paging buttons stay live.
     pub button_timeout: Duration,
     /// Every guild's roles and owner, for server-wide permission checks.

@@ -4,16 +4,18 @@
 //! Layout:
 //! - this file: [`Metrics`], the registry and the figures the bot updates as things happen
 //!   (commands and their latency, store refusals, missed deadlines, gateway shards,
-//!   readiness);
+//!   readiness, guilds on disk as sampled), and [`ReminderSends`], Discord's answers to
+//!   reminder sends;
 //! - `snapshot.rs`: figures read at scrape time from what already keeps them (the store's
-//!   counters, the scheduler's index, pending deletions, the quarantine directory, the newest
-//!   backup manifests);
+//!   counters and histograms, the scheduler's index and counts, pending deletions, the
+//!   quarantine directory, the newest backup manifests);
 //! - `http.rs`: the listener serving `/metrics`, `/healthz` and `/readyz`;
 //! - `systemd.rs`: `READY=1` and the watchdog ping.
 //!
 //! Labels are bounded sets (command names, outcomes, refusal reasons, shard states, shard
-//! numbers): never a guild or user id. Not here: Discord or serenity types (the bot
-//! translates its events into the plain calls below), SQL.
+//! numbers, open origins, Discord error codes mapped to a fixed few): never a guild or user
+//! id. Not here: Discord or serenity types (the bot translates its events into the plain
+//! calls below), SQL.
 
 mod http;
 mod snapshot;
@@ -29,9 +31,12 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use tokio::sync::watch;
 
 pub use http::MetricsListener;
 pub use snapshot::Sources;
+
+use crate::{reminders::DeliveryError, store::GuildDatabaseManager};
 
 /// How an interaction ended, as counted in `guildkeep_commands_total`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -107,6 +112,44 @@ struct ShardLabels {
     shard: u32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SendLabels {
+    outcome: &'static str,
+    code: &'static str,
+}
+
+/// Discord's answers to reminder sends, by outcome and error code, as counted in
+/// `guildkeep_reminder_deliveries_total`. Made before the scheduler starts (its deliverer
+/// counts into it) and registered by [`Metrics::new`]; clones count into the same family.
+#[derive(Clone, Debug, Default)]
+pub struct ReminderSends(Family<SendLabels, Counter>);
+
+impl ReminderSends {
+    /// A send ended as `outcome`; `code` is the bot's name for Discord's answer, from a fixed
+    /// few (`none` for a delivery): never anything a member or a guild chose.
+    pub fn answered(&self, outcome: &Result<(), DeliveryError>, code: &'static str) {
+        let outcome = match outcome {
+            Ok(()) => "delivered",
+            Err(DeliveryError::Transient(_)) => "transient",
+            Err(DeliveryError::Refused(_)) => "refused",
+            Err(DeliveryError::Permanent(_)) => "permanent",
+            Err(DeliveryError::Unauthorized) => "unauthorized",
+        };
+        self.0.get_or_create(&SendLabels { outcome, code }).inc();
+    }
+
+    /// A send was dropped before Discord answered (timed out, or cut off by a shutdown): a
+    /// transient failure, as the scheduler records it.
+    pub fn unanswered(&self) {
+        let (outcome, code) = ("transient", "timeout");
+        self.0.get_or_create(&SendLabels { outcome, code }).inc();
+    }
+}
+
+/// How often `guildkeep_store_guilds_on_disk` is counted: one read of the guilds directory,
+/// cheap at 100,000 guilds but not worth doing at every scrape.
+pub const GUILDS_ON_DISK_EVERY: Duration = Duration::from_secs(300);
+
 /// Every shard state the gateway sampler reports, so that a state with no shard reads 0
 /// rather than vanishing.
 pub const SHARD_STATES: [&str; 6] = [
@@ -128,6 +171,7 @@ pub struct Metrics {
     missed_deadlines: Counter,
     shards: Family<StateLabels, Gauge>,
     shard_latency: Family<ShardLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    guilds_on_disk: Gauge,
     ready: Gauge,
     started: AtomicBool,
     shards_ready: AtomicBool,
@@ -141,8 +185,9 @@ fn response_buckets() -> impl Iterator<Item = f64> {
 }
 
 impl Metrics {
-    /// The registry with every metric, the scrape-time ones reading `sources`.
-    pub fn new(sources: Sources) -> Self {
+    /// The registry with every metric, the scrape-time ones reading `sources`, and the
+    /// counts of `sends`.
+    pub fn new(sources: Sources, sends: ReminderSends) -> Self {
         let mut registry = Registry::with_prefix("guildkeep");
         let commands = Family::<CommandLabels, Counter>::default();
         registry.register(
@@ -200,6 +245,25 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             shard_latency.clone(),
         );
+        let guilds_on_disk = Gauge::default();
+        registry.register(
+            "store_guilds_on_disk",
+            "Guild directories under <data_dir>/guilds, as last counted (every 5 minutes)",
+            guilds_on_disk.clone(),
+        );
+        // A delivery from the start, so that the family is there before the first send.
+        sends
+            .0
+            .get_or_create(&SendLabels {
+                outcome: "delivered",
+                code: "none",
+            })
+            .inc_by(0);
+        registry.register(
+            "reminder_deliveries",
+            "Reminder sends by outcome (delivered, transient, refused, permanent, unauthorized) and Discord's answer (none, 10003, 10013, 50001, 50007, 50013, 401, 429, 5xx, other, network, timeout)",
+            sends.0,
+        );
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -216,6 +280,7 @@ impl Metrics {
             missed_deadlines,
             shards,
             shard_latency,
+            guilds_on_disk,
             ready,
             started: AtomicBool::new(false),
             shards_ready: AtomicBool::new(false),
@@ -289,6 +354,29 @@ impl Metrics {
     /// The shard count a READY gave, if any has arrived.
     pub fn shard_total(&self) -> Option<usize> {
         Some(self.shard_total.load(Ordering::SeqCst)).filter(|n| *n > 0)
+    }
+
+    /// Counts the guild directories on disk now and every [`GUILDS_ON_DISK_EVERY`], until
+    /// `stop` turns true. A count that fails keeps the last one and is logged.
+    pub async fn sample_guilds_on_disk(
+        &self,
+        store: GuildDatabaseManager,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(GUILDS_ON_DISK_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            match store.guild_dirs_on_disk().await {
+                Ok(count) => {
+                    self.guilds_on_disk
+                        .set(i64::try_from(count).unwrap_or(i64::MAX));
+                }
+                Err(e) => tracing::warn!(error = %e, "counting the guilds on disk failed"),
+            }
+        }
     }
 
     /// The store is open and the scheduler has built its index.

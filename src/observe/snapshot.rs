@@ -1,7 +1,10 @@
 //! Figures read at scrape time from what already keeps them, so nothing on the hot path
-//! changes: the store's own counters and pool census ([`GuildDatabaseManager::stats`]), the
-//! scheduler's index, pending guild deletions, the quarantine directory, and the newest
-//! backup manifests the backup job writes under `<data_dir>/backups`.
+//! changes: the store's own counters, histograms and pool census
+//! ([`GuildDatabaseManager::stats`]), the scheduler's index and counts
+//! ([`Scheduler::stats`]), pending guild deletions, the quarantine directory, and the newest
+//! backup manifests the backup job writes under
+//! `<data_dir>/backups`. The store and the scheduler count in plain atomics
+//! ([`crate::timings`] for their histograms) and know nothing of Prometheus.
 //!
 //! Encoding takes the store's state lock and reads files: [`super::Metrics::encode`] runs on
 //! the blocking pool. Not here: figures updated as things happen (`mod.rs`).
@@ -10,7 +13,7 @@ use std::{path::Path, sync::Arc};
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet},
     metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
     registry::Unit,
 };
@@ -19,6 +22,7 @@ use crate::{
     ops::backup::{Manifest, MANIFEST},
     reminders::Scheduler,
     store::{GuildDatabaseManager, PendingDeletions},
+    timings::TimingsSnapshot,
 };
 
 /// Where the scrape-time figures come from.
@@ -68,6 +72,23 @@ fn counter(
     )?)
 }
 
+/// A histogram in seconds from durations counted into buckets.
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    timings: &TimingsSnapshot,
+) -> std::fmt::Result {
+    let bounds = timings.bounds.iter().map(std::time::Duration::as_secs_f64);
+    let buckets: Vec<(f64, u64)> = bounds
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(timings.counts.iter().copied())
+        .collect();
+    encoder
+        .encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(timings.sum.as_secs_f64(), timings.count(), &buckets, None)
+}
+
 impl Collector for Sources {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut encoder;
@@ -113,7 +134,37 @@ impl Collector for Sources {
             "Uses that had to open their guild's file or wait for it",
             stats.misses,
         )?;
-        counter(e, "store_opens", "Guild files opened", stats.opens)?;
+        let mut opens = e.encode_descriptor(
+            "store_opens",
+            "Guild files opened, by origin: reopen (already on disk), or a new guild made from the prepared spare or from the template",
+            None,
+            MetricType::Counter,
+        )?;
+        for (origin, value) in [
+            ("reopen", stats.reopens),
+            ("spare", stats.created_from_spare),
+            ("template", stats.created_from_template),
+        ] {
+            ConstCounter::new(value).encode(opens.encode_family(&Origin { origin })?)?;
+        }
+        histogram(
+            e,
+            "store_open_latency",
+            "How long each successful open of a guild file took, its migration and pool included",
+            &stats.open_latency,
+        )?;
+        histogram(
+            e,
+            "store_slot_wait",
+            "How long uses that found every slot taken (max_open_guilds reached) waited for one; those refused at open_wait count too",
+            &stats.slot_wait,
+        )?;
+        counter(
+            e,
+            "store_at_capacity",
+            "Uses refused because no slot freed within open_wait, from commands, the scheduler and operator jobs alike",
+            stats.at_capacity,
+        )?;
         counter(
             e,
             "store_evictions",
@@ -126,46 +177,12 @@ impl Collector for Sources {
             "Pools closed after idling",
             stats.idle_closes,
         )?;
-        let from_spare = stats.created_from_spare;
-        let mut family = e.encode_descriptor(
-            "store_guilds_created",
-            "Guild databases created, from the prepared spare or from the template",
-            None,
-            MetricType::Counter,
-        )?;
-        for (origin, value) in [
-            ("spare", from_spare),
-            ("template", stats.created - from_spare),
-        ] {
-            ConstCounter::new(value).encode(family.encode_family(&Origin { origin })?)?;
-        }
-        // The store keeps a window of recent opens, not buckets: its two quantiles, as gauges.
-        for (name, help, value) in [
-            (
-                "store_open_latency_p50",
-                "Median open latency over the most recent 1024 opens (0 before the first)",
-                stats.open_latency_p50,
-            ),
-            (
-                "store_open_latency_p99",
-                "99th percentile open latency over the most recent 1024 opens (0 before the first)",
-                stats.open_latency_p99,
-            ),
-        ] {
-            let latency = ConstGauge::new(value.as_secs_f64());
-            latency.encode(e.encode_descriptor(
-                name,
-                help,
-                Some(&Unit::Seconds),
-                MetricType::Gauge,
-            )?)?;
-        }
         gauge(
             e,
             "store_quarantined_files",
             "Files moved to <data_dir>/quarantine because they were not valid SQLite databases",
             None,
-            count_files(&self.store.paths().quarantine_dir()),
+            self.store.quarantined_files(),
         )?;
         gauge(
             e,
@@ -174,22 +191,38 @@ impl Collector for Sources {
             None,
             self.pending.all().len(),
         )?;
+        let reminders = self.scheduler.stats();
         gauge(
             e,
             "reminders_indexed",
             "Active reminders in the scheduler's index (not counting those claimed or being sent)",
             None,
-            self.scheduler.pending(),
+            reminders.indexed,
+        )?;
+        gauge(
+            e,
+            "reminders_send_queue",
+            "Reminders taken from the index and not settled yet: being claimed, claimed and waiting for their time or a send slot, being sent or recorded",
+            None,
+            reminders.in_flight,
+        )?;
+        counter(
+            e,
+            "reminders_claimed",
+            "Due times claimed for a send, retries included",
+            reminders.claimed,
+        )?;
+        histogram(
+            e,
+            "reminder_lateness",
+            "From a delivered reminder's due time to Discord's acceptance of it",
+            &reminders.lateness,
         )?;
         backups(e, &self.store.paths().backups_dir())
     }
 }
 
 /// Files in `dir`; none when it does not exist.
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.filter(Result::is_ok).count())
-}
-
 /// How many sets back a scrape looks for a complete one: every night's set failing for this
 /// long is already alerted on, and the scrape stays cheap.
 const SETS_LOOKED_AT: usize = 32;

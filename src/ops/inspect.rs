@@ -21,6 +21,7 @@ pub struct DiskStats {
     /// Schema version → number of guilds; `None` counts files that could not be read.
     pub versions: Vec<(Option<u32>, usize)>,
     pub latest_version: u32,
+    pub quarantined: usize,
 }
 
 pub const LARGEST: usize = 10;
@@ -67,6 +68,7 @@ pub async fn stats(store: &GuildDatabaseManager) -> Result<DiskStats, StoreError
         largest,
         versions: versions.into_iter().collect(),
         latest_version: crate::store::Migrations::embedded().latest(),
+        quarantined: store.quarantined_files(),
     })
 }
 

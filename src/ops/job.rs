@@ -9,7 +9,7 @@
 use std::{collections::BTreeMap, path::Path, path::PathBuf};
 
 use anyhow::bail;
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use super::{backup, gdpr, inspect, legacy, restore, Owner};
@@ -59,35 +59,62 @@ pub enum Job {
         action: GdprAction,
     },
     /// Import VeraBot's database (one file, or its per-guild files) into per-guild databases.
-    MigrateLegacy {
-        /// VeraBot's single database (`data/db/quotes.db`, up to its v2.9.0).
-        #[arg(long, value_name = "FILE", required_unless_present = "source_dir")]
-        source: Option<PathBuf>,
-        /// VeraBot's `data/db` directory with per-guild files, `guilds/<ID>/quotes.db`
-        /// (its v2.10.0 on).
-        #[arg(long, value_name = "DIR", conflicts_with = "source")]
-        source_dir: Option<PathBuf>,
-        /// Print the report without writing anything under the data directory.
-        #[arg(long)]
-        dry_run: bool,
-        /// Import only these guilds.
-        #[arg(long = "guild", value_name = "ID")]
-        guilds: Vec<u64>,
-        /// Where quotes and reminders without a guild go (otherwise they are skipped).
-        #[arg(long, value_name = "ID")]
-        default_guild: Option<u64>,
-        /// Rows without a guild, and global opt-ins, go to every guild in the source (what
-        /// VeraBot's own single-to-multi script did).
-        #[arg(long, conflicts_with = "default_guild")]
-        to_every_guild: bool,
-        /// The channel where reminders go that VeraBot posted in its one notification channel
-        /// (server reminders, reminders for roles); without it they are kept cancelled.
-        #[arg(long, value_name = "ID")]
-        reminder_channel: Option<u64>,
-        /// Also write the report to this file as JSON.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-    },
+    MigrateLegacy(MigrateLegacyArgs),
+}
+
+/// `migrate-legacy`'s command line; [`legacy::ImportOptions`] is what the import takes.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+pub struct MigrateLegacyArgs {
+    /// VeraBot's single database (`data/db/quotes.db`, up to its v2.9.0).
+    #[arg(long, value_name = "FILE", required_unless_present = "source_dir")]
+    source: Option<PathBuf>,
+    /// VeraBot's `data/db` directory with per-guild files, `guilds/<ID>/quotes.db`
+    /// (its v2.10.0 on).
+    #[arg(long, value_name = "DIR", conflicts_with = "source")]
+    source_dir: Option<PathBuf>,
+    /// Print the report without writing anything under the data directory.
+    #[arg(long)]
+    dry_run: bool,
+    /// Import only these guilds.
+    #[arg(long = "guild", value_name = "ID")]
+    guilds: Vec<u64>,
+    /// Where quotes and reminders without a guild go (otherwise they are skipped).
+    #[arg(long, value_name = "ID")]
+    default_guild: Option<u64>,
+    /// Rows without a guild, and global opt-ins, go to every guild in the source (what
+    /// VeraBot's own single-to-multi script did).
+    #[arg(long, conflicts_with = "default_guild")]
+    to_every_guild: bool,
+    /// The channel where reminders go that VeraBot posted in its one notification channel
+    /// (server reminders, reminders for roles); without it they are kept cancelled.
+    #[arg(long, value_name = "ID")]
+    reminder_channel: Option<u64>,
+    /// Also write the report to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+impl TryFrom<MigrateLegacyArgs> for legacy::ImportOptions {
+    type Error = anyhow::Error;
+
+    /// Fails on a job that names no source, which only the control socket can send.
+    fn try_from(args: MigrateLegacyArgs) -> anyhow::Result<Self> {
+        let (source, per_guild) = match (args.source, args.source_dir) {
+            (_, Some(dir)) => (dir, true),
+            (Some(file), None) => (file, false),
+            (None, None) => bail!("give --source FILE or --source-dir DIR"),
+        };
+        Ok(Self {
+            source,
+            per_guild,
+            dry_run: args.dry_run,
+            guilds: args.guilds,
+            default_guild: args.default_guild,
+            to_every_guild: args.to_every_guild,
+            reminder_channel: args.reminder_channel,
+            report: args.report,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand, Serialize, Deserialize)]
@@ -222,14 +249,9 @@ impl Job {
         match &mut self {
             Job::Backup { out, .. } => out.iter_mut().for_each(absolute),
             Job::Restore { from, .. } => absolute(from),
-            Job::MigrateLegacy {
-                source,
-                source_dir,
-                report,
-                ..
-            } => {
-                source.iter_mut().chain(source_dir).for_each(absolute);
-                report.iter_mut().for_each(absolute);
+            Job::MigrateLegacy(args) => {
+                let paths = [&mut args.source, &mut args.source_dir, &mut args.report];
+                paths.into_iter().flatten().for_each(absolute);
             }
             Job::Gdpr {
                 action: GdprAction::ExportUser { out, .. },
@@ -283,31 +305,8 @@ impl Job {
                 Ok(())
             }
             Job::Gdpr { action } => gdpr_job(owner, action, console).await,
-            Job::MigrateLegacy {
-                source,
-                source_dir,
-                dry_run,
-                guilds,
-                default_guild,
-                to_every_guild,
-                reminder_channel,
-                report,
-            } => {
-                let (source, per_guild) = match (source, source_dir) {
-                    (_, Some(dir)) => (dir, true),
-                    (Some(file), None) => (file, false),
-                    (None, None) => bail!("give --source FILE or --source-dir DIR"),
-                };
-                let options = legacy::ImportOptions {
-                    source,
-                    per_guild,
-                    dry_run,
-                    guilds,
-                    default_guild,
-                    to_every_guild,
-                    reminder_channel,
-                    report,
-                };
+            Job::MigrateLegacy(args) => {
+                let options = legacy::ImportOptions::try_from(args)?;
                 let report = legacy::migrate_legacy(owner, options).await?;
                 console.out(&serde_json::to_string_pretty(&report)?);
                 fail_on("import", &report.failures, console)
@@ -411,6 +410,7 @@ async fn print_stats(owner: &Owner, console: &dyn Console) -> anyhow::Result<()>
     let stats = inspect::stats(&owner.store).await?;
     console.out(&format!("guilds on disk: {}", stats.guilds));
     console.out(&format!("total bytes:    {}", stats.total_bytes));
+    console.out(&format!("quarantined:    {}", stats.quarantined));
     console.out(&format!(
         "schema versions (this build: {}):",
         stats.latest_version
@@ -427,7 +427,40 @@ async fn print_stats(owner: &Owner, console: &dyn Console) -> anyhow::Result<()>
             console.out(&format!("  {guild}: {bytes} bytes"));
         }
     }
+    if let Some(bot) = &owner.bot {
+        print_live_store(owner.store.stats(), bot.pending.all().len(), console);
+    }
     Ok(())
+}
+
+/// The running bot's store since it started: the figures `/metrics` exports as `store_*`.
+fn print_live_store(live: crate::store::Stats, pending_deletions: usize, console: &dyn Console) {
+    let uses = live.hits + live.misses;
+    // Lossy only beyond 2^53 uses, far past any figure worth a decimal.
+    #[allow(clippy::cast_precision_loss)]
+    let hit_rate = if uses == 0 {
+        0.0
+    } else {
+        100.0 * live.hits as f64 / uses as f64
+    };
+    console.out("running bot's store, since it started:");
+    console.out(&format!(
+        "  open guild databases: {} (opening {}, closing {}), {} connections lent",
+        live.open_pools, live.opening_pools, live.closing_pools, live.leased
+    ));
+    console.out(&format!(
+        "  uses: {} hits, {} misses ({hit_rate:.1}% hits)",
+        live.hits, live.misses
+    ));
+    console.out(&format!(
+        "  opens: {} reopened, {} created from the spare, {} from the template",
+        live.reopens, live.created_from_spare, live.created_from_template
+    ));
+    console.out(&format!(
+        "  closes: {} evictions, {} idle; {} uses refused at capacity",
+        live.evictions, live.idle_closes, live.at_capacity
+    ));
+    console.out(&format!("  pending guild deletions: {pending_deletions}"));
 }
 
 async fn check(owner: &Owner, guilds: &[u64], console: &dyn Console) -> anyhow::Result<()> {

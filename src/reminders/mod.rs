@@ -2,11 +2,13 @@
 //! guild's database. Functions here take a `&Connection`, plain ids and `now`; the bot turns
 //! Discord input into these values and calls [`Scheduler`] after every change.
 //!
-//! - `mod.rs` (this file): the reminder record, create / get / list / cancel, autocomplete.
+//! - `mod.rs` (this file): the reminder record, create / get / list / edit / cancel,
+//!   autocomplete.
 //! - `parse.rs`: "in 2h", "tomorrow 9:00", … in the member's zone, into a UTC instant.
 //! - `recurrence.rs`: repeating rules, their stored text and the next occurrence.
 //! - `delivery.rs`: the SQL bookkeeping around one send (claim before, finish after).
 //! - `notice.rs`: telling a reminder's creator that it stopped or missed a time, once.
+//! - `snooze.rs`: a member's answer to a delivered time: snooze it, or mark it done.
 //! - `scheduler.rs`: the one process-wide task that sends reminders when they are due.
 //!
 //! Not here: anything Discord, and whether the caller is a moderator (a plain `bool`).
@@ -16,6 +18,7 @@ pub mod notice;
 pub mod parse;
 pub mod recurrence;
 pub mod scheduler;
+pub mod snooze;
 
 use std::collections::BTreeSet;
 
@@ -24,7 +27,7 @@ use chrono_tz::Tz;
 use rusqlite::{types::Value, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use delivery::{Claim, Delivery, DeliveryError, DeliveryPolicy, DeliveryTarget};
-pub use parse::{parse_when, ParseError};
+pub use parse::{parse_end, parse_when, ParseError, RepeatEnd};
 pub use recurrence::{Recurrence, RecurrenceError, Unit};
 pub use scheduler::{
     Clock, Deliver, DeliveryFuture, Scheduler, SchedulerConfig, SystemClock, TokioClock,
@@ -56,14 +59,22 @@ pub enum ReminderError {
     TooManyAssignees { max: usize },
     #[error("The repeat has to end after the first reminder.")]
     EndsBeforeStart,
+    #[error("`until` ends a repeat: add a repeat, or leave `until` out.")]
+    EndWithoutRepeat,
     #[error("You already have {cap} active reminders. Cancel one before adding another.")]
     CapReached { cap: usize },
     #[error("There is no reminder #{0} here.")]
     NotFound(u64),
     #[error("Reminder #{0} has already finished or been cancelled.")]
     NotActive(u64),
-    #[error("Only the member who set reminder #{0}, or a moderator, can cancel it.")]
+    #[error("Only the member who set reminder #{0}, or a moderator, can change or cancel it.")]
     NotYours(u64),
+    #[error("Reminder #{0} is sent by DM and pings nobody; only a channel reminder has `who`.")]
+    NoOneToPing(u64),
+    #[error("Reminder #{id} posts in <#{channel}>: change whom it pings from there.")]
+    PingsElsewhere { id: u64, channel: u64 },
+    #[error("Reminder #{0} is being sent right now. Try again in a minute.")]
+    BeingSent(u64),
     #[error("reminder {id} has an unreadable {column}: {value:?}")]
     Corrupt {
         id: u64,
@@ -119,8 +130,29 @@ pub struct NewReminder {
     /// The zone recurrence follows (usually the member's, [`crate::optins::time_zone`]).
     pub time_zone: Tz,
     pub recurrence: Option<Recurrence>,
-    /// No occurrence after this; ignored without `recurrence`.
-    pub recurrence_end: Option<DateTime<Utc>>,
+    /// When the repeat ends; refused without `recurrence`.
+    pub recurrence_end: Option<RepeatEnd>,
+}
+
+/// What an edit changes; each `None` leaves that part as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ReminderEdit {
+    pub due_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    /// `Some(None)`: no longer repeats (and so no longer has an end).
+    pub recurrence: Option<Option<Recurrence>>,
+    pub recurrence_end: Option<RepeatEnd>,
+    pub mentions: Option<Pings>,
+}
+
+/// Whom a channel reminder is to ping, as checked in `checked_in`: the channel where the
+/// member changed them, which must be the reminder's own (the checks of who may be pinged, and
+/// whether the bot may post there, hold for that channel only).
+#[derive(Debug, Clone)]
+pub struct Pings {
+    pub checked_in: u64,
+    pub users: Vec<u64>,
+    pub roles: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,12 +166,19 @@ pub struct Reminder {
     pub due_at: DateTime<Utc>,
     pub time_zone: Tz,
     pub recurrence: Option<Recurrence>,
+    /// Its last occurrence may be at this time, not after.
     pub recurrence_end: Option<DateTime<Utc>>,
+    /// Set when the end was given as a number of times: that number, counted from the due time
+    /// it was set at. `recurrence_end` is then the last of those times.
+    pub recurrence_count: Option<u32>,
     pub status: Status,
     /// Attempts at the current due time.
     pub attempts: u32,
     /// Why the last attempt failed, for operators and for "why didn't it arrive?".
     pub last_error: Option<String>,
+    /// When the current due time is to be tried again, after a failed attempt (a refusal a
+    /// member can fix, or a transient failure): the reminder is paused until then.
+    pub retry_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -154,21 +193,54 @@ impl Reminder {
     /// Its due times from the current one on, at most `n`, within its end: what a member is
     /// shown when they set it (one time for a one-off).
     pub fn upcoming(&self, n: usize) -> Vec<DateTime<Utc>> {
-        let mut times = Vec::with_capacity(n);
-        let mut due = Some(self.due_at);
-        while let Some(at) = due.filter(|_| times.len() < n) {
-            times.push(at);
-            due = self.following(at, at);
-        }
-        times
+        series(
+            self.recurrence,
+            self.time_zone,
+            self.due_at,
+            self.recurrence_end,
+            n,
+        )
     }
 
     /// The occurrence after `prev` that is also after `after`, within its end.
     fn following(&self, prev: DateTime<Utc>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.recurrence
-            .and_then(|rule| rule.next_after(self.time_zone, prev, after))
-            .filter(|next| self.recurrence_end.is_none_or(|end| *next <= end))
+        following(
+            self.recurrence,
+            self.time_zone,
+            self.recurrence_end,
+            prev,
+            after,
+        )
     }
+}
+
+/// The due times of a series first due at `first`, at most `n`, none after `end`.
+fn series(
+    rule: Option<Recurrence>,
+    zone: Tz,
+    first: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+    n: usize,
+) -> Vec<DateTime<Utc>> {
+    let mut times = Vec::with_capacity(n.min(16));
+    let mut due = Some(first);
+    while let Some(at) = due.filter(|_| times.len() < n) {
+        times.push(at);
+        due = following(rule, zone, end, at, at);
+    }
+    times
+}
+
+/// The occurrence of `rule` after `prev` that is also after `after`, not after `end`.
+fn following(
+    rule: Option<Recurrence>,
+    zone: Tz,
+    end: Option<DateTime<Utc>>,
+    prev: DateTime<Utc>,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    rule.and_then(|rule| rule.next_after(zone, prev, after))
+        .filter(|next| end.is_none_or(|end| *next <= end))
 }
 
 /// One autocomplete choice: the reminder's id and a short label.
@@ -176,6 +248,55 @@ impl Reminder {
 pub struct Choice {
     pub id: u64,
     pub label: String,
+}
+
+/// A reminder's text and repeat as checked for storing: what [`create`] inserts and [`edit`]
+/// writes.
+struct Checked {
+    message: String,
+    /// Anchored at the first due time.
+    recurrence: Option<Recurrence>,
+    end: Option<DateTime<Utc>>,
+    count: Option<u32>,
+}
+
+/// Every check of a reminder but its time window and the creator's cap: the text, the
+/// targets, the repeat and its end (a count becomes the time of its last occurrence).
+fn check(new: &NewReminder) -> Result<Checked, ReminderError> {
+    let message = new.message.trim();
+    if message.is_empty() {
+        return Err(ReminderError::EmptyMessage);
+    }
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ReminderError::MessageTooLong {
+            max: MAX_MESSAGE_CHARS,
+        });
+    }
+    let recurrence = new
+        .recurrence
+        .map(|r| r.anchored(new.time_zone, new.due_at));
+    let (end, count) = match (recurrence, new.recurrence_end) {
+        (_, None) => (None, None),
+        (None, Some(_)) => return Err(ReminderError::EndWithoutRepeat),
+        (Some(_), Some(RepeatEnd::At(end))) if end < new.due_at => {
+            return Err(ReminderError::EndsBeforeStart)
+        }
+        (Some(_), Some(RepeatEnd::At(end))) => (Some(end), None),
+        (Some(_), Some(RepeatEnd::After(times))) => {
+            let n = usize::try_from(times).unwrap_or(usize::MAX);
+            let last = series(recurrence, new.time_zone, new.due_at, None, n).pop();
+            (last, Some(times))
+        }
+    };
+    if target_row(&new.target)?.assignees.len() > MAX_ASSIGNEES {
+        return Err(ReminderError::TooManyAssignees { max: MAX_ASSIGNEES });
+    }
+    Ok(Checked {
+        message: message.to_owned(),
+        recurrence,
+        end,
+        count,
+    })
 }
 
 /// Stores a new active reminder, refusing it when `new.creator` already has `cap` active ones.
@@ -186,38 +307,8 @@ pub fn create(
     cap: usize,
     now: DateTime<Utc>,
 ) -> Result<Reminder, ReminderError> {
-    let message = new.message.trim();
-    if message.is_empty() {
-        return Err(ReminderError::EmptyMessage);
-    }
-    if message.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ReminderError::MessageTooLong {
-            max: MAX_MESSAGE_CHARS,
-        });
-    }
+    let checked = check(new)?;
     parse::check_window(new.due_at, now)?;
-    let end = new.recurrence.and(new.recurrence_end);
-    if end.is_some_and(|end| end < new.due_at) {
-        return Err(ReminderError::EndsBeforeStart);
-    }
-    let (kind, channel, assignees) = match &new.target {
-        Target::Dm => ("dm", None, BTreeSet::new()),
-        Target::Channel {
-            channel,
-            users,
-            roles,
-        } => {
-            let assignees: BTreeSet<(&str, u64)> = users
-                .iter()
-                .map(|&u| ("user", u))
-                .chain(roles.iter().map(|&r| ("role", r)))
-                .collect();
-            if assignees.len() > MAX_ASSIGNEES {
-                return Err(ReminderError::TooManyAssignees { max: MAX_ASSIGNEES });
-            }
-            ("channel", Some(sql_id(*channel)?), assignees)
-        }
-    };
     // IMMEDIATE: the count and the insert must see the same rows, or two quick creates from one
     // member could both pass the cap.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -229,34 +320,224 @@ pub fn create(
     if usize::try_from(active).is_ok_and(|active| active >= cap) {
         return Err(ReminderError::CapReached { cap });
     }
+    let id = insert(
+        &tx,
+        &Stored {
+            creator: Some(new.creator),
+            target: &new.target,
+            message: &checked.message,
+            due_at: new.due_at,
+            time_zone: new.time_zone,
+            recurrence: checked.recurrence,
+            recurrence_end: checked.end,
+            recurrence_count: checked.count,
+        },
+        now,
+    )?;
+    let reminder = load(&tx, id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
+    tx.commit()?;
+    Ok(reminder)
+}
+
+/// A reminder as written to its row, already checked.
+struct Stored<'a> {
+    creator: Option<u64>,
+    target: &'a Target,
+    message: &'a str,
+    due_at: DateTime<Utc>,
+    time_zone: Tz,
+    recurrence: Option<Recurrence>,
+    recurrence_end: Option<DateTime<Utc>>,
+    recurrence_count: Option<u32>,
+}
+
+/// A target as stored: its row's `target_kind` and `channel_id`, and its
+/// `reminder_assignees` rows, each once.
+struct TargetRow {
+    kind: &'static str,
+    channel: Option<i64>,
+    assignees: BTreeSet<(&'static str, u64)>,
+}
+
+fn target_row(target: &Target) -> Result<TargetRow, ReminderError> {
+    Ok(match target {
+        Target::Dm => TargetRow {
+            kind: "dm",
+            channel: None,
+            assignees: BTreeSet::new(),
+        },
+        Target::Channel {
+            channel,
+            users,
+            roles,
+        } => TargetRow {
+            kind: "channel",
+            channel: Some(sql_id(*channel)?),
+            assignees: users
+                .iter()
+                .map(|&u| ("user", u))
+                .chain(roles.iter().map(|&r| ("role", r)))
+                .collect(),
+        },
+    })
+}
+
+/// Inserts an active reminder and its targets; returns its row id.
+fn insert(
+    tx: &Transaction<'_>,
+    row: &Stored<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, ReminderError> {
+    let TargetRow {
+        kind,
+        channel,
+        assignees,
+    } = target_row(row.target)?;
     tx.execute(
         "INSERT INTO reminders (created_by, target_kind, channel_id, message, due_at, time_zone,
-                                recurrence, recurrence_end, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                                recurrence, recurrence_end, recurrence_count, created_at,
+                                updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         rusqlite::params![
-            sql_id(new.creator)?,
+            row.creator.map(sql_id).transpose()?,
             kind,
             channel,
-            message,
-            new.due_at.timestamp(),
-            new.time_zone.name(),
-            new.recurrence
-                .map(|r| r.anchored(new.time_zone, new.due_at).to_string()),
-            end.map(|e| e.timestamp()),
+            row.message,
+            row.due_at.timestamp(),
+            row.time_zone.name(),
+            row.recurrence.map(|r| r.to_string()),
+            row.recurrence_end.map(|e| e.timestamp()),
+            row.recurrence_count,
             now.timestamp(),
         ],
     )?;
     let id = tx.last_insert_rowid();
+    insert_assignees(tx, id, &assignees)?;
+    Ok(id)
+}
+
+fn insert_assignees(
+    tx: &Transaction<'_>,
+    id: i64,
+    assignees: &BTreeSet<(&str, u64)>,
+) -> Result<(), ReminderError> {
     for (kind, assignee) in assignees {
         tx.execute(
             "INSERT INTO reminder_assignees (reminder_id, assignee_kind, assignee_id)
              VALUES (?1, ?2, ?3)",
-            rusqlite::params![id, kind, sql_id(assignee)?],
+            rusqlite::params![id, kind, sql_id(*assignee)?],
         )?;
     }
-    let reminder = load(&tx, id)?.ok_or_else(|| rusqlite::Error::QueryReturnedNoRows)?;
-    tx.commit()?;
+    Ok(())
+}
+
+/// Reminder `id`, if it is active and `caller` may change it: its creator, or a moderator.
+fn changeable(
+    tx: &Transaction<'_>,
+    id: u64,
+    caller: u64,
+    is_moderator: bool,
+) -> Result<Reminder, ReminderError> {
+    let reminder = load(tx, sql_id(id)?)?.ok_or(ReminderError::NotFound(id))?;
+    if !is_moderator && reminder.created_by != Some(caller) {
+        return Err(ReminderError::NotYours(id));
+    }
+    if reminder.status != Status::Active {
+        return Err(ReminderError::NotActive(id));
+    }
     Ok(reminder)
+}
+
+/// Changes an active reminder for its creator or a moderator, with the checks of [`create`]
+/// (the time window only for a new due time; the cap not, as the count does not change);
+/// returns it as it now stands. A new `when` is the next time; the repeat keeps its rule
+/// unless a new one is given, which is anchored at that time. A repeat that ends after a
+/// number of times and is moved (a new time or rule) keeps the number still to come. A claim
+/// of the old due time is dropped with it. Run it through [`Scheduler::change`], which keeps
+/// it from racing a send.
+pub fn edit(
+    conn: &Connection,
+    id: u64,
+    caller: u64,
+    is_moderator: bool,
+    change: &ReminderEdit,
+    now: DateTime<Utc>,
+) -> Result<Reminder, ReminderError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let reminder = changeable(&tx, id, caller, is_moderator)?;
+    let recurrence = change.recurrence.unwrap_or(reminder.recurrence);
+    let due_at = change.due_at.unwrap_or(reminder.due_at);
+    let moved = due_at != reminder.due_at || recurrence != reminder.recurrence;
+    // A series that keeps its times keeps its end as it is (and the count it was given);
+    // a counted one moved to new times ends after as many times as it had still to come.
+    let kept_end = match (reminder.recurrence_count, reminder.recurrence_end) {
+        (Some(_), Some(_)) if moved => {
+            let left = reminder.upcoming(usize::MAX).len();
+            Some(RepeatEnd::After(u32::try_from(left).unwrap_or(u32::MAX)))
+        }
+        (_, end) => end.map(RepeatEnd::At),
+    };
+    let target = match (&change.mentions, &reminder.target) {
+        (None, target) => target.clone(),
+        (Some(pings), Target::Channel { channel, .. }) if pings.checked_in == *channel => {
+            Target::Channel {
+                channel: *channel,
+                users: pings.users.clone(),
+                roles: pings.roles.clone(),
+            }
+        }
+        (Some(_), &Target::Channel { channel, .. }) => {
+            return Err(ReminderError::PingsElsewhere { id, channel })
+        }
+        (Some(_), Target::Dm) => return Err(ReminderError::NoOneToPing(id)),
+    };
+    let edited = NewReminder {
+        creator: caller,
+        target,
+        message: change.message.clone().unwrap_or(reminder.message),
+        due_at,
+        time_zone: reminder.time_zone,
+        recurrence,
+        recurrence_end: change.recurrence_end.or(recurrence.and(kept_end)),
+    };
+    let checked = check(&edited)?;
+    if due_at != reminder.due_at {
+        parse::check_window(due_at, now)?;
+        tx.execute(
+            "DELETE FROM reminder_deliveries
+             WHERE reminder_id = ?1 AND due_at = ?2 AND status = 'claimed'",
+            rusqlite::params![sql_id(id)?, reminder.due_at.timestamp()],
+        )?;
+    }
+    tx.execute(
+        "UPDATE reminders
+         SET message = ?2, due_at = ?3, recurrence = ?4, recurrence_end = ?5,
+             recurrence_count = ?6, updated_at = ?7,
+             attempts = CASE WHEN due_at = ?3 THEN attempts ELSE 0 END
+         WHERE id = ?1",
+        rusqlite::params![
+            sql_id(id)?,
+            checked.message,
+            due_at.timestamp(),
+            checked.recurrence.map(|r| r.to_string()),
+            checked.end.map(|e| e.timestamp()),
+            match (change.recurrence_end, moved) {
+                (None, false) => reminder.recurrence_count,
+                _ => checked.count,
+            },
+            now.timestamp(),
+        ],
+    )?;
+    if change.mentions.is_some() {
+        tx.execute(
+            "DELETE FROM reminder_assignees WHERE reminder_id = ?1",
+            [sql_id(id)?],
+        )?;
+        insert_assignees(&tx, sql_id(id)?, &target_row(&edited.target)?.assignees)?;
+    }
+    let edited = load(&tx, sql_id(id)?)?.ok_or(ReminderError::NotFound(id))?;
+    tx.commit()?;
+    Ok(edited)
 }
 
 pub fn get(conn: &Connection, id: u64) -> Result<Option<Reminder>, ReminderError> {
@@ -324,13 +605,7 @@ pub fn cancel(
     now: DateTime<Utc>,
 ) -> Result<Reminder, ReminderError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let reminder = load(&tx, sql_id(id)?)?.ok_or(ReminderError::NotFound(id))?;
-    if !is_moderator && reminder.created_by != Some(caller) {
-        return Err(ReminderError::NotYours(id));
-    }
-    if reminder.status != Status::Active {
-        return Err(ReminderError::NotActive(id));
-    }
+    changeable(&tx, id, caller, is_moderator)?;
     tx.execute(
         "UPDATE reminders SET status = 'cancelled', updated_at = ?2 WHERE id = ?1",
         rusqlite::params![sql_id(id)?, now.timestamp()],
@@ -457,7 +732,10 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Reminder>, ReminderError> {
         .query_row(
             "SELECT id, created_by, target_kind, channel_id, message, due_at, time_zone,
                     recurrence, recurrence_end, status, attempts, last_error, created_at,
-                    updated_at
+                    updated_at, recurrence_count,
+                    (SELECT d.retry_at FROM reminder_deliveries d
+                     WHERE d.reminder_id = reminders.id AND d.due_at = reminders.due_at
+                       AND d.status = 'claimed')
              FROM reminders WHERE id = ?1",
             [id],
             |r| {
@@ -476,6 +754,8 @@ fn load(conn: &Connection, id: i64) -> Result<Option<Reminder>, ReminderError> {
                     last_error: r.get(11)?,
                     created_at: r.get(12)?,
                     updated_at: r.get(13)?,
+                    recurrence_count: r.get(14)?,
+                    retry_at: r.get(15)?,
                 })
             },
         )
@@ -499,6 +779,8 @@ struct Row {
     last_error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    recurrence_count: Option<u32>,
+    retry_at: Option<i64>,
 }
 
 impl Row {
@@ -566,9 +848,14 @@ impl Row {
                 .recurrence_end
                 .map(|end| timestamp(id, "recurrence_end", end))
                 .transpose()?,
+            recurrence_count: self.recurrence_count,
             status,
             attempts: self.attempts,
             last_error: self.last_error,
+            retry_at: self
+                .retry_at
+                .map(|at| timestamp(id, "retry_at", at))
+                .transpose()?,
             created_at: timestamp(id, "created_at", self.created_at)?,
             updated_at: timestamp(id, "updated_at", self.updated_at)?,
         })

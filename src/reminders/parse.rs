@@ -23,6 +23,9 @@
 //! The result must be after `now` and at most five years ahead. Every refusal is a
 //! [`ParseError`] whose text is written for the member.
 //!
+//! The end of a repeat ([`parse_end`]) is such a time, or a number of times: `10 times`,
+//! `after 10 times`, `1 time`.
+//!
 //! Not here: repeating rules (`recurrence.rs`) and storing anything (`mod.rs`).
 
 use chrono::{
@@ -35,6 +38,17 @@ use crate::optins;
 
 /// How far ahead a reminder may be set.
 const MAX_MONTHS_AHEAD: u32 = 60;
+
+/// The most times a repeat may be set to go off (also a CHECK in `schema/0005`).
+pub const MAX_TIMES: u32 = 10_000;
+
+/// How a repeat ends: with its last time at or before an instant, or after a number of times
+/// (the first included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatEnd {
+    At(DateTime<Utc>),
+    After(u32),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -59,6 +73,8 @@ pub enum ParseError {
     InPast,
     #[error("That is more than 5 years away. Pick an earlier time.")]
     TooFar,
+    #[error("A repeat can go off from 1 to {max} times.")]
+    Times { max: u32 },
 }
 
 impl ParseError {
@@ -81,6 +97,27 @@ pub fn parse_when(input: &str, zone: Tz, now: DateTime<Utc>) -> Result<DateTime<
     };
     check_window(due, now)?;
     Ok(due)
+}
+
+/// Reads the end of a repeat: `10 times` or `after 10 times` (a count), else a time as
+/// [`parse_when`] reads it.
+pub fn parse_end(input: &str, zone: Tz, now: DateTime<Utc>) -> Result<RepeatEnd, ParseError> {
+    let lower = input.trim().to_lowercase();
+    let count = lower.strip_prefix("after ").unwrap_or(&lower);
+    let Some(number) = count
+        .strip_suffix("times")
+        .or_else(|| count.strip_suffix("time"))
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return parse_when(input, zone, now).map(RepeatEnd::At);
+    };
+    number
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_TIMES).contains(n))
+        .map(RepeatEnd::After)
+        .ok_or(ParseError::Times { max: MAX_TIMES })
 }
 
 /// Refuses instants at or before `now` and more than five years after it.
@@ -359,6 +396,26 @@ mod tests {
 
     fn parse(input: &str) -> Result<DateTime<Utc>, ParseError> {
         parse_when(input, Europe::Berlin, now())
+    }
+
+    #[test]
+    fn a_repeat_ends_after_a_number_of_times_or_at_a_time() {
+        let end = |input| parse_end(input, Europe::Berlin, now());
+        assert_eq!(end("10 times"), Ok(RepeatEnd::After(10)));
+        assert_eq!(end(" After 3 Times "), Ok(RepeatEnd::After(3)));
+        assert_eq!(end("1 time"), Ok(RepeatEnd::After(1)));
+        assert_eq!(end("in 2h"), Ok(RepeatEnd::At(now() + Duration::hours(2))));
+        for refused in ["0 times", "10001 times", "99999999999999999999 times"] {
+            assert_eq!(
+                end(refused),
+                Err(ParseError::Times { max: MAX_TIMES }),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            end("many times"),
+            Err(ParseError::Unrecognised(_))
+        ));
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //! series after both the previous due time and `after` (usually now). The first occurrence of a
 //! new series is `next_after(zone, now, now)`.
 //!
-//! Not here: the end of a series (`recurrence_end`, applied in `delivery.rs`) and storage.
+//! Not here: the end of a series (`recurrence_end`: a time, or the last of N times, worked out
+//! in `mod.rs`; applied in `delivery.rs`) and storage.
 
 use std::{fmt, str::FromStr};
 

@@ -6,7 +6,7 @@
 //! (never creating one; an unreadable reminder is logged and left out, and a guild that cannot
 //! be read for now, busy or out of file descriptors, is read again later with backoff), while
 //! the reminders already found go out, then kept current by the bot
-//! ([`Scheduler::upsert`] after a create or edit, [`Scheduler::remove`] after a cancel,
+//! ([`Scheduler::upsert`] after a create, [`Scheduler::change`] for an edit or a cancel,
 //! [`Scheduler::forget_guild`] when a guild's data is deleted, [`Scheduler::reload_guild`]
 //! after an operator's job wrote a guild's database). The task sleeps until the
 //! earliest entry and is woken early when an earlier one arrives. Reminders that came due while
@@ -25,8 +25,11 @@
 //! time, so that thousands due in the same second (each in its own guild file, opened for the
 //! claim) still go out within it. A change the bot makes meanwhile (a cancel, an edit, a
 //! member's opt-out or erasure, a guild deleted) calls the waiting send off and releases its
-//! claim, up to the moment the send has its send slot. Guild reads and writes run at most
-//! [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one reminder.
+//! claim, up to the moment the send has its send slot. An edit or a cancel goes through
+//! [`Scheduler::change`], which takes turns with that last moment (see there), so that nothing
+//! a member changed is sent as it was once they were told it changed. Guild reads and writes
+//! run at most [`SchedulerConfig::max_concurrent`] at once, and so do sends; never two for one
+//! reminder.
 //! A send that went out is never repeated because its outcome could not be recorded at once:
 //! the record is retried instead. Time is read from an injected [`Clock`] and slept on
 //! with tokio's timer, so tests run it under `tokio::time::pause()` with a [`TokioClock`].
@@ -37,7 +40,10 @@ use std::{
     collections::{BTreeSet, HashMap, HashSet},
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     time::Duration,
 };
 
@@ -52,9 +58,12 @@ use tokio::{
 use super::{
     active_due_times,
     delivery::{self, Claim, Delivery, DeliveryError, DeliveryPolicy},
-    notice, NextLook, ReminderError,
+    notice, NextLook, Reminder, ReminderError, Status,
 };
-use crate::store::{GuildDatabaseManager, StoreError};
+use crate::{
+    store::{GuildDatabaseManager, StoreError},
+    timings::{Timings, TimingsSnapshot},
+};
 
 /// Where the scheduler reads the wall time.
 pub trait Clock: Send + Sync + 'static {
@@ -162,6 +171,49 @@ const MAX_REREAD_DOUBLINGS: u32 = 5;
 /// burst takes; the rest are claimed as these go out.
 const MAX_IN_FLIGHT: usize = 100_000;
 
+/// Buckets of [`SchedulerStats::lateness`]: within a second is on time; minutes to a day are
+/// reminders that waited out an outage.
+pub const LATENESS_BOUNDS: &[Duration] = &[
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(900),
+    Duration::from_secs(3600),
+    Duration::from_secs(6 * 3600),
+    Duration::from_secs(24 * 3600),
+];
+
+/// What the scheduler holds and has done, for the operator's metrics (`crate::observe` reads
+/// it at scrape time, as it reads the store's counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Reminders in the index, as [`Scheduler::pending`].
+    pub indexed: usize,
+    /// Reminders taken from the index to be sent and not settled yet: being claimed, claimed
+    /// and waiting for their time or a send slot, being sent, being recorded.
+    pub in_flight: usize,
+    /// Due times claimed for a send (each attempt, retries included).
+    pub claimed: u64,
+    /// From each delivered reminder's due time to Discord's acceptance of it, on the
+    /// scheduler's clock.
+    pub lateness: TimingsSnapshot,
+}
+
+/// The counts behind [`SchedulerStats`]: plain atomics, so the scheduler needs no metrics
+/// crate and a send pays two relaxed additions.
+struct SendCounts {
+    claimed: AtomicU64,
+    lateness: Timings,
+}
+
 /// The handle the bot keeps. Dropping it stops the task at once (sends in progress are
 /// abandoned and, being claimed, are sent again after a restart); [`Scheduler::shutdown`]
 /// lets them finish for a bounded time, and leaves those not started claimed.
@@ -194,12 +246,17 @@ impl Scheduler {
                 index: Mutex::new(index),
                 wake: Notify::new(),
                 reread: Notify::new(),
+                turns: Turns::default(),
             },
             store,
             deliver,
             clock,
             bookkeeping: Semaphore::new(config.max_concurrent.max(1)),
             sending: Semaphore::new(config.max_concurrent.max(1)),
+            counts: SendCounts {
+                claimed: AtomicU64::new(0),
+                lateness: Timings::new(LATENESS_BOUNDS),
+            },
             config,
         });
         let task = tokio::spawn(worker.clone().run(stopped, guilds));
@@ -235,6 +292,45 @@ impl Scheduler {
         let mut index = self.worker.shared.lock();
         index.changed(guild);
         index.remove(guild, id);
+    }
+
+    /// Changes reminder `id` of `guild` with `write` (an edit or a cancel, run on its database)
+    /// and schedules it as `write` left it, taking turns with the reminder's sends: a send
+    /// holds the reminder's turn from its last check (with its send slot in hand) until its
+    /// outcome is recorded, and `write` runs, and the index learns of the change, within a turn.
+    /// So a send either finds the change at its last check and is called off (its claim
+    /// released, the reminder looked at again as changed), or went out and was recorded before
+    /// `write` runs, which then applies to what is left (a repeat's next occurrence; a one-off
+    /// has ended). Either way nothing sent after this returns is as the reminder was before it.
+    ///
+    /// Why turns in this process rather than a version checked by the send: the check and the
+    /// request to Discord cannot be one step, so a version alone would still let a send that
+    /// passed its check go out after the member was told of the change. The bot is the one
+    /// owner of its data directory, so every send and every member's change meet here.
+    ///
+    /// A send holds its turn for at most its `delivery_timeout` and its record; a change that
+    /// waits longer than twice that gives up with [`ReminderError::BeingSent`].
+    pub async fn change(
+        &self,
+        guild: u64,
+        id: u64,
+        write: impl FnOnce(&mut rusqlite::Connection) -> Result<Reminder, ReminderError>
+            + Send
+            + 'static,
+    ) -> Result<Result<Reminder, ReminderError>, StoreError> {
+        let patience = self.worker.config.delivery_timeout.saturating_mul(2);
+        let turns = &self.worker.shared.turns;
+        let Ok(_turn) = tokio::time::timeout(patience, turns.take((guild, id))).await else {
+            return Ok(Err(ReminderError::BeingSent(id)));
+        };
+        let changed = self.worker.store.with_guild(guild, write).await?;
+        if let Ok(reminder) = &changed {
+            match reminder.status {
+                Status::Active => self.upsert(guild, id, reminder.due_at),
+                _ => self.remove(guild, id),
+            }
+        }
+        Ok(changed)
     }
 
     /// `guild`'s data is gone: drop all of its reminders from the index. Nothing of the guild
@@ -301,6 +397,20 @@ impl Scheduler {
     /// Reminders in the index, those claimed or being sent not counted.
     pub fn pending(&self) -> usize {
         self.worker.shared.lock().queue.len()
+    }
+
+    pub fn stats(&self) -> SchedulerStats {
+        let (indexed, in_flight) = {
+            let index = self.worker.shared.lock();
+            (index.queue.len(), index.in_flight.len())
+        };
+        let counts = &self.worker.counts;
+        SchedulerStats {
+            indexed,
+            in_flight,
+            claimed: counts.claimed.load(Ordering::Relaxed),
+            lateness: counts.lateness.snapshot(),
+        }
     }
 
     /// Stops taking due reminders and lets sends in progress finish and record their outcome,
@@ -382,12 +492,58 @@ struct Shared {
     wake: Notify,
     /// Woken when a guild is to be read again.
     reread: Notify,
+    /// Whose turn it is with each reminder: its send's last moments, or a member's change.
+    turns: Turns,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Index> {
         // Index operations do not panic part-way, so a poisoned index is still consistent.
         self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One turn at a time per reminder (see [`Scheduler::change`]). Only reminders someone is
+/// waiting for or holding have an entry.
+#[derive(Default)]
+struct Turns(Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>);
+
+/// A reminder's turn, held until dropped.
+struct Turn<'a> {
+    turns: &'a Turns,
+    key: Key,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turns {
+    fn entries(&self) -> MutexGuard<'_, HashMap<Key, Arc<tokio::sync::Mutex<()>>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for `key`'s turn (tokio's mutex queues its waiters fairly).
+    async fn take(&self, key: Key) -> Turn<'_> {
+        let lock = self.entries().entry(key).or_default().clone();
+        let mut turn = Turn {
+            turns: self,
+            key,
+            held: None,
+        };
+        turn.held = Some(lock.lock_owned().await);
+        turn
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held.take();
+        let mut entries = self.turns.entries();
+        // Nobody else holds or waits for it (their `Turn` would hold a clone).
+        if entries
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            entries.remove(&self.key);
+        }
     }
 }
 
@@ -618,6 +774,7 @@ struct Worker {
     bookkeeping: Semaphore,
     /// Permits for sends.
     sending: Semaphore,
+    counts: SendCounts,
     config: SchedulerConfig,
 }
 
@@ -777,6 +934,7 @@ impl Worker {
             Ok(Claim::Send(delivery)) => delivery,
             Ok(Claim::Settled { next }) | Err(next) => return next,
         };
+        self.counts.claimed.fetch_add(1, Ordering::Relaxed);
         let ready = async {
             let wait = (send_at - self.clock.now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
@@ -787,8 +945,13 @@ impl Worker {
             // Not started, so left claimed: `claim` takes it again after a restart.
             _ = stop.wait_for(|stopped| *stopped) => return None,
         };
-        // Checked with the send slot in hand: a change made while this waited for its time
-        // or for the slot (a cancel, an opt-out, an erasure, a forgotten guild) calls it off.
+        // Checked with the send slot and the reminder's turn in hand: a change made while this
+        // waited for its time, the slot or the turn (a cancel, an edit, an opt-out, an erasure,
+        // a forgotten guild) calls it off. The turn is held until the outcome is recorded.
+        let turn = tokio::select! {
+            turn = self.shared.turns.take((guild, id)) => turn,
+            _ = stop.wait_for(|stopped| *stopped) => return None,
+        };
         let due_at = delivery.due_at;
         if !self.shared.lock().unchanged((guild, id)) {
             drop(permit);
@@ -821,10 +984,14 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(guild, reminder = id, %due_at, error = %e, "reminder not delivered");
             }
-            Ok(()) => {}
+            Ok(()) => {
+                let late = (self.clock.now() - due_at).to_std().unwrap_or_default();
+                self.counts.lateness.record(late);
+            }
         }
         let failed = outcome.is_err();
         let next = self.record(guild, id, due_at, outcome).await;
+        drop(turn);
         if failed {
             self.tell(guild, id).await;
         }

@@ -2,7 +2,7 @@
 //! bookkeeping, on a real guild database file. Scheduler tests live in `scheduler/tests.rs`.
 
 use chrono::{Duration, TimeZone};
-use chrono_tz::Europe::Berlin;
+use chrono_tz::{Europe::Berlin, Tz};
 
 use super::*;
 use crate::{optins::set_dm_opt_in, test_support::guild_db};
@@ -66,7 +66,7 @@ fn create_stores_a_dm_and_a_channel_post_with_deduplicated_assignees() {
         roles: vec![ROLE],
     };
     post.recurrence = Some("daily at 9:00".parse().unwrap());
-    post.recurrence_end = Some(now() + Duration::days(30));
+    post.recurrence_end = Some(RepeatEnd::At(now() + Duration::days(30)));
     let stored = create_ok(&conn, &post);
     assert_eq!(
         stored.target,
@@ -80,7 +80,10 @@ fn create_stores_a_dm_and_a_channel_post_with_deduplicated_assignees() {
         stored.recurrence.map(|r| r.to_string()).as_deref(),
         Some("daily 09:00")
     );
-    assert_eq!(stored.recurrence_end, post.recurrence_end);
+    assert_eq!(
+        stored.recurrence_end.map(RepeatEnd::At),
+        post.recurrence_end
+    );
     assert_eq!(get(&conn, 999).unwrap(), None);
 }
 
@@ -119,7 +122,7 @@ fn upcoming_times_follow_the_rule_and_stop_at_its_end() {
             first + Duration::hours(4)
         ]
     );
-    new.recurrence_end = Some(first + Duration::hours(3));
+    new.recurrence_end = Some(RepeatEnd::At(first + Duration::hours(3)));
     let ending = create_ok(&conn, &new);
     assert_eq!(ending.upcoming(3), [first, first + Duration::hours(2)]);
     let once = create_ok(&conn, &dm(ALICE, "once", Duration::hours(2)));
@@ -137,7 +140,7 @@ fn create_refuses_what_a_member_can_fix_with_a_message() {
     };
     let mut ends_early = dm(ALICE, "x", Duration::hours(2));
     ends_early.recurrence = Some("every 1h".parse().unwrap());
-    ends_early.recurrence_end = Some(now() + Duration::hours(1));
+    ends_early.recurrence_end = Some(RepeatEnd::At(now() + Duration::hours(1)));
     let cases = [
         (
             dm(ALICE, "  ", Duration::hours(1)),
@@ -220,7 +223,7 @@ fn only_the_creator_or_a_moderator_can_cancel() {
     assert_eq!(
         err.user_message(),
         Some(format!(
-            "Only the member who set reminder #{}, or a moderator, can cancel it.",
+            "Only the member who set reminder #{}, or a moderator, can change or cancel it.",
             mine.id
         ))
     );
@@ -600,7 +603,7 @@ fn a_recurring_reminder_moves_on_until_its_end() {
     set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
     let mut new = dm(ALICE, "water", Duration::hours(1));
     new.recurrence = Some("every 2h".parse().unwrap());
-    new.recurrence_end = Some(new.due_at + Duration::hours(4));
+    new.recurrence_end = Some(RepeatEnd::At(new.due_at + Duration::hours(4)));
     let r = create_ok(&conn, &new);
     let mut due = r.due_at;
     let mut dues = Vec::new();
@@ -622,6 +625,369 @@ fn a_recurring_reminder_moves_on_until_its_end() {
     );
     assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
     assert_eq!(delivery_row(&conn, r.id).len(), 3);
+}
+
+// --- ends by count ---
+
+/// `rule` in `zone` first due at the wall time `first` there, ending after `times`: its due
+/// times in local wall time, as `create` schedules them and as delivering them one by one
+/// (claim, then finish) moves through them.
+fn counted(rule: &str, zone: Tz, first: (i32, u32, u32, u32), times: u32) -> Vec<String> {
+    let (_dir, conn) = guild_db();
+    let (y, m, d, h) = first;
+    let first = zone
+        .with_ymd_and_hms(y, m, d, h, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let new = NewReminder {
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![],
+        },
+        due_at: first,
+        time_zone: zone,
+        recurrence: Some(rule.parse().unwrap()),
+        recurrence_end: Some(RepeatEnd::After(times)),
+        ..dm(ALICE, "x", Duration::hours(1))
+    };
+    let r = create(&conn, &new, 25, first - Duration::hours(1)).unwrap();
+    assert_eq!(r.recurrence_count, Some(times));
+    let scheduled = r.upcoming(usize::MAX);
+    let mut delivered = vec![];
+    let mut due = Some(r.due_at);
+    while let Some(at) = due {
+        delivered.push(at);
+        sent(claim_at(&conn, r.id, at));
+        due = delivery::finish(&conn, r.id, at, Ok(()), at, &policy()).unwrap();
+    }
+    assert_eq!(scheduled, delivered, "{rule}: as scheduled, so delivered");
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().status, Status::Sent);
+    delivered
+        .iter()
+        .map(|t| {
+            t.with_timezone(&zone)
+                .format("%a %Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_repeat_ends_after_its_count_whatever_the_rule_and_across_dst() {
+    use chrono_tz::America::New_York;
+    // (rule, zone, first local date and hour, times, every local time it goes off)
+    type Row<'a> = (&'a str, Tz, (i32, u32, u32, u32), u32, &'a [&'a str]);
+    let table: [Row; 5] = [
+        (
+            "monthly on the 31st",
+            Berlin,
+            (2027, 1, 31, 9),
+            4,
+            &[
+                "Sun 2027-01-31 09:00",
+                "Sun 2027-02-28 09:00",
+                "Wed 2027-03-31 09:00",
+                "Fri 2027-04-30 09:00",
+            ],
+        ),
+        (
+            "every 2nd tuesday",
+            New_York,
+            (2027, 2, 9, 18),
+            3,
+            &[
+                "Tue 2027-02-09 18:00",
+                "Tue 2027-03-09 18:00",
+                "Tue 2027-04-13 18:00",
+            ],
+        ),
+        (
+            "weekdays at 9:00",
+            Berlin,
+            (2027, 3, 26, 9),
+            3,
+            &[
+                "Fri 2027-03-26 09:00",
+                "Mon 2027-03-29 09:00",
+                "Tue 2027-03-30 09:00",
+            ],
+        ),
+        (
+            "daily at 9:00",
+            New_York,
+            (2027, 11, 6, 9),
+            2,
+            &["Sat 2027-11-06 09:00", "Sun 2027-11-07 09:00"],
+        ),
+        (
+            "every 2h",
+            Berlin,
+            (2027, 1, 10, 15),
+            1,
+            &["Sun 2027-01-10 15:00"],
+        ),
+    ];
+    for (rule, zone, first, times, expected) in table {
+        assert_eq!(counted(rule, zone, first, times), expected, "{rule}");
+    }
+}
+
+// --- edit ---
+
+fn edit_as(
+    conn: &Connection,
+    id: u64,
+    caller: u64,
+    moderator: bool,
+    change: ReminderEdit,
+) -> Result<Reminder, ReminderError> {
+    edit(conn, id, caller, moderator, &change, now())
+}
+
+#[test]
+fn an_edit_changes_only_what_is_given() {
+    let (_dir, conn) = guild_db();
+    let mut new = dm(ALICE, "stretch", Duration::hours(2));
+    new.recurrence = Some("every 2h".parse().unwrap());
+    let r = create_ok(&conn, &new);
+    let text = ReminderEdit {
+        message: Some("  drink water ".into()),
+        ..ReminderEdit::default()
+    };
+    let edited = edit_as(&conn, r.id, ALICE, false, text).unwrap();
+    assert_eq!(edited.message, "drink water");
+    assert_eq!(
+        (edited.due_at, edited.recurrence, &edited.target),
+        (r.due_at, r.recurrence, &r.target)
+    );
+    let later = now() + Duration::hours(5);
+    let moved = ReminderEdit {
+        due_at: Some(later),
+        recurrence: Some(None),
+        ..ReminderEdit::default()
+    };
+    let edited = edit_as(&conn, r.id, ALICE, false, moved).unwrap();
+    assert_eq!(
+        (edited.due_at, edited.recurrence, edited.message.as_str()),
+        (later, None, "drink water")
+    );
+    assert_eq!(get(&conn, r.id).unwrap(), Some(edited));
+}
+
+#[test]
+fn only_the_creator_or_a_moderator_can_edit_an_active_reminder() {
+    let (_dir, conn) = guild_db();
+    let r = create_ok(&conn, &dm(ALICE, "mine", Duration::hours(1)));
+    let text = |t: &str| ReminderEdit {
+        message: Some(t.into()),
+        ..ReminderEdit::default()
+    };
+    let refused = edit_as(&conn, r.id, BOB, false, text("bob's")).unwrap_err();
+    assert!(matches!(refused, ReminderError::NotYours(id) if id == r.id));
+    assert_eq!(get(&conn, r.id).unwrap().unwrap().message, "mine");
+    let modded = edit_as(&conn, r.id, BOB, true, text("moderated")).unwrap();
+    assert_eq!(modded.message, "moderated");
+    assert!(matches!(
+        edit_as(&conn, 4242, ALICE, true, text("x")),
+        Err(ReminderError::NotFound(4242))
+    ));
+    cancel(&conn, r.id, ALICE, false, now()).unwrap();
+    assert!(matches!(
+        edit_as(&conn, r.id, ALICE, false, text("too late")),
+        Err(ReminderError::NotActive(_))
+    ));
+}
+
+#[test]
+fn an_edit_is_checked_as_a_creation_is() {
+    let (_dir, conn) = guild_db();
+    let mine = create_ok(&conn, &dm(ALICE, "mine", Duration::hours(2)));
+    let mut post = dm(ALICE, "standup", Duration::hours(2));
+    post.target = Target::Channel {
+        channel: CHANNEL,
+        users: vec![BOB],
+        roles: vec![],
+    };
+    let post = create_ok(&conn, &post);
+    let pings = |checked_in, users: Vec<u64>| Pings {
+        checked_in,
+        users,
+        roles: vec![],
+    };
+    let cases = [
+        (
+            mine.id,
+            ReminderEdit {
+                message: Some(" ".into()),
+                ..ReminderEdit::default()
+            },
+            "Write what you want to be reminded of.".to_owned(),
+        ),
+        (
+            mine.id,
+            ReminderEdit {
+                message: Some("x".repeat(MAX_MESSAGE_CHARS + 1)),
+                ..ReminderEdit::default()
+            },
+            format!("A reminder can be at most {MAX_MESSAGE_CHARS} characters long."),
+        ),
+        (
+            mine.id,
+            ReminderEdit {
+                due_at: Some(now() - Duration::minutes(1)),
+                ..ReminderEdit::default()
+            },
+            "That time is in the past.".into(),
+        ),
+        (
+            mine.id,
+            ReminderEdit {
+                recurrence_end: Some(RepeatEnd::After(3)),
+                ..ReminderEdit::default()
+            },
+            "`until` ends a repeat: add a repeat, or leave `until` out.".into(),
+        ),
+        (
+            mine.id,
+            ReminderEdit {
+                recurrence: Some(Some("every 1h".parse().unwrap())),
+                recurrence_end: Some(RepeatEnd::At(now() + Duration::hours(1))),
+                ..ReminderEdit::default()
+            },
+            "The repeat has to end after the first reminder.".into(),
+        ),
+        (
+            mine.id,
+            ReminderEdit {
+                mentions: Some(pings(CHANNEL, vec![BOB])),
+                ..ReminderEdit::default()
+            },
+            format!(
+                "Reminder #{} is sent by DM and pings nobody; only a channel reminder has `who`.",
+                mine.id
+            ),
+        ),
+        (
+            post.id,
+            ReminderEdit {
+                mentions: Some(pings(CHANNEL + 1, vec![BOB])),
+                ..ReminderEdit::default()
+            },
+            format!(
+                "Reminder #{} posts in <#{CHANNEL}>: change whom it pings from there.",
+                post.id
+            ),
+        ),
+        (
+            post.id,
+            ReminderEdit {
+                mentions: Some(pings(CHANNEL, (1..=26).collect())),
+                ..ReminderEdit::default()
+            },
+            format!("A reminder can mention at most {MAX_ASSIGNEES} users and roles."),
+        ),
+    ];
+    for (id, change, expected) in cases {
+        let before = get(&conn, id).unwrap();
+        let refused = edit_as(&conn, id, ALICE, false, change).unwrap_err();
+        assert_eq!(refused.user_message().as_deref(), Some(expected.as_str()));
+        assert_eq!(get(&conn, id).unwrap(), before, "unchanged: {expected}");
+    }
+    let repinged = edit_as(
+        &conn,
+        post.id,
+        ALICE,
+        false,
+        ReminderEdit {
+            mentions: Some(pings(CHANNEL, vec![ALICE, BOB])),
+            ..ReminderEdit::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        repinged.target,
+        Target::Channel {
+            channel: CHANNEL,
+            users: vec![ALICE, BOB],
+            roles: vec![],
+        }
+    );
+}
+
+#[test]
+fn a_counted_repeat_moved_by_an_edit_keeps_the_number_of_times_still_to_come() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let mut new = dm(ALICE, "water", Duration::hours(1));
+    new.recurrence = Some("every 2h".parse().unwrap());
+    new.recurrence_end = Some(RepeatEnd::After(5));
+    let r = create_ok(&conn, &new);
+    assert_eq!(r.recurrence_end, Some(r.due_at + Duration::hours(8)));
+    for _ in 0..2 {
+        let due = get(&conn, r.id).unwrap().unwrap().due_at;
+        sent(claim_at(&conn, r.id, due));
+        delivery::finish(&conn, r.id, due, Ok(()), due, &policy()).unwrap();
+    }
+    let text = ReminderEdit {
+        message: Some("water the plants".into()),
+        ..ReminderEdit::default()
+    };
+    let texted = edit_as(&conn, r.id, ALICE, false, text).unwrap();
+    assert_eq!(
+        (texted.upcoming(10).len(), texted.recurrence_count),
+        (3, Some(5)),
+        "same times, same end"
+    );
+    let slower = ReminderEdit {
+        recurrence: Some(Some("every 3h".parse().unwrap())),
+        ..ReminderEdit::default()
+    };
+    let moved = edit_as(&conn, r.id, ALICE, false, slower).unwrap();
+    let first = r.due_at + Duration::hours(4);
+    assert_eq!(
+        moved.upcoming(10),
+        [
+            first,
+            first + Duration::hours(3),
+            first + Duration::hours(6)
+        ],
+        "three of five were still to come"
+    );
+    assert_eq!(moved.recurrence_count, Some(3));
+    let longer = ReminderEdit {
+        recurrence_end: Some(RepeatEnd::After(4)),
+        ..ReminderEdit::default()
+    };
+    let longer = edit_as(&conn, r.id, ALICE, false, longer).unwrap();
+    assert_eq!(longer.upcoming(10).len(), 4);
+}
+
+#[test]
+fn an_edit_to_a_new_time_drops_the_claim_of_the_old_one() {
+    let (_dir, conn) = guild_db();
+    set_dm_opt_in(&conn, ALICE, true, now()).unwrap();
+    let r = create_ok(&conn, &dm(ALICE, "x", Duration::hours(1)));
+    sent(claim_at(&conn, r.id, r.due_at));
+    let refused = Err(DeliveryError::Refused("DMs closed".into()));
+    let retry = delivery::finish(&conn, r.id, r.due_at, refused, r.due_at, &policy())
+        .unwrap()
+        .unwrap();
+    let waiting = get(&conn, r.id).unwrap().unwrap();
+    assert_eq!(
+        (waiting.retry_at, waiting.last_error.as_deref()),
+        (Some(retry), Some("DMs closed")),
+        "paused until its retry"
+    );
+    let later = r.due_at + Duration::hours(5);
+    let moved = ReminderEdit {
+        due_at: Some(later),
+        ..ReminderEdit::default()
+    };
+    let moved = edit_as(&conn, r.id, ALICE, false, moved).unwrap();
+    assert_eq!((moved.retry_at, moved.attempts), (None, 0));
+    assert!(delivery_row(&conn, r.id).is_empty());
+    assert_eq!(sent(claim_at(&conn, r.id, later)).attempt, 1);
 }
 
 #[test]

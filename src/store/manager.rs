@@ -13,7 +13,7 @@
 //! how a file is opened (`open.rs`).
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::HashSet,
     ops::Range,
     panic::AssertUnwindSafe,
     path::PathBuf,
@@ -38,6 +38,7 @@ use super::{
     slots::Slots,
     spare, Migrations, StoreError,
 };
+use crate::timings::{Timings, TimingsSnapshot};
 
 /// The Discord gateway shards this process runs. A guild lives with the process that owns
 /// its shard, so no database file is ever shared between machines.
@@ -120,19 +121,62 @@ pub struct Stats {
     pub hits: u64,
     /// Uses that had to open the guild's file (or wait for another use opening it).
     pub misses: u64,
-    /// Files actually opened: with single-flight, at most one per miss burst.
+    /// Files actually opened: with single-flight, at most one per miss burst. The sum of
+    /// `reopens` and `created`.
     pub opens: u64,
-    /// Guild databases created, and how many of them were the spare (`keep_spare_guild`).
+    /// Opens of a guild database that was already on disk.
+    pub reopens: u64,
+    /// Guild databases created: the sum of those made from the spare (`keep_spare_guild`)
+    /// and those made from the template.
     pub created: u64,
     pub created_from_spare: u64,
+    pub created_from_template: u64,
     pub evictions: u64,
     pub idle_closes: u64,
-    /// Over the most recent opens (up to `LATENCY_WINDOW`); zero before the first.
-    pub open_latency_p50: Duration,
-    pub open_latency_p99: Duration,
+    /// Uses refused with [`StoreError::AtCapacity`], whoever asked (commands, the
+    /// scheduler, operator jobs).
+    pub at_capacity: u64,
+    /// How long each successful open took ([`OPEN_LATENCY_BOUNDS`]).
+    pub open_latency: TimingsSnapshot,
+    /// How long uses waited for a slot ([`SLOT_WAIT_BOUNDS`]): those that found the cap
+    /// reached (or their guild's pool still closing), whether they then got one or were
+    /// refused at `open_wait`.
+    pub slot_wait: TimingsSnapshot,
 }
 
-const LATENCY_WINDOW: usize = 1024;
+/// Buckets of [`Stats::open_latency`]: a reopen takes about a millisecond, a creation a few,
+/// a migration or a cold disk up to seconds.
+pub const OPEN_LATENCY_BOUNDS: &[Duration] = &[
+    Duration::from_micros(500),
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
+/// Buckets of [`Stats::slot_wait`], up to past the default `open_wait` (10 s), at which a
+/// use is refused.
+pub const SLOT_WAIT_BOUNDS: &[Duration] = &[
+    Duration::from_millis(1),
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
 
 /// Cheap to clone: every clone is a handle on the same store.
 #[derive(Clone)]
@@ -150,7 +194,8 @@ struct Inner {
     /// everything that waits on the state re-checks it then.
     changed: Notify,
     counters: Counters,
-    latencies: Mutex<VecDeque<Duration>>,
+    open_latency: Timings,
+    slot_wait: Timings,
     /// Set when a guild was created and the store keeps a spare: the next lease to end
     /// starts making one, so the member whose guild took the spare is not kept waiting.
     spare_wanted: AtomicBool,
@@ -164,11 +209,12 @@ struct Inner {
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
-    opens: AtomicU64,
-    created: AtomicU64,
+    reopens: AtomicU64,
     created_from_spare: AtomicU64,
+    created_from_template: AtomicU64,
     evictions: AtomicU64,
     idle_closes: AtomicU64,
+    at_capacity: AtomicU64,
 }
 
 struct State {
@@ -315,7 +361,8 @@ impl GuildDatabaseManager {
             }),
             changed: Notify::new(),
             counters: Counters::default(),
-            latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
+            open_latency: Timings::new(OPEN_LATENCY_BOUNDS),
+            slot_wait: Timings::new(SLOT_WAIT_BOUNDS),
             spare_wanted: AtomicBool::new(false),
             spare_refill: Mutex::new(None),
             owner: Mutex::new(Some(owner)),
@@ -368,6 +415,13 @@ impl GuildDatabaseManager {
         let dir = self.inner.dir.clone();
         let guilds = tokio::task::spawn_blocking(move || dir.guilds_on_disk()).await??;
         Ok(guilds.into_iter().map(GuildId::get).collect())
+    }
+
+    /// About how many guilds have a database on disk, counted cheaply: every guild directory,
+    /// including one whose creation or deletion is under way.
+    pub async fn guild_dirs_on_disk(&self) -> Result<usize, StoreError> {
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || dir.count_guild_dirs()).await?
     }
 
     /// Bytes on disk of a guild's database and its WAL side files.
@@ -511,6 +565,13 @@ impl GuildDatabaseManager {
         &self.inner.dir
     }
 
+    /// Files moved to `<data_dir>/quarantine` because they were not valid SQLite databases
+    /// (one directory read, no file opened).
+    pub fn quarantined_files(&self) -> usize {
+        std::fs::read_dir(self.inner.dir.quarantine_dir())
+            .map_or(0, |entries| entries.filter(Result::is_ok).count())
+    }
+
     pub fn stats(&self) -> Stats {
         let (open_pools, opening_pools, leased, closing_pools) = {
             let state = self.lock();
@@ -527,22 +588,11 @@ impl GuildDatabaseManager {
             );
             (open, opening, leased, state.closing.len())
         };
-        let mut recent: Vec<Duration> = self
-            .inner
-            .latencies
-            .lock()
-            .expect("lock poisoned")
-            .iter()
-            .copied()
-            .collect();
-        recent.sort_unstable();
-        let percentile = |p: usize| {
-            recent
-                .get((recent.len() * p / 100).min(recent.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
         let c = &self.inner.counters;
+        let reopens = c.reopens.load(Ordering::Relaxed);
+        let created_from_spare = c.created_from_spare.load(Ordering::Relaxed);
+        let created_from_template = c.created_from_template.load(Ordering::Relaxed);
+        let created = created_from_spare + created_from_template;
         Stats {
             open_pools,
             opening_pools,
@@ -550,13 +600,16 @@ impl GuildDatabaseManager {
             leased,
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
-            opens: c.opens.load(Ordering::Relaxed),
-            created: c.created.load(Ordering::Relaxed),
-            created_from_spare: c.created_from_spare.load(Ordering::Relaxed),
+            opens: reopens + created,
+            reopens,
+            created,
+            created_from_spare,
+            created_from_template,
             evictions: c.evictions.load(Ordering::Relaxed),
             idle_closes: c.idle_closes.load(Ordering::Relaxed),
-            open_latency_p50: percentile(50),
-            open_latency_p99: percentile(99),
+            at_capacity: c.at_capacity.load(Ordering::Relaxed),
+            open_latency: self.inner.open_latency.snapshot(),
+            slot_wait: self.inner.slot_wait.snapshot(),
         }
     }
 
@@ -614,8 +667,15 @@ impl GuildDatabaseManager {
 
     /// Takes a lease on `guild`'s open pool, or the duty to open it.
     async fn acquire(&self, guild: GuildId) -> Result<Acquired, StoreError> {
-        let deadline = Instant::now() + self.inner.config.open_wait;
+        let started = Instant::now();
+        let deadline = started + self.inner.config.open_wait;
         let mut evicted = None;
+        let mut waited = false;
+        let slot_waited = |waited| {
+            if waited {
+                self.inner.slot_wait.record(started.elapsed());
+            }
+        };
         loop {
             let changed = self.inner.changed.notified();
             let step = {
@@ -623,8 +683,14 @@ impl GuildDatabaseManager {
                 self.step(&mut state, guild, &mut evicted)?
             };
             match step {
-                Step::Leased(lease) => return Ok(Acquired::Leased(lease)),
-                Step::Open(done) => return Ok(Acquired::MustOpen(done)),
+                Step::Leased(lease) => {
+                    slot_waited(waited);
+                    return Ok(Acquired::Leased(lease));
+                }
+                Step::Open(done) => {
+                    slot_waited(waited);
+                    return Ok(Acquired::MustOpen(done));
+                }
                 Step::AwaitOpen(mut opening) => {
                     let outcome = opening
                         .wait_for(Option::is_some)
@@ -638,7 +704,11 @@ impl GuildDatabaseManager {
                     }
                 }
                 Step::Wait => {
+                    waited = true;
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        slot_waited(waited);
+                        let refused = &self.inner.counters.at_capacity;
+                        refused.fetch_add(1, Ordering::Relaxed);
                         return Err(StoreError::AtCapacity {
                             cap: self.inner.config.max_open_guilds,
                             waited: self.inner.config.open_wait,
@@ -738,9 +808,7 @@ impl Inner {
         let mut state = self.state.lock().expect("store state lock poisoned");
         let result = match opened {
             Ok((pool, origin)) => {
-                if origin != Origin::Existing {
-                    self.guild_created(origin);
-                }
+                self.opened(origin);
                 let pool = Arc::new(GuildPool {
                     pool,
                     leases: Arc::new(AtomicUsize::new(0)),
@@ -785,7 +853,7 @@ impl Inner {
             self.config.connections_per_guild as usize,
             conn,
         );
-        self.record_open(started.elapsed());
+        self.open_latency.record(started.elapsed());
         Ok((pool, origin))
     }
 
@@ -827,15 +895,16 @@ impl Inner {
         });
     }
 
-    /// Counts a new guild; when the store keeps a spare, the next one is wanted.
-    fn guild_created(&self, origin: Origin) {
-        self.counters.created.fetch_add(1, Ordering::Relaxed);
-        if origin == Origin::Spare {
-            self.counters
-                .created_from_spare
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        if self.config.keep_spare_guild {
+    /// Counts an open by its origin; after a new guild, when the store keeps a spare, the
+    /// next one is wanted.
+    fn opened(&self, origin: Origin) {
+        let counter = match origin {
+            Origin::Existing => &self.counters.reopens,
+            Origin::Spare => &self.counters.created_from_spare,
+            Origin::Template => &self.counters.created_from_template,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if origin != Origin::Existing && self.config.keep_spare_guild {
             self.spare_wanted.store(true, Ordering::Release);
         }
     }
@@ -858,15 +927,6 @@ impl Inner {
                 tracing::warn!(error = %e, "making the spare guild failed; the next new guild is made from the template");
             }
         }));
-    }
-
-    fn record_open(&self, took: Duration) {
-        self.counters.opens.fetch_add(1, Ordering::Relaxed);
-        let mut recent = self.latencies.lock().expect("lock poisoned");
-        if recent.len() == LATENCY_WINDOW {
-            recent.pop_front();
-        }
-        recent.push_back(took);
     }
 }
 

@@ -41,6 +41,14 @@ const EMBEDDED: &[Migration] = &[
         version: 3,
         sql: include_str!("../../schema/0003_reminder_notice.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../schema/0004_reminder_answers.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../../schema/0005_recurrence_count.sql"),
+    },
 ];
 
 impl Migrations {

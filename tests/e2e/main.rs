@@ -13,5 +13,6 @@ mod privacy;
 mod quotes;
 mod reminders;
 mod sharding;
+mod snooze;
 mod startup;
 mod support;

@@ -1,10 +1,13 @@
 //! End to end: what an operator sees on the metrics listener while members use the bot.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
+use chrono::TimeDelta;
 use serde_json::json;
 
-use crate::support::{option, TestBot, ALICE, BOB, GUILD, WAIT};
+use crate::support::{
+    option, quick, Ahead, Recorded, TestBot, ALICE, BOB, CHANNEL, GUILD, OTHER_GUILD, WAIT,
+};
 
 /// Parses a scrape with a Prometheus parser (not by hand), keyed by metric name.
 fn parse(text: &str) -> Vec<prometheus_parse::Sample> {
@@ -108,20 +111,135 @@ async fn commands_and_refusals_move_the_counters_and_no_label_is_an_id() {
         1.0
     );
 
-    let ids: Vec<String> = [ALICE, BOB, GUILD, crate::support::CHANNEL]
+    no_label_is_an_id(&after);
+    bot.shutdown().await;
+}
+
+/// No label value is one of the test's ids, nor any number as long as a snowflake.
+fn no_label_is_an_id(samples: &[prometheus_parse::Sample]) {
+    let ids: Vec<String> = [ALICE, BOB, GUILD, OTHER_GUILD, CHANNEL]
         .iter()
         .map(u64::to_string)
         .collect();
-    for sample in &after {
+    for sample in samples {
         let labels: HashMap<_, _> = sample.labels.iter().collect();
         for (key, value) in labels {
             assert!(!ids.contains(value), "{} has an id in {key}", sample.metric);
             assert!(
-                value.len() < 20 || !value.chars().all(|c| c.is_ascii_digit()),
+                value.len() < 16 || !value.chars().all(|c| c.is_ascii_digit()),
                 "{key}={value}"
             );
         }
     }
+}
+
+/// Scrapes until `moved` holds of a scrape (the figures of a send are counted just after
+/// Discord's answer), bounded by [`WAIT`].
+async fn scrape_until(
+    bot: &TestBot,
+    what: &str,
+    moved: impl Fn(&[prometheus_parse::Sample]) -> bool,
+) -> Vec<prometheus_parse::Sample> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let samples = scrape(bot).await;
+        if moved(&samples) {
+            return samples;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A histogram's cumulative count at bucket `le`.
+fn at_or_below(samples: &[prometheus_parse::Sample], name: &str, le: f64) -> f64 {
+    let found = samples.iter().find(|s| s.metric == name);
+    let Some(prometheus_parse::Value::Histogram(buckets)) = found.map(|s| &s.value) else {
+        panic!("{name} is not a histogram in the scrape");
+    };
+    buckets
+        .iter()
+        .find(|b| b.less_than == le)
+        .unwrap_or_else(|| panic!("{name} has no bucket {le}"))
+        .count
+}
+
+/// The scheduler an hour ahead (a reminder set "in 2m" goes out at once, 58 minutes late on
+/// its clock), one guild slot for two guilds on disk, Discord refusing DMs to [`BOB`]: a DM
+/// delivered to [`ALICE`] and one refused to Bob move the reminder metrics, and the store's
+/// histograms and open origins move as the slot is handed between the guilds.
+#[tokio::test]
+async fn a_reminder_delivered_and_one_refused_are_counted_and_the_store_histograms_move() {
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
+        s.config.store.max_open_guilds = 1;
+        s.on_disk = vec![GUILD, OTHER_GUILD];
+    })
+    .await;
+    until_ready(&bot).await;
+    let started = scrape_until(&bot, "the guilds on disk counted", |s| {
+        s.iter()
+            .any(|s| s.metric == "guildkeep_store_guilds_on_disk")
+    })
+    .await;
+    assert_eq!(value(&started, "guildkeep_store_guilds_on_disk", &[]), 2.0);
+    // The scheduler read both guilds at start-up, one slot at a time.
+    let reopens = [("origin", "reopen")];
+    assert!(value(&started, "guildkeep_store_opens_total", &reopens) >= 2.0);
+    assert_eq!(
+        value(
+            &started,
+            "guildkeep_store_opens_total",
+            &[("origin", "template")]
+        ),
+        0.0
+    );
+    assert!(value_count(&started, "guildkeep_store_open_latency_seconds", &[]) >= 2.0);
+    assert!(value_count(&started, "guildkeep_store_slot_wait_seconds", &[]) >= 1.0);
+    assert_eq!(
+        value(&started, "guildkeep_store_at_capacity_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        value_count(&started, "guildkeep_reminder_lateness_seconds", &[]),
+        0.0
+    );
+
+    bot.fake
+        .fail(&format!("/channels/{}/messages", BOB + 7), 403, 50007);
+    for member in [ALICE, BOB] {
+        bot.slash(member, "optin dm on", json!([])).await;
+        let when = [option("when", "in 2m"), option("what", "stretch")];
+        bot.slash(member, "remind me", json!(when)).await;
+    }
+    let dm = format!("/channels/{}/messages", ALICE + 7);
+    bot.fake
+        .wait_for("the DM", |r: &Recorded| r.path == dm && r.accepted())
+        .await;
+    let delivered = [("outcome", "delivered"), ("code", "none")];
+    let refused = [("outcome", "refused"), ("code", "50007")];
+    let deliveries = "guildkeep_reminder_deliveries_total";
+    let sent = scrape_until(&bot, "both sends counted", |s| {
+        s.iter()
+            .any(|s| s.metric == deliveries && s.labels.get("code") == Some("50007"))
+            && value(s, deliveries, &delivered) >= 1.0
+    })
+    .await;
+    assert_eq!(value(&sent, deliveries, &delivered), 1.0);
+    assert_eq!(value(&sent, deliveries, &refused), 1.0);
+    assert!(value(&sent, "guildkeep_reminders_claimed_total", &[]) >= 2.0);
+    // Only the delivered one has a lateness: due 2 minutes after it was set, sent at once on
+    // a clock an hour ahead, so between a quarter of an hour and an hour.
+    let lateness = "guildkeep_reminder_lateness_seconds";
+    assert_eq!(value_count(&sent, lateness, &[]), 1.0);
+    assert_eq!(at_or_below(&sent, lateness, 900.0), 0.0);
+    assert_eq!(at_or_below(&sent, lateness, 3600.0), 1.0);
+    let late = value(&sent, "guildkeep_reminder_lateness_seconds_sum", &[]);
+    assert!((3300.0..3600.0).contains(&late), "{late}");
+    assert!(sent
+        .iter()
+        .any(|s| s.metric == "guildkeep_reminders_send_queue"));
+    no_label_is_an_id(&sent);
     bot.shutdown().await;
 }
 

@@ -41,6 +41,8 @@ fn guildkeep(dir: &Path, fake: &FakeDiscord) -> tokio::process::Command {
         .env_remove("DISCORD_DEV_GUILD")
         .env("GUILDKEEP_DATA_DIR", dir)
         .env("GUILDKEEP_LOG", "warn")
+        // Not the default port: bots of tests running at the same time would fight over it.
+        .env("GUILDKEEP_METRICS_ADDR", "127.0.0.1:0")
         .env("DISCORD_TOKEN", TOKEN)
         .env("DISCORD_API_BASE", &fake.api_base)
         .stdin(Stdio::null())
@@ -49,12 +51,17 @@ fn guildkeep(dir: &Path, fake: &FakeDiscord) -> tokio::process::Command {
 }
 
 /// `guildkeep run` on `dir`, serving once it has registered its commands with `fake` and
-/// identified on the gateway.
+/// identified on the gateway. Its log goes to the test's stderr.
 async fn start_bot(dir: &Path, fake: &FakeDiscord) -> Child {
+    start_bot_logging_to(dir, fake, Stdio::inherit()).await
+}
+
+/// [`start_bot`] with the bot's log (stderr) sent to `log`.
+async fn start_bot_logging_to(dir: &Path, fake: &FakeDiscord, log: Stdio) -> Child {
     let bot = guildkeep(dir, fake)
         .arg("run")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("the bot starts");
     fake.wait_for_within(PROCESS_WAIT, "command registration", |r| {
@@ -97,15 +104,21 @@ fn succeeded(args: &str, output: &Output) -> String {
     stdout(output)
 }
 
-async fn sigterm_and_wait(mut bot: Child) {
+/// Stops the bot as systemd does and returns what it printed (where that was piped).
+async fn sigterm_and_wait(bot: Child) -> Output {
     let pid = bot.id().expect("running") as i32;
     // SAFETY: signals a child of this test that has not been waited for.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(PROCESS_WAIT, bot.wait())
+    let output = tokio::time::timeout(PROCESS_WAIT, bot.wait_with_output())
         .await
         .expect("the bot stops on SIGTERM")
         .unwrap();
-    assert!(status.success(), "the bot stopped with {status}");
+    assert!(
+        output.status.success(),
+        "the bot stopped with {}",
+        output.status
+    );
+    output
 }
 
 /// A quote a member saw saved: in which guild, with which text, acknowledged when.
@@ -459,8 +472,21 @@ async fn a_second_owner_is_refused_by_name_and_a_killed_owner_is_replaced() {
     // Free again: a new bot takes it and answers commands.
     let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
     let bot = start_bot(dir, &fake).await;
+    slash_in(&fake, GUILD, ADMIN, "quote random", json!([])).await;
+    slash_in(&fake, GUILD, ADMIN, "quote random", json!([])).await;
     let stats = operator(dir, &fake, &["stats"]).await;
-    assert!(succeeded("stats", &stats).contains("guilds on disk: "));
+    let stats = succeeded("stats", &stats);
+    assert!(stats.contains("guilds on disk: 1\n"), "{stats}");
+    // The bot answered it: its store's figures since it started, the two commands' uses.
+    assert!(
+        stats.contains("running bot's store, since it started:"),
+        "{stats}"
+    );
+    assert!(stats.contains(" 1 misses ("), "{stats}");
+    assert!(
+        stats.contains("1 created from the spare") || stats.contains("1 from the template"),
+        "{stats}"
+    );
     sigterm_and_wait(bot).await;
 }
 
@@ -557,4 +583,43 @@ async fn a_job_whose_command_line_went_away_still_finishes_inside_the_bot() {
         "{manifest}"
     );
     bot.shutdown().await;
+}
+
+/// VeraBot's per-guild files have our path shape, so an operator may copy one into the data
+/// directory. The real `guildkeep run` refuses that guild (the member gets an error, the log
+/// line with its reference names the import) and `guildkeep check` fails naming it too; the
+/// file is left byte for byte, with nothing created beside it.
+#[tokio::test]
+async fn a_verabot_file_at_a_guild_path_is_refused_by_run_and_check_naming_the_import() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let file = verabot_file_at(dir, GUILD);
+    let import = "guildkeep migrate-legacy --source-dir";
+
+    let fake = FakeDiscord::start(&[GUILD], &payloads::ROLES).await;
+    let bot = start_bot_logging_to(dir, &fake, Stdio::piped()).await;
+    let refused = slash_in(&fake, GUILD, ADMIN, "quote random", json!([])).await;
+    let content = refused.body["data"]["content"].as_str().unwrap_or_default();
+    let reference = content
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no reference in {content:?}"))
+        .to_owned();
+
+    let check = operator(dir, &fake, &["check"]).await;
+    assert!(!check.status.success(), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains(&format!("guild {GUILD}: ")) && stdout(&check).contains(import),
+        "{}",
+        stdout(&check)
+    );
+
+    let log = stderr(&sigterm_and_wait(bot).await);
+    let line = log
+        .lines()
+        .find(|line| line.contains(&reference))
+        .unwrap_or_else(|| panic!("no log line with reference {reference}: {log}"));
+    assert!(line.contains(import), "{line}");
+
+    assert_verabot_file_untouched(&file);
 }

@@ -25,14 +25,6 @@ fn message(body: &Value) -> &str {
     body["content"].as_str().unwrap_or_default()
 }
 
-/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
-async fn bot_ahead() -> TestBot {
-    TestBot::start_with(|s| {
-        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::hours(1))));
-    })
-    .await
-}
-
 #[tokio::test]
 async fn optin_dm_on_off_and_status() {
     let bot = TestBot::start().await;
@@ -156,6 +148,12 @@ fn overdue_reminder(conn: &rusqlite::Connection) {
     reminders::create(conn, &new, 25, then).expect("reminder stored");
 }
 
+/// Reminder #1 of [`GUILD`] as the running `bot` has it now.
+async fn reminder_one(bot: &TestBot) -> reminders::Reminder {
+    let found = bot.store.with_guild(GUILD, |c| reminders::get(c, 1)).await;
+    found.unwrap().unwrap().expect("reminder #1")
+}
+
 /// `/remind channel` by [`ALICE`] "in 1h", pinging [`BOB`], with `what` and `more` options;
 /// what she sees.
 async fn remind_bob_in_an_hour(bot: &TestBot, what: &str, more: &[Value]) -> Value {
@@ -188,7 +186,7 @@ async fn a_repeating_reminder_confirms_with_its_next_three_times() {
 }
 
 #[tokio::test]
-async fn a_repeat_ends_at_its_until_and_until_needs_a_repeat() {
+async fn a_repeat_ends_at_its_until_or_after_a_number_of_times_and_until_needs_a_repeat() {
     let bot = TestBot::start().await;
     let confirmed = remind_bob_in_an_hour(
         &bot,
@@ -199,18 +197,31 @@ async fn a_repeat_ends_at_its_until_and_until_needs_a_repeat() {
     let text = content(&confirmed);
     assert_eq!(
         text.matches("<t:").count(),
-        2 + 2,
-        "when (twice) and two repeats: {text}"
+        2 + 2 + 1,
+        "when (twice), two repeats and the end: {text}"
     );
-    let stored = bot
-        .store
-        .with_guild(GUILD, |c| reminders::get(c, 1))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let stored = reminder_one(&bot).await;
     let end = stored.recurrence_end.expect("an end");
     assert_eq!((end - stored.due_at).num_minutes(), 180);
+    let counted = remind_bob_in_an_hour(
+        &bot,
+        "stretch",
+        &[option("repeat", "every 2h"), option("until", "2 times")],
+    )
+    .await;
+    let text = content(&counted);
+    let (_, repeats) = text.split_once("Repeats `every 2h`: ").expect(text);
+    assert_eq!(
+        repeats.matches("<t:").count(),
+        2 + 1,
+        "two, then the last: {text}"
+    );
+    assert!(repeats.contains("2 times, the last <t:"), "{text}");
+    let listed = listed(&bot, ALICE, json!([])).await;
+    assert!(
+        listed.contains("(every 2h, 2 times, the last <t:"),
+        "{listed}"
+    );
     let refused = remind_bob_in_an_hour(&bot, "once", &[option("until", "in 4h")]).await;
     assert!(is_ephemeral(&refused), "{refused}");
     assert!(
@@ -508,17 +519,30 @@ async fn a_creator_without_dms_is_told_once_at_their_next_remind_that_a_reminder
 }
 
 #[tokio::test]
-async fn remind_list_says_why_the_last_time_of_an_active_reminder_did_not_arrive() {
+async fn remind_list_shows_a_one_off_paused_after_a_refusal_with_its_next_try_and_why() {
     let bot = channel_post_refused(403, 50013).await;
-    until_stored(&bot, "the refusal", |c| {
-        reminders::get(c, 1).unwrap()?.last_error.map(|_| ())
+    let retry = until_stored(&bot, "the refusal", |c| {
+        reminders::get(c, 1).unwrap()?.retry_at
     })
     .await;
-    let active = listed(&bot, ALICE, json!([])).await;
-    assert!(
-        active.contains("#1") && active.contains("Last time: I'm missing a permission"),
-        "{active}"
+    let paused = format!(
+        "Paused until <t:{}:f>, then tried again: I'm missing a permission",
+        retry.timestamp()
     );
+    // 0: active, 2: all; paused reminders are active ones.
+    for show in [
+        json!([]),
+        json!([option("show", 0)]),
+        json!([option("show", 2)]),
+    ] {
+        let listed = listed(&bot, ALICE, show).await;
+        assert!(
+            listed.contains("#1") && listed.contains(&paused),
+            "{listed}"
+        );
+    }
+    let failed = listed(&bot, ALICE, json!([option("show", 1)])).await;
+    assert!(failed.contains("No failed reminders"), "{failed}");
     bot.shutdown().await;
 }
 
@@ -603,22 +627,6 @@ async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them()
         .await;
     assert!(post.body["content"].as_str().unwrap().contains("standup"));
     bot.shutdown().await;
-}
-
-/// Polls `guild`'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
-async fn until_stored<T: Send + 'static>(
-    bot: &TestBot,
-    what: &str,
-    read: fn(&rusqlite::Connection) -> Option<T>,
-) -> T {
-    for _ in 0..500 {
-        let found = bot.store.with_guild(GUILD, move |c| read(c)).await.unwrap();
-        if let Some(found) = found {
-            return found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -805,8 +813,10 @@ async fn a_rate_limited_post_leaves_the_reminder_to_be_retried() {
 }
 
 /// Reminders imported from VeraBot's own v2.9.0 database (tests/fixtures/verabot) reach the
-/// members VeraBot sent them to: with the scheduler's clock past their due times, each active
-/// one arrives as a DM to its assignee, and the sent, cancelled and undeliverable ones do not.
+/// members VeraBot sent them to: with the scheduler's clock past their due times, each of its
+/// 34 active DM reminders (thirty of them for thirty members) arrives as a DM to its assignee,
+/// the two VeraBot posted in its notification channel are posted in `--reminder-channel`, and
+/// the sent and cancelled ones are not sent at all.
 #[tokio::test]
 async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     const ANN: u64 = 180_000_000_000_000_001;
@@ -823,6 +833,7 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
                     source: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                         .join("tests/fixtures/verabot/v2.9.0-single.db"),
                     default_guild: Some(GUILD),
+                    reminder_channel: Some(CHANNEL),
                     ..ImportOptions::default()
                 };
                 migrate_legacy(&Owner::standalone(store.clone()), options)
@@ -836,16 +847,30 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
     })
     .await;
 
-    for (user, subject) in [
+    // The fake's DM channel with a member; the channel VeraBot's environment named, now this one.
+    let dm = |user: u64| format!("/channels/{}/messages", user + 7);
+    let channel = format!("/channels/{CHANNEL}/messages");
+    let expected: Vec<(String, String)> = [
         (ANN, "Team standup"),
         (BO, "Water the plants"),
         (ANN, "Conference talk"),
         (ANN, "Dentist (moved)"),
-    ] {
-        let path = format!("/channels/{}/messages", user + 7);
+    ]
+    .map(|(user, subject)| (dm(user), subject.to_owned()))
+    .into_iter()
+    .chain((1..=30).map(|n| {
+        (
+            dm(180_000_000_000_000_100 + n),
+            format!("Check-in {n} of 30"),
+        )
+    }))
+    // For a role, and for a member who had declined DMs.
+    .chain(["Raid night", "Pay rent"].map(|subject| (channel.clone(), subject.to_owned())))
+    .collect();
+    for (path, subject) in &expected {
         bot.fake
             .wait_for(subject, |r| {
-                r.method == "POST" && r.path == path && message(&r.body).contains(subject)
+                r.method == "POST" && &r.path == path && message(&r.body).contains(subject.as_str())
             })
             .await;
     }
@@ -856,18 +881,204 @@ async fn reminders_imported_from_verabot_reach_the_members_it_sent_them_to() {
         .filter(|r| r.method == "POST" && r.path.ends_with("/messages"))
         .map(|r| message(&r.body).to_owned())
         .collect();
-    for never in [
-        "Raid night",
-        "Pay rent",
-        "Already sent",
-        "Called off",
-        "Nobody to tell",
-    ] {
+    for never in ["Already sent", "Called off", "Nobody to tell"] {
         assert!(
             !posted.iter().any(|m| m.contains(never)),
             "{never}: {posted:?}"
         );
     }
-    assert_eq!(posted.len(), 4, "one DM per active reminder: {posted:?}");
+    assert_eq!(
+        posted.len(),
+        expected.len(),
+        "one message per active reminder: {posted:?}"
+    );
+    bot.shutdown().await;
+}
+
+/// The position in the fake's log of the first request that `matches`.
+fn logged_at(bot: &TestBot, matches: impl Fn(&Recorded) -> bool) -> usize {
+    bot.fake
+        .requests()
+        .iter()
+        .position(matches)
+        .expect("logged")
+}
+
+#[tokio::test]
+async fn an_edit_during_a_send_answers_only_after_the_old_text_went_out_and_applies_next_time() {
+    let bot = bot_ahead().await;
+    let posts = format!("/channels/{CHANNEL}/messages");
+    bot.fake.hold(&posts);
+    remind_bob_in_an_hour(&bot, "old text", &[option("repeat", "every 2h")]).await;
+    // An hour ahead, the scheduler finds it due at once; Discord holds the post open.
+    bot.fake.until_held(1).await;
+
+    let edit = bot.send_slash(
+        ALICE,
+        "remind edit",
+        json!([option("id", "1"), option("what", "new text")]),
+    );
+    bot.response(edit, "the edit's deferral").await;
+    let token = format!("/token-{edit}");
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        bot.fake.wait_for("an early answer", |r| {
+            r.path.starts_with("/webhooks/") && r.path.contains(&token)
+        }),
+    )
+    .await;
+    assert!(early.is_err(), "answered while the old text was being sent");
+    bot.fake.let_go(&posts);
+    let answer = bot.seen(edit, "remind edit").await;
+    let text = content(&answer.body);
+    assert!(text.starts_with("Reminder #1 changed"), "{text}");
+    assert!(
+        text.contains("new text") && text.contains("Repeats"),
+        "{text}"
+    );
+    assert!(is_ephemeral(&answer.body), "{answer:?}");
+    assert_no_pings(&answer.body);
+
+    let old_post = logged_at(&bot, |r| {
+        r.path == posts && message(&r.body).contains("old text")
+    });
+    let answered = logged_at(&bot, |r| {
+        r.path.starts_with("/webhooks/") && r.path.contains(&token)
+    });
+    assert!(
+        old_post < answered,
+        "the old text went out before the answer"
+    );
+    let stored = reminder_one(&bot).await;
+    let first = bot
+        .store
+        .with_guild(GUILD, |c| {
+            c.query_row("SELECT due_at FROM reminder_deliveries", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.message.as_str(), stored.due_at.timestamp()),
+        ("new text", first + 7200),
+        "the edit applies to the next time"
+    );
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_edit_between_the_claim_and_the_send_calls_the_old_text_off() {
+    // "in 2m" is due five seconds from now for this scheduler, so it is claimed at once
+    // (reminders are claimed 20 s ahead) and waits for its time.
+    let bot = TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(TimeDelta::seconds(115))));
+    })
+    .await;
+    bot.slash(
+        ALICE,
+        "remind channel",
+        json!([
+            option("when", "in 2m"),
+            option("what", "old text"),
+            option("who", format!("<@{BOB}>"))
+        ]),
+    )
+    .await;
+    until_stored(&bot, "the claim", |c| {
+        c.query_row("SELECT 1 FROM reminder_deliveries", [], |_| Ok(()))
+            .ok()
+    })
+    .await;
+    let edited = bot
+        .slash(
+            ALICE,
+            "remind edit",
+            json!([option("id", "1"), option("what", "new text")]),
+        )
+        .await;
+    assert!(
+        content(&edited).starts_with("Reminder #1 changed"),
+        "{edited}"
+    );
+    let posts = format!("/channels/{CHANNEL}/messages");
+    let post = bot.fake.wait_for("the post", |r| r.path == posts).await;
+    assert!(message(&post.body).contains("new text"), "{}", post.body);
+    let old: Vec<_> = bot
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| message(&r.body).contains("old text") && r.path == posts)
+        .collect();
+    assert!(old.is_empty(), "the old text was never posted: {old:?}");
+    bot.shutdown().await;
+}
+
+#[tokio::test]
+async fn remind_edit_is_for_the_creator_or_a_moderator_and_checked_as_creation_is() {
+    let bot = TestBot::start().await;
+    remind_bob_in_an_hour(&bot, "standup", &[]).await;
+    let edit = |user, options: Value| bot.slash(user, "remind edit", options);
+    let cases = [
+        (
+            BOB,
+            json!([option("id", "1"), option("what", "bob's")]),
+            "Only the member who set reminder #1, or a moderator, can change or cancel it.",
+        ),
+        (
+            ALICE,
+            json!([option("id", "9"), option("what", "x")]),
+            "There is no reminder #9 here.",
+        ),
+        (
+            ALICE,
+            json!([option("id", "1")]),
+            "Give what to change: when, what, repeat, until or who.",
+        ),
+        (
+            ALICE,
+            json!([option("id", "1"), option("when", "yesterday 9:00")]),
+            "I can't read \"yesterday 9:00\" as a time.",
+        ),
+        (
+            ALICE,
+            json!([option("id", "1"), option("until", "3 times")]),
+            "`until` ends a repeat: add a repeat, or leave `until` out.",
+        ),
+        (
+            ALICE,
+            json!([option("id", "1"), option("who", format!("<@&{GUILD}>"))]),
+            "A reminder can't ping @everyone.",
+        ),
+    ];
+    for (user, options, refusal) in cases {
+        let refused = edit(user, options).await;
+        assert!(is_ephemeral(&refused), "{refused}");
+        assert!(content(&refused).starts_with(refusal), "{refused}");
+    }
+    let moderated = edit(
+        MODERATOR,
+        json!([
+            option("id", "1"),
+            option("what", "standup @everyone"),
+            option("repeat", "daily at 9:00"),
+            option("until", "3 times"),
+            option("who", format!("<@{ALICE}> <@{BOB}>"))
+        ]),
+    )
+    .await;
+    let text = content(&moderated);
+    assert!(
+        text.starts_with("Reminder #1 changed")
+            && text.contains(&format!("for <@{ALICE}> <@{BOB}>"))
+            && text.contains("3 times, the last <t:")
+            && text.contains("standup @everyone"),
+        "{text}"
+    );
+    assert_no_pings(&moderated);
+    let stored = reminder_one(&bot).await;
+    assert_eq!(stored.recurrence_count, Some(3));
+    assert_eq!(stored.upcoming(10).len(), 3);
     bot.shutdown().await;
 }

@@ -41,30 +41,9 @@ async fn identifies_with_the_guilds_intent_only_and_stops_cleanly() {
 #[tokio::test]
 async fn a_verabot_file_at_a_guild_path_is_left_untouched_by_the_running_bot() {
     let bot = TestBot::start_with(|s| {
-        let file = s
-            .config
-            .store
-            .data_dir
-            .join("guilds")
-            .join(GUILD.to_string())
-            .join("quotes.db");
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-                "tests/fixtures/verabot/v4.9.0-per-guild/guilds/400000000000000001/quotes.db",
-            ),
-            &file,
-        )
-        .unwrap();
+        verabot_file_at(&s.config.store.data_dir, GUILD);
     })
     .await;
-    let file = bot
-        .dir
-        .path()
-        .join("guilds")
-        .join(GUILD.to_string())
-        .join("quotes.db");
-    let before = std::fs::read(&file).unwrap();
 
     let refused = bot.slash(ALICE, "quote random", json!([])).await;
     assert!(
@@ -79,11 +58,12 @@ async fn a_verabot_file_at_a_guild_path_is_left_untouched_by_the_running_bot() {
         "other guilds are served: {elsewhere}"
     );
 
-    assert_eq!(std::fs::read(&file).unwrap(), before, "not a byte changed");
-    let beside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(beside, ["quotes.db"], "no -wal or -shm beside it");
+    assert_verabot_file_untouched(
+        &bot.dir
+            .path()
+            .join("guilds")
+            .join(GUILD.to_string())
+            .join("quotes.db"),
+    );
     bot.shutdown().await;
 }

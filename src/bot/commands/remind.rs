@@ -1,7 +1,8 @@
-//! `/remind me|channel|list|cancel|timezone`. Times are read in the member's time zone by
-//! `crate::reminders::parse_when`; every change is passed on to the scheduler. Confirmations
-//! echo the member's text and so ping nobody; only the delivered channel post pings, and only
-//! its targets (`bot/delivery.rs`).
+//! `/remind me|channel|list|edit|cancel|timezone`. Times are read in the member's time zone by
+//! `crate::reminders::parse_when`; every change is passed on to the scheduler (edits and
+//! cancels through `Scheduler::change`, so they never race a send). Confirmations echo the
+//! member's text and so ping nobody; only the delivered channel post pings, and only its
+//! targets (`bot/delivery.rs`).
 
 use chrono::{DateTime, Utc};
 use poise::serenity_prelude as serenity;
@@ -10,14 +11,16 @@ use super::{parse_id, suggestions};
 use crate::{
     bot::{self, permissions, reply, Context, Error, UserError},
     optins,
-    reminders::{self, NewReminder, Recurrence, Reminder, ReminderError, Status, Target},
+    reminders::{
+        self, NewReminder, Pings, Recurrence, Reminder, ReminderEdit, ReminderError, Status, Target,
+    },
 };
 
 /// Reminders for yourself (by DM) or for others (posted here).
 #[poise::command(
     slash_command,
     guild_only,
-    subcommands("me", "channel", "list", "cancel", "timezone")
+    subcommands("me", "channel", "list", "edit", "cancel", "timezone")
 )]
 pub async fn remind(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
@@ -33,13 +36,12 @@ pub async fn me(
     what: String,
     #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
     repeat: Option<String>,
-    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
-        String,
-    >,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\", \"10 times\""]
+    until: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
-    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
+    let repeat = parse_repeat(repeat.as_deref())?;
     let cap = ctx.data().config.reminder_cap;
     let created = ctx
         .data()
@@ -83,22 +85,14 @@ pub async fn channel(
     #[description = "Who to ping: @mentions of members and roles"] who: String,
     #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"weekdays at 9:00\", \"monthly on the 31st\""]
     repeat: Option<String>,
-    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\""] until: Option<
-        String,
-    >,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"in 3 weeks\", \"10 times\""]
+    until: Option<String>,
 ) -> Result<(), Error> {
     let guild = bot::guild_of(ctx)?;
     let user = ctx.author().id.get();
-    let (users, roles) = parse_mentions(&who)?;
-    let repeat = parse_repeat(repeat.as_deref(), until.is_some())?;
-    let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
-    check_bot_can_post(ctx, pings_unmentionable)?;
-    // The targets as parsed, not as typed: the echo stays short however `who` was written.
-    let mentioned: Vec<String> = users
-        .iter()
-        .map(|u| format!("<@{u}>"))
-        .chain(roles.iter().map(|r| format!("<@&{r}>")))
-        .collect();
+    let (users, roles) = checked_mentions(ctx, guild, &who).await?;
+    let repeat = parse_repeat(repeat.as_deref())?;
+    let mentioned = mentions_text(&users, &roles);
     let target = Target::Channel {
         channel: ctx.channel_id().get(),
         users,
@@ -123,7 +117,7 @@ pub async fn channel(
             "Reminder #{} set for {}, for {}.{}\n> {}",
             reminder.id,
             when_text(reminder.due_at),
-            mentioned.join(" "),
+            mentioned,
             next_times(&reminder),
             reminder.message
         ),
@@ -169,6 +163,10 @@ pub enum Show {
     All,
 }
 
+// A reminder paused until a later try (a one-off Discord refused for a reason the member can
+// fix, or a send that failed for now) is still active: it shows under `active` and `all`,
+// marked with when it is tried again and why. Reminders of a guild in its deletion grace are
+// paused too, but nobody can list them: the bot is no longer in that guild to be asked.
 /// Your reminders (a moderator sees everyone's): active ones, failed ones with why, or both.
 #[poise::command(slash_command, ephemeral, guild_only)]
 pub async fn list(
@@ -206,7 +204,7 @@ pub async fn list(
             };
             let repeat = r
                 .recurrence
-                .map(|rule| format!(" ({rule})"))
+                .map(|rule| format!(" ({rule}{})", end_text(r)))
                 .unwrap_or_default();
             let line = format!(
                 "**#{}** {} · {target}{repeat} — {}",
@@ -214,16 +212,22 @@ pub async fn list(
                 when_text(r.due_at),
                 reply::list_line(&r.message, 80)
             );
-            // Why it stopped, or why the last time did not arrive: the member can act on it.
-            match (r.status, &r.last_error) {
-                (Status::Failed, Some(why)) => {
-                    format!("{line}\n  ❌ Stopped: {}", reply::list_line(why, 300))
-                }
-                (Status::Failed, None) => format!("{line}\n  ❌ Stopped"),
-                (_, Some(why)) => {
-                    format!("{line}\n  ⚠️ Last time: {}", reply::list_line(why, 300))
-                }
-                (_, None) => line,
+            // Why it stopped, why it waits, or why the last time did not arrive: the member
+            // can act on it.
+            let why = r
+                .last_error
+                .as_deref()
+                .map(|why| reply::list_line(why, 300));
+            match (r.status, why, r.retry_at) {
+                (Status::Failed, Some(why), _) => format!("{line}\n  ❌ Stopped: {why}"),
+                (Status::Failed, None, _) => format!("{line}\n  ❌ Stopped"),
+                (_, why, Some(retry)) => format!(
+                    "{line}\n  ⏸️ Paused until <t:{}:f>, then tried again{}",
+                    retry.timestamp(),
+                    why.map(|why| format!(": {why}")).unwrap_or_default()
+                ),
+                (_, Some(why), None) => format!("{line}\n  ⚠️ Last time: {why}"),
+                (_, None, None) => line,
             }
         })
         .collect();
@@ -232,6 +236,102 @@ pub async fn list(
         .description(reply::lines_within(&lines, reply::MAX_DESCRIPTION));
     reply::private(ctx, reply::quiet_reply().embed(embed)).await?;
     Ok(())
+}
+
+/// Change one of your reminders (a moderator may change anyone's): only what you give changes.
+#[allow(clippy::too_many_arguments)]
+#[poise::command(slash_command, ephemeral, guild_only, user_cooldown = 3)]
+pub async fn edit(
+    ctx: Context<'_>,
+    #[description = "Reminder number, or words from it to search"]
+    #[autocomplete = "complete_reminder"]
+    #[max_length = 100]
+    id: String,
+    #[description = "Its next time: \"in 2h\", \"tomorrow 9:00\", \"2026-12-24 18:00\""]
+    when: Option<String>,
+    #[description = "What to remind of"]
+    #[max_length = 1000]
+    what: Option<String>,
+    #[description = "Repeat: \"every 2h\", \"daily 09:00\", \"monthly on the 31st\"; \"none\" to stop"]
+    repeat: Option<String>,
+    #[description = "When the repeat ends: \"2027-06-30 18:00\", \"10 times\""] until: Option<
+        String,
+    >,
+    #[description = "Who to ping (a channel reminder; change it from its channel)"] who: Option<
+        String,
+    >,
+) -> Result<(), Error> {
+    let guild = bot::guild_of(ctx)?;
+    let id: u64 = parse_id(&id, "reminder")?;
+    let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
+    if [&when, &what, &repeat, &until, &who]
+        .iter()
+        .all(|given| given.is_none())
+    {
+        return Err(
+            UserError("Give what to change: when, what, repeat, until or who.".into()).into(),
+        );
+    }
+    let recurrence = match repeat.as_deref().map(str::trim) {
+        None => None,
+        Some(off) if ["none", "off", "never", "no"].contains(&off.to_lowercase().as_str()) => {
+            Some(None)
+        }
+        Some(rule) => Some(Some(parse_repeat(Some(rule))?.ok_or_else(|| {
+            UserError("Give a repeat, or \"none\" to stop repeating.".into())
+        })?)),
+    };
+    let mentions = match who {
+        Some(who) => {
+            let (users, roles) = checked_mentions(ctx, guild, &who).await?;
+            Some(Pings {
+                checked_in: ctx.channel_id().get(),
+                users,
+                roles,
+            })
+        }
+        None => None,
+    };
+    let edited = ctx
+        .data()
+        .scheduler
+        .change(guild, id, move |c| {
+            let zone = optins::time_zone(c, user)?;
+            let now = Utc::now();
+            let change = ReminderEdit {
+                due_at: when
+                    .map(|when| reminders::parse_when(&when, zone, now))
+                    .transpose()?,
+                message: what,
+                recurrence,
+                recurrence_end: until
+                    .map(|until| reminders::parse_end(&until, zone, now))
+                    .transpose()?,
+                mentions,
+            };
+            reminders::edit(c, id, user, moderator, &change, now)
+        })
+        .await?
+        .map_err(bot::domain)?;
+    let target = match &edited.target {
+        Target::Dm => "by DM".to_owned(),
+        Target::Channel {
+            channel,
+            users,
+            roles,
+        } => format!("in <#{channel}> for {}", mentions_text(users, roles)),
+    };
+    reply::ephemeral(
+        ctx,
+        format!(
+            "Reminder #{} changed: next {}, {target}.{}\n> {}",
+            edited.id,
+            when_text(edited.due_at),
+            next_times(&edited),
+            edited.message
+        ),
+    )
+    .await
 }
 
 /// Cancel one of your reminders (a moderator may cancel anyone's).
@@ -248,13 +348,12 @@ pub async fn cancel(
     let (user, moderator) = (ctx.author().id.get(), bot::is_moderator(ctx).await?);
     let cancelled = ctx
         .data()
-        .store
-        .with_guild(guild, move |c| {
+        .scheduler
+        .change(guild, id, move |c| {
             reminders::cancel(c, id, user, moderator, Utc::now())
         })
         .await?
         .map_err(bot::domain)?;
-    ctx.data().scheduler.remove(guild, cancelled.id);
     reply::ephemeral(ctx, format!("Cancelled reminder #{}.", cancelled.id)).await
 }
 
@@ -292,7 +391,7 @@ fn new_reminder(
     let time_zone = optins::time_zone(conn, creator)?;
     let due_at = reminders::parse_when(when, time_zone, Utc::now())?;
     let recurrence_end = until
-        .map(|until| reminders::parse_when(&until, time_zone, Utc::now()))
+        .map(|until| reminders::parse_end(&until, time_zone, Utc::now()))
         .transpose()?;
     Ok(NewReminder {
         creator,
@@ -305,20 +404,37 @@ fn new_reminder(
     })
 }
 
-/// The repeat as typed; `until` (an end) is refused without one rather than ignored.
-fn parse_repeat(repeat: Option<&str>, until: bool) -> Result<Option<Recurrence>, Error> {
-    let rule = repeat
+/// The repeat as typed (none when empty).
+fn parse_repeat(repeat: Option<&str>) -> Result<Option<Recurrence>, Error> {
+    Ok(repeat
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(|r| r.parse::<Recurrence>())
         .transpose()
-        .map_err(|e| UserError(e.to_string()))?;
-    if until && rule.is_none() {
-        return Err(
-            UserError("`until` ends a repeat: add a repeat, or leave `until` out.".into()).into(),
-        );
-    }
-    Ok(rule)
+        .map_err(|e| UserError(e.to_string()))?)
+}
+
+/// `who` read into users and roles, refused as `/remind channel` refuses it: pings the member
+/// could not make, or posts the bot could not make in this channel.
+async fn checked_mentions(
+    ctx: Context<'_>,
+    guild: u64,
+    who: &str,
+) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    let (users, roles) = parse_mentions(who)?;
+    let pings_unmentionable = check_role_pings(ctx, guild, &roles).await?;
+    check_bot_can_post(ctx, pings_unmentionable)?;
+    Ok((users, roles))
+}
+
+/// The targets as parsed, not as typed: an echo stays short however `who` was written.
+fn mentions_text(users: &[u64], roles: &[u64]) -> String {
+    let mentioned: Vec<String> = users
+        .iter()
+        .map(|u| format!("<@{u}>"))
+        .chain(roles.iter().map(|r| format!("<@&{r}>")))
+        .collect();
+    mentioned.join(" ")
 }
 
 /// Refuses a role the member could not ping themselves: @everyone (the role whose id is the
@@ -430,13 +546,26 @@ fn next_times(reminder: &Reminder) -> String {
         .map(|at| format!("<t:{}:f>", at.timestamp()))
         .collect();
     format!(
-        " Repeats `{}`: {}…",
+        " Repeats `{}`: {}…{}.",
         reminder
             .recurrence
             .map(|r| r.to_string())
             .unwrap_or_default(),
-        times.join(", ")
+        times.join(", "),
+        end_text(reminder)
     )
+}
+
+/// How a repeat ends, after its rule: `, 10 times, the last <t:…>`, `, until <t:…>`, or
+/// nothing for one that does not end.
+fn end_text(reminder: &Reminder) -> String {
+    match (reminder.recurrence_count, reminder.recurrence_end) {
+        (Some(times), Some(last)) => {
+            format!(", {times} times, the last <t:{}:f>", last.timestamp())
+        }
+        (None, Some(end)) => format!(", until <t:{}:f>", end.timestamp()),
+        (_, None) => String::new(),
+    }
 }
 
 async fn complete_reminder(ctx: Context<'_>, typed: &str) -> serenity::CreateAutocompleteResponse {

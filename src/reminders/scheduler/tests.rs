@@ -44,6 +44,8 @@ struct Recorder {
     script: Mutex<HashMap<u64, VecDeque<Result<(), DeliveryError>>>>,
     /// Reminders whose sends hang until let go, holding their send slot.
     held: Mutex<HashMap<u64, Arc<Semaphore>>>,
+    /// Sends begun (held ones included), by reminder, in order.
+    begun: Mutex<Vec<u64>>,
     changed: Notify,
     /// Notices DMed: (user, text).
     notices: Mutex<Vec<(u64, String)>>,
@@ -56,6 +58,7 @@ impl Recorder {
             attempts: Mutex::default(),
             script: Mutex::default(),
             held: Mutex::default(),
+            begun: Mutex::default(),
             changed: Notify::new(),
             notices: Mutex::default(),
         })
@@ -111,6 +114,7 @@ impl Recorder {
 impl Deliver for Recorder {
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture<'_> {
         Box::pin(async move {
+            self.begun.lock().unwrap().push(delivery.reminder);
             let held = self.held.lock().unwrap().get(&delivery.reminder).cloned();
             if let Some(held) = held {
                 held.acquire().await.unwrap().forget();
@@ -368,6 +372,127 @@ async fn a_reminder_cancelled_after_its_claim_is_not_sent_and_its_claim_is_relea
     nothing_sent_for_an_hour(&recorder).await;
     assert!(env.deliveries(GUILD, id).await.is_empty(), "no claim left");
     assert_eq!(scheduler.pending(), 0);
+}
+
+/// An edit of reminder `id` of [`GUILD`] by [`ALICE`] to `text`, through the scheduler.
+async fn edit_text(
+    scheduler: &Scheduler,
+    clock: &Arc<TokioClock>,
+    id: u64,
+    text: &str,
+) -> reminders::Reminder {
+    let (text, now) = (text.to_owned(), clock.now());
+    let change = reminders::ReminderEdit {
+        message: Some(text),
+        ..reminders::ReminderEdit::default()
+    };
+    scheduler
+        .change(GUILD, id, move |c| {
+            reminders::edit(c, id, ALICE, false, &change, now)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_after_the_claim_calls_that_send_off_and_the_new_text_goes_at_the_due_time() {
+    let env = Env::new(t0());
+    let (id, recorder, scheduler) = claimed_ahead(&env, post("old text", in_a_minute())).await;
+
+    edit_text(&scheduler, &env.clock, id, "new text").await;
+    recorder.wait_for(1).await;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let sent: Vec<_> = recorder
+        .attempts()
+        .iter()
+        .map(|a| (a.delivery.message.clone(), a.at))
+        .collect();
+    assert_eq!(sent, [("new text".to_owned(), in_a_minute())]);
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
+}
+
+/// Sets `new` in [`GUILD`] and starts a scheduler whose send of it hangs (until let go);
+/// returns once that send has begun.
+async fn sending_held(env: &Env, new: NewReminder) -> (u64, Arc<Recorder>, Arc<Scheduler>) {
+    let id = env.remind(GUILD, new, t0()).await;
+    let recorder = env.recorder();
+    recorder.hold(id);
+    let scheduler = Arc::new(env.start(&recorder).await);
+    while recorder.begun.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (id, recorder, scheduler)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_during_a_send_waits_for_it_and_applies_to_the_next_time() {
+    let env = Env::new(t0());
+    let daily = NewReminder {
+        recurrence: Some("daily at 12:01".parse().unwrap()),
+        ..post("old text", in_a_minute())
+    };
+    let (id, recorder, scheduler) = sending_held(&env, daily).await;
+
+    let editing = tokio::spawn({
+        let (scheduler, clock) = (scheduler.clone(), env.clock.clone());
+        async move { edit_text(&scheduler, &clock, id, "new text").await }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !editing.is_finished(),
+        "the edit waits for the send under way"
+    );
+    recorder.let_go(id);
+    let edited = editing.await.unwrap();
+    let first = recorder.attempts();
+    assert_eq!(
+        first.len(),
+        1,
+        "the old text went out before the edit returned"
+    );
+    assert_eq!(
+        (first[0].delivery.message.as_str(), first[0].delivery.due_at),
+        ("old text", in_a_minute())
+    );
+    assert_eq!(
+        (edited.message.as_str(), edited.due_at),
+        ("new text", in_a_minute() + Span::days(1)),
+        "applied to the next time"
+    );
+    assert_eq!(env.deliveries(GUILD, id).await, [("delivered".into(), 1)]);
+
+    // Let go of the next day's send too: it carries the new text.
+    recorder.let_go(id);
+    let sent = recorder.wait_for(2).await;
+    assert_eq!(
+        (sent[1].delivery.message.as_str(), sent[1].delivery.due_at),
+        ("new text", in_a_minute() + Span::days(1))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_during_a_send_of_a_one_off_waits_for_it_and_finds_it_sent() {
+    let env = Env::new(t0());
+    let (id, recorder, scheduler) = sending_held(&env, post("once", in_a_minute())).await;
+    let cancelling = tokio::spawn({
+        let (scheduler, now) = (scheduler.clone(), env.clock.now());
+        async move {
+            scheduler
+                .change(GUILD, id, move |c| {
+                    reminders::cancel(c, id, ALICE, false, now)
+                })
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!cancelling.is_finished());
+    recorder.let_go(id);
+    let refused = cancelling.await.unwrap().unwrap_err();
+    assert!(matches!(refused, ReminderError::NotActive(_)), "{refused}");
+    assert_eq!(recorder.attempts().len(), 1);
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
 }
 
 #[tokio::test(start_paused = true)]
@@ -667,7 +792,9 @@ async fn daily_nine_in_berlin(first_day: (i32, u32, u32)) -> Vec<(u32, u32)> {
     let new = NewReminder {
         time_zone: Berlin,
         recurrence: Some("daily at 09:00".parse::<Recurrence>().unwrap()),
-        recurrence_end: Some(first + Span::days(4) + Span::hours(2)),
+        recurrence_end: Some(reminders::RepeatEnd::At(
+            first + Span::days(4) + Span::hours(2),
+        )),
         ..dm(ALICE, "standup", first)
     };
     let id = env.remind(GUILD, new, first - Span::hours(1)).await;
@@ -965,6 +1092,46 @@ async fn an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_s
     assert_eq!(sent_ids(&recorder), [id], "sent once");
     assert_eq!(env.deliveries(GUILD, id).await[0].0, "delivered");
     assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_gives_up_saying_so_while_a_send_waits_that_long_to_be_recorded() {
+    let env = Env::impatient(t0());
+    let (id, recorder, scheduler) = sending_held(&env, post("old text", in_a_minute())).await;
+    // The send went out; its record meets a write lock, and retries with backoff.
+    let blocker = env.raw(GUILD);
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    recorder.let_go(id);
+    recorder.wait_for(1).await;
+
+    let asked = env.clock.now();
+    let change = reminders::ReminderEdit {
+        message: Some("new text".into()),
+        ..reminders::ReminderEdit::default()
+    };
+    let refused = scheduler
+        .change(GUILD, id, move |c| {
+            reminders::edit(c, id, ALICE, false, &change, asked)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(refused, ReminderError::BeingSent(r) if r == id),
+        "{refused}"
+    );
+    assert_eq!(
+        (env.clock.now() - asked).num_seconds(),
+        60,
+        "twice the delivery timeout"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let stored = env.reminder(GUILD, id).await;
+    assert_eq!(
+        (stored.message.as_str(), stored.status),
+        ("old text", Status::Sent)
+    );
 }
 
 #[tokio::test(start_paused = true)]

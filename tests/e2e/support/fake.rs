@@ -70,6 +70,14 @@ impl Recorded {
     }
 }
 
+/// Requests whose path contains `path` are held open (unanswered, not yet logged) until the
+/// test lets them go: Discord taking its time over a send.
+struct Hold {
+    path: String,
+    /// Closed to let the held requests go.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
 /// A REST failure to inject: requests whose path contains `path` get `status` and `code`.
 struct Failure {
     path: String,
@@ -119,6 +127,9 @@ struct Shared {
     seq: AtomicU64,
     next_id: AtomicU64,
     failures: Mutex<Vec<Failure>>,
+    holds: Mutex<Vec<Hold>>,
+    /// How many requests have been held so far.
+    held: watch::Sender<usize>,
     world: Mutex<World>,
 }
 
@@ -158,6 +169,8 @@ impl FakeDiscord {
             seq: AtomicU64::new(0),
             next_id: AtomicU64::new(2_000_000_000_000_000_000),
             failures: Mutex::default(),
+            holds: Mutex::default(),
+            held: watch::channel(0).0,
             world: Mutex::new(World {
                 roles: roles.to_vec(),
                 member_roles: HashMap::new(),
@@ -310,6 +323,32 @@ impl FakeDiscord {
             status: StatusCode::from_u16(status).expect("valid status"),
             code,
         });
+    }
+
+    /// Requests whose path contains `path` are held open from now on, until [`Self::let_go`].
+    pub fn hold(&self, path: &str) {
+        self.shared.holds.lock().unwrap().push(Hold {
+            path: path.to_owned(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        });
+    }
+
+    /// Answers the requests held for `path`, and those to come, as usual.
+    pub fn let_go(&self, path: &str) {
+        let mut holds = self.shared.holds.lock().unwrap();
+        for hold in holds.iter().filter(|h| h.path == path) {
+            hold.gate.close();
+        }
+        holds.retain(|h| h.path != path);
+    }
+
+    /// Waits until `count` requests have been held.
+    pub async fn until_held(&self, count: usize) {
+        let mut held = self.shared.held.subscribe();
+        tokio::time::timeout(WAIT, held.wait_for(|held| *held >= count))
+            .await
+            .expect("a request was held in time")
+            .expect("fake alive");
     }
 
     /// `user` has `role` in every guild from now on.
@@ -478,6 +517,18 @@ async fn rest(
         None => (serde_json::from_slice(&body).unwrap_or(Value::Null), vec![]),
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let hold = shared
+        .holds
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|h| path.contains(&h.path))
+        .map(|h| h.gate.clone());
+    if let Some(gate) = hold {
+        shared.held.send_modify(|held| *held += 1);
+        // Closed by `let_go`: the request goes on as if Discord had just received it.
+        let _ = gate.acquire().await;
+    }
     let injected = shared
         .failures
         .lock()

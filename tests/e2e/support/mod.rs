@@ -40,6 +40,9 @@ pub struct TestBot {
     pub dir: tempfile::TempDir,
     /// Where the bot serves `/metrics`, `/healthz` and `/readyz`.
     pub metrics_addr: std::net::SocketAddr,
+    /// What the bot was started with, for [`TestBot::restart`].
+    config: Config,
+    builder: fn(Builder) -> Builder,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -100,33 +103,30 @@ impl TestBot {
             seeder.with_guild(guild, |_| ()).await.expect("created");
         }
         seeder.shutdown().await;
-        let bot = (setup.builder)(Builder::new(setup.config))
-            .build()
-            .await
-            .expect("the bot builds");
-        let store = bot.store().clone();
-        let pending = bot.pending_deletions();
-        let metrics_addr = bot.metrics_addr().expect("metrics are served");
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(bot.run(async move {
-            let _ = stopped.await;
-        }));
-        // Commands are registered before the bot connects; once it has identified, the
-        // gateway can carry interactions.
-        fake.wait_for("command registration", |r| {
-            r.method == "PUT" && r.path.starts_with("/applications/")
-        })
-        .await;
-        fake.identified().await;
+        let launched = launch(&fake, setup.config.clone(), setup.builder).await;
         Self {
             fake,
-            store,
-            pending,
+            store: launched.store,
+            pending: launched.pending,
             dir,
-            metrics_addr,
-            stop: Some(stop),
-            task: Some(task),
+            metrics_addr: launched.metrics_addr,
+            config: setup.config,
+            builder: setup.builder,
+            stop: Some(launched.stop),
+            task: Some(launched.task),
         }
+    }
+
+    /// Stops the bot as SIGTERM does and starts it again, as a new process would: same data
+    /// directory, configuration and fake Discord (whose log goes on).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let launched = launch(&self.fake, self.config.clone(), self.builder).await;
+        self.stop = Some(launched.stop);
+        self.task = Some(launched.task);
+        self.store = launched.store;
+        self.pending = launched.pending;
+        self.metrics_addr = launched.metrics_addr;
     }
 
     /// `GET path` on the metrics listener: the status code and the body.
@@ -210,13 +210,34 @@ impl TestBot {
     /// Presses the button `custom_id` on the bot's message; returns what the presser sees:
     /// the response, or after a deferred update the edit that followed it.
     pub async fn press(&self, user: u64, custom_id: &str) -> Value {
-        let id = self.fake.next_id();
         let message = payloads::message(self.fake.next_id(), CHANNEL, payloads::APP, "");
+        let id = self.send_press(user, custom_id, &message);
+        self.seen(id, custom_id).await.body
+    }
+
+    /// Presses the button `custom_id` on `message` (a message payload) in [`GUILD`], as
+    /// `user` with their roles; returns the interaction's id at once.
+    pub fn send_press(&self, user: u64, custom_id: &str, message: &Value) -> u64 {
+        let id = self.fake.next_id();
         self.fake.dispatch(
             "INTERACTION_CREATE",
-            payloads::button(id, &self.fake.invoker(user), custom_id, &message),
+            payloads::button(id, &self.fake.invoker(user), custom_id, message),
         );
-        self.seen(id, custom_id).await.body
+        id
+    }
+
+    /// Like [`send_press`](Self::send_press), on a message in `user`'s DM channel.
+    pub fn send_dm_press(&self, user: u64, custom_id: &str, message: &Value) -> u64 {
+        let id = self.fake.next_id();
+        let channel = message["channel_id"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .expect("the message's channel");
+        self.fake.dispatch(
+            "INTERACTION_CREATE",
+            payloads::dm_button(id, user, channel, custom_id, message),
+        );
+        id
     }
 
     /// The accepted first response to interaction `id`.
@@ -285,6 +306,64 @@ impl Drop for TestBot {
     }
 }
 
+/// What [`launch`] started: its stop signal, its task, and the parts tests look into.
+struct Launched {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+    store: GuildDatabaseManager,
+    pending: Arc<PendingDeletions>,
+    metrics_addr: std::net::SocketAddr,
+}
+
+/// Builds and runs a bot against `fake`; returns once it has identified (its commands are
+/// registered before it connects).
+async fn launch(fake: &FakeDiscord, config: Config, builder: fn(Builder) -> Builder) -> Launched {
+    let identified = fake.identifies_so_far().len();
+    let bot = builder(Builder::new(config))
+        .build()
+        .await
+        .expect("the bot builds");
+    let store = bot.store().clone();
+    let pending = bot.pending_deletions();
+    let metrics_addr = bot.metrics_addr().expect("metrics are served");
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(bot.run(async move {
+        let _ = stopped.await;
+    }));
+    fake.identifies(identified + 1).await;
+    Launched {
+        stop,
+        task,
+        store,
+        pending,
+        metrics_addr,
+    }
+}
+
+/// A bot whose scheduler runs an hour ahead: anything set "in 2m" is due at once.
+pub async fn bot_ahead() -> TestBot {
+    TestBot::start_with(|s| {
+        s.builder = |b| quick(b).scheduler_clock(Arc::new(Ahead(chrono::TimeDelta::hours(1))));
+    })
+    .await
+}
+
+/// Polls [`GUILD`]'s database every 20 ms until `read` gives `Some`; fails after ten seconds.
+pub async fn until_stored<T: Send + 'static>(
+    bot: &TestBot,
+    what: &str,
+    read: fn(&rusqlite::Connection) -> Option<T>,
+) -> T {
+    for _ in 0..500 {
+        let found = bot.store.with_guild(GUILD, move |c| read(c)).await.unwrap();
+        if let Some(found) = found {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Sends a slash command in `guild` as `user` to whichever bot is connected to `fake` (in
 /// this process or another); returns what the member sees.
 pub async fn slash_in(
@@ -324,9 +403,9 @@ pub async fn response(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
 
 /// What the member sees of interaction `id`: its response; after a deferral (type 5: a
 /// loading message, 6: nothing yet), the first message sent through its token instead,
-/// with the deferral's type, so that `body["data"]` is what was shown. As on Discord, that
-/// message replaces the loading one and keeps its visibility, unless the loading message
-/// was deleted first.
+/// with the deferral's type, so that `body["data"]` is what was shown. As on Discord, after a
+/// loading message that message replaces it and keeps its visibility, unless the loading
+/// message was deleted first.
 pub async fn seen(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
     let response = response(fake, id, what).await;
     let kind = response.body["type"].as_u64();
@@ -351,7 +430,9 @@ pub async fn seen(fake: &FakeDiscord, id: u64, what: &str) -> Recorded {
         shown.refusal
     );
     let mut data = shown.body.clone();
-    if !loading_deleted {
+    // Only a loading message (5) gives its visibility to what replaces it; after a deferred
+    // update (6) the first message is a follow-up or an edit of the pressed one.
+    if kind == Some(5) && !loading_deleted {
         data["flags"] = response.body["data"]["flags"].as_u64().unwrap_or(0).into();
     }
     shown.body = serde_json::json!({"type": kind, "data": data});
@@ -467,6 +548,43 @@ pub fn assert_no_pings(body: &Value) {
             "{list}: {body}"
         );
     }
+}
+
+/// The VeraBot per-guild file the tests put at a guild's path (tests/fixtures/verabot).
+const VERABOT_FILE: &str =
+    "tests/fixtures/verabot/v4.9.0-per-guild/guilds/400000000000000001/quotes.db";
+
+/// Copies a VeraBot per-guild file to `guild`'s path in `data_dir`, as an operator who copied
+/// VeraBot's `data/db/guilds` there would (the same path shape as ours); returns the path.
+pub fn verabot_file_at(data_dir: &std::path::Path, guild: u64) -> std::path::PathBuf {
+    let file = data_dir
+        .join("guilds")
+        .join(guild.to_string())
+        .join("quotes.db");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(VERABOT_FILE),
+        &file,
+    )
+    .unwrap();
+    file
+}
+
+/// Asserts that the file [`verabot_file_at`] put there is byte for byte as VeraBot wrote it
+/// and alone in its directory (no -wal or -shm beside it).
+pub fn assert_verabot_file_untouched(file: &std::path::Path) {
+    let verabot =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(VERABOT_FILE)).unwrap();
+    // Not assert_eq!: a failure would print the 100 kB of both files.
+    assert!(
+        std::fs::read(file).unwrap() == verabot,
+        "not a byte changed"
+    );
+    let beside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["quotes.db"], "no -wal or -shm beside it");
 }
 
 /// Whether the response is ephemeral (flag 64).

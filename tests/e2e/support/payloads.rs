@@ -339,6 +339,23 @@ pub fn button(id: u64, by: &Invoker, custom_id: &str, message: &Value) -> Value 
     base
 }
 
+/// A button press on `message` in the DM channel `channel`: no guild, no member, only the user.
+pub fn dm_button(id: u64, user_id: u64, channel: u64, custom_id: &str, message: &Value) -> Value {
+    let mut base = interaction_base(id, 3, &Invoker::plain(user_id));
+    let object = base.as_object_mut().expect("an object");
+    for guild_only in ["guild_id", "member", "guild_locale"] {
+        object.remove(guild_only);
+    }
+    base["user"] = user(user_id);
+    base["channel_id"] = channel.to_string().into();
+    base["channel"] = json!({"id": channel.to_string(), "type": 1});
+    base["authorizing_integration_owners"] = json!({"0": GUILD.to_string()});
+    base["context"] = 1.into();
+    base["data"] = json!({"custom_id": custom_id, "component_type": 2});
+    base["message"] = message.clone();
+    base
+}
+
 /// One string/integer/number/boolean option.
 pub fn option(name: &str, value: impl Into<Value>) -> Value {
     let value = value.into();
@@ -454,6 +471,8 @@ mod tests {
             "x",
             &message(3, CHANNEL, APP, "hi"),
         ));
+        let in_dm: ComponentInteraction = read(&dm_button(1, 2, 9, "x", &message(3, 9, APP, "hi")));
+        assert_eq!((in_dm.guild_id, in_dm.user.id.get()), (None, 2));
         let autocompleted: Interaction = read(&autocomplete(
             1,
             &Invoker::plain(2),

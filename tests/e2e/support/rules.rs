@@ -136,6 +136,27 @@ fn message_into(check: &mut Check, prefix: &str, body: &Value) {
             100,
         );
     }
+    // `components/reference`: up to 5 action rows of up to 5 buttons; a button's custom_id
+    // 1-100 characters, its label at most 80.
+    check.at_most(&format!("{prefix}components"), &body["components"], 5);
+    for (r, row) in body["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{prefix}components.{r}.components");
+        check.at_most(&at, &row["components"], 5);
+        for (b, button) in row["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            check.length(&format!("{at}.{b}.custom_id"), &button["custom_id"], 1, 100);
+            check.length(&format!("{at}.{b}.label"), &button["label"], 0, 80);
+        }
+    }
 }
 
 /// An interaction callback: a message (types 4 and 7) or autocomplete choices (type 8).
@@ -303,6 +324,12 @@ mod tests {
             message(&json!({"embeds": [embed]})).is_err(),
             "over 6000 in all"
         );
+        let button = |id: &str| json!({"type": 2, "style": 2, "label": "b", "custom_id": id});
+        let row = json!({"type": 1, "components": [button(&"x".repeat(101))]});
+        assert!(message(&json!({"components": [row]})).is_err());
+        let six: Vec<_> = (0..6).map(|n| button(&n.to_string())).collect();
+        let row = json!({"type": 1, "components": six});
+        assert!(message(&json!({"components": [row]})).is_err());
         let choices: Vec<_> = (0..26).map(|n| json!({"name": "a", "value": n})).collect();
         assert!(callback(&json!({"type": 8, "data": {"choices": choices}})).is_err());
         let optional_first = json!([{"name": "c", "description": "d", "type": 1, "options": [

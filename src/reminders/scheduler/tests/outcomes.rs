@@ -297,3 +297,34 @@ async fn a_send_claimed_ahead_is_called_off_when_its_guild_is_paused() {
     assert!(env.deliveries(GUILD, id).await.is_empty(), "claim released");
     assert_eq!(env.reminder(GUILD, id).await.status, Status::Active);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_ending_after_four_times_counts_the_times_missed_in_the_grace_and_ends() {
+    let env = Env::new(t0());
+    let four_times = NewReminder {
+        recurrence_end: Some(reminders::RepeatEnd::After(4)),
+        ..daily_noon(day(1))
+    };
+    let new = NewReminder {
+        target: Target::Channel {
+            channel: CHANNEL,
+            users: vec![BOB],
+            roles: vec![],
+        },
+        ..four_times
+    };
+    let id = env.remind(GUILD, new, t0()).await;
+    let recorder = env.recorder();
+    let config = SchedulerConfig {
+        paused: HashSet::from([GUILD]),
+        ..SchedulerConfig::default()
+    };
+    let scheduler = env.start_with(&recorder, config).await;
+    // Days 1 and 2 pass in the grace period; the rejoin comes on day 2 in the afternoon.
+    tokio::time::sleep(Duration::from_secs(2 * 24 * 3600 + 3600)).await;
+    scheduler.resume_guild(GUILD).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7 * 24 * 3600)).await;
+    let sent: Vec<_> = recorder.attempts().iter().map(|a| a.at).collect();
+    assert_eq!(sent, [day(3), day(4)], "the third and fourth times only");
+    assert_eq!(env.reminder(GUILD, id).await.status, Status::Sent);
+}
