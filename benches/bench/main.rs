@@ -40,10 +40,10 @@ pub fn set_aside(path: &Path) {
 }
 
 /// Above this much scratch data between two cases, what was set aside is removed then, so
-/// that the full run fits in about 15 GB of a disk shared with other work: the fleet of
-/// guilds that several cases share (about 9 GB, kept to the end) and the largest case's data
-/// (backup's, about 6 GB). A removal's discard I/O may reach into the next case: the price of
-/// fitting.
+/// that the full run holds little more than the fleet of guilds that several cases share
+/// (about 9 GB, kept to the end) and the largest case's data (backup's, about 6 GB): it peaked
+/// at 17 GB of a disk shared with other work. A removal's discard I/O may reach into the next
+/// case: the price of fitting.
 const SET_ASIDE_BUDGET_GB: f64 = 9.0;
 
 fn remove_set_aside(scratch: &Path) {
