@@ -5,8 +5,8 @@
 //! what one VACUUM of the shared file does to the operations running beside it).
 //!
 //! The guilds measured have 1,000 quotes of about 600 bytes, each rated three times and tagged
-//! twice, 20 tags and 100 reminders with an assignee; they sit in the zipf fleet (100,000
-//! guilds). The shared file holds the same rows, copied from our files, and a quote for each
+//! twice, 20 tags and 100 reminders with an assignee; they sit in the zipf fleet
+//! ([`FLEET_GUILDS`] guilds). The shared file holds the same rows, copied from our files, and a quote for each
 //! guild of the fleet.
 
 use std::{
@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::{
     measure::Samples,
-    store_cases::{fleet, raw_open, store, SCHEMA},
+    store_cases::{fleet, raw_open, store, FLEET_GUILDS, SCHEMA},
     zipf_cases::{shared_file, shared_insert_and_read},
     Case, Size,
 };
@@ -46,7 +46,7 @@ struct GuildData {
 }
 
 fn sizes(size: Size) -> (u64, usize) {
-    (size.pick(2_000, 100_000) as u64, size.pick(10, 100))
+    (size.pick(2_000, FLEET_GUILDS) as u64, size.pick(10, 100))
 }
 
 /// Made on first use: `export_guild` runs first and leaves it; `delete_guild` uses it up.

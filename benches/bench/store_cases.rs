@@ -5,6 +5,7 @@
 use std::{
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -61,21 +62,43 @@ pub fn insert_and_read(conn: &Connection) {
         .unwrap();
 }
 
+/// Median over repeats of each run's p50 and p99.
+fn summary(runs: &[Samples]) -> Value {
+    json!({
+        "p50_ms": median(runs.iter().map(|s| s.percentile_ms(50.0)).collect()),
+        "p99_ms": median(runs.iter().map(|s| s.percentile_ms(99.0)).collect()),
+    })
+}
+
+fn p50_ratio(ours: &Value, baseline: &Value) -> f64 {
+    ours["p50_ms"].as_f64().unwrap() / baseline["p50_ms"].as_f64().unwrap()
+}
+
 /// Median over repeats of each run's p50 and p99, and the ratio of the p50 medians.
 fn compare(ours: Vec<Samples>, baseline: Vec<Samples>) -> (Value, Value, f64) {
-    let summary = |runs: &[Samples]| {
-        json!({
-            "p50_ms": median(runs.iter().map(|s| s.percentile_ms(50.0)).collect()),
-            "p99_ms": median(runs.iter().map(|s| s.percentile_ms(99.0)).collect()),
-        })
-    };
     let (ours, baseline) = (summary(&ours), summary(&baseline));
-    let ratio = ours["p50_ms"].as_f64().unwrap() / baseline["p50_ms"].as_f64().unwrap();
+    let ratio = p50_ratio(&ours, &baseline);
     (ours, baseline, ratio)
 }
 
+/// The baseline's work as the design has all SQLite work done, off the async threads: the
+/// same closure on the blocking pool, timed from the async side. Beside the baseline, so the
+/// store's own cost can be told from the hop every design-abiding caller pays.
+async fn timed_off_runtime(run: &mut Samples, work: impl FnOnce() + Send + 'static) {
+    let started = Instant::now();
+    tokio::task::spawn_blocking(work).await.unwrap();
+    run.push(started.elapsed());
+}
+
+/// The figures of [`timed_off_runtime`] runs, with ours's p50 ratio to them.
+fn off_runtime_figures(ours: &Value, runs: &[Samples]) -> Value {
+    let mut figures = summary(runs);
+    figures["ours_ratio"] = json!(p50_ratio(ours, &figures));
+    figures
+}
+
 pub async fn new_guild(size: Size, scratch: &Path) -> Case {
-    let n = size.pick(100, 1000);
+    let n = size.pick(50, 200);
     let (mut ours, mut baseline, mut from_spare) = (Vec::new(), Vec::new(), Vec::new());
     for repeat in 0..REPEATS {
         let dir = scratch.join(format!("new_guild_{repeat}"));
@@ -127,15 +150,15 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
     let n = size.pick(200, 2000);
     let dir = scratch.join("reopen");
     let setup = store(&dir, 256);
-    for guild in 1..=n as u64 {
-        setup
-            .with_guild(guild, |c| c.execute(INSERT, []).unwrap())
-            .await
-            .unwrap();
-    }
+    setup
+        .with_guild(1, |c| c.execute(INSERT, []).unwrap())
+        .await
+        .unwrap();
+    // Shutdown checkpoints guild 1; the others are copies of it: creating each through the
+    // store, with its fsyncs, took most of the case's minute.
     setup.shutdown().await;
     drop(setup);
-    checkpoint_every_guild(&dir).await;
+    copy_guild_one(&dir, 2..=n as u64).await;
     // The baseline opens copies: a raw connection deletes the side files on close, which the
     // store keeps, and would otherwise make ours recreate them.
     let raw_dir = scratch.join("reopen_raw");
@@ -145,7 +168,7 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         let db = dir.join("guilds").join(guild.to_string()).join("quotes.db");
         std::fs::copy(db, raw_path(guild)).unwrap();
     }
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    let (mut ours, mut baseline, mut off_runtime) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         // A cap far below the number of guilds: every use in the cycle reopens.
         let store = store(&dir, 8);
@@ -164,29 +187,36 @@ pub async fn reopen(size: Size, scratch: &Path) -> Case {
         }
         assert!(store.stats().opens >= n as u64, "every use reopened");
         store.shutdown().await;
-        for guild in 1..=n as u64 {
-            let path = raw_path(guild);
-            base_run.time(|| {
+        let bare_reopen = |path: PathBuf| {
+            move || {
                 let conn = raw_open(&path);
                 conn.query_row("SELECT count(*) FROM quotes", [], |r| r.get::<_, i64>(0))
                     .unwrap();
                 drop(conn);
-            });
+            }
+        };
+        let mut off_run = Samples::with_capacity(n);
+        for guild in 1..=n as u64 {
+            base_run.time(bare_reopen(raw_path(guild)));
+            timed_off_runtime(&mut off_run, bare_reopen(raw_path(guild))).await;
         }
         ours.push(ours_run);
         baseline.push(base_run);
+        off_runtime.push(off_run);
     }
     set_aside(&dir);
     set_aside(&raw_dir);
     let (ours, baseline, ratio) = compare(ours, baseline);
+    let off_runtime = off_runtime_figures(&ours, &off_runtime);
     Case::new(
         "reopen",
         ours,
         Some(baseline),
         Some(ratio),
-        "ratio ≤ 1.3 (predecessor: 17 ms)",
-        ratio <= 1.3,
+        "ratio ≤ 1.2 (predecessor: 17 ms)",
+        ratio <= 1.2,
     )
+    .with("baseline_off_async_threads", off_runtime)
 }
 
 pub async fn hot(size: Size, scratch: &Path) -> Case {
@@ -200,31 +230,38 @@ pub async fn hot(size: Size, scratch: &Path) -> Case {
     let raw = raw_open(&dir.join("raw.db"));
     raw.execute_batch(SCHEMA).unwrap();
     raw.execute(INSERT, []).unwrap();
-    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    let raw = Arc::new(Mutex::new(raw));
+    let (mut ours, mut baseline, mut off_runtime) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         let mut ours_run = Samples::with_capacity(n);
         let mut base_run = Samples::with_capacity(n);
+        let mut off_run = Samples::with_capacity(n);
         for _ in 0..n {
             let started = Instant::now();
             store.with_guild(1, |c| insert_and_read(c)).await.unwrap();
             ours_run.push(started.elapsed());
-            base_run.time(|| insert_and_read(&raw));
+            base_run.time(|| insert_and_read(&raw.lock().unwrap()));
+            let raw = raw.clone();
+            timed_off_runtime(&mut off_run, move || insert_and_read(&raw.lock().unwrap())).await;
         }
         ours.push(ours_run);
         baseline.push(base_run);
+        off_runtime.push(off_run);
     }
     store.shutdown().await;
     drop(raw);
     set_aside(&dir);
     let (ours, baseline, ratio) = compare(ours, baseline);
+    let off_runtime = off_runtime_figures(&ours, &off_runtime);
     Case::new(
         "hot",
         ours,
         Some(baseline),
         Some(ratio),
-        "ratio ≤ 1.5 (predecessor: about 2.5 ms)",
-        ratio <= 1.5,
+        "ratio ≤ 1.3 (predecessor: about 2.5 ms)",
+        ratio <= 1.3,
     )
+    .with("baseline_off_async_threads", off_runtime)
 }
 
 /// Leaves every guild in `dir` as a bot that went idle leaves it: its WAL checkpointed into
@@ -242,6 +279,12 @@ pub async fn checkpoint_every_guild(dir: &Path) {
     }
     store.shutdown().await;
 }
+
+/// The full run's fleet: the guilds on disk of zipf, its open loop, export and delete, and
+/// growth's last point. The trace has 100,000; each guild takes about 200 kB (its
+/// schema, full-text index included, and side files), and the disk this runs on is shared:
+/// with 50,000 the whole run peaked at 17 GB of scratch.
+pub const FLEET_GUILDS: usize = 50_000;
 
 /// A data directory holding guilds 1..=n, shared by the growth and zipf cases. Guild 1 is
 /// created by the store; the others are copies of its three files, made without the fsyncs
@@ -261,16 +304,22 @@ pub async fn fleet(scratch: &Path, n: u64) -> PathBuf {
 /// Makes guilds `to` in the data directory `dir` copies of its guild 1: its database and
 /// side files, modes included. Setup, not measurement: it skips the fsyncs of a real creation.
 pub async fn copy_guild_one(dir: &Path, to: std::ops::RangeInclusive<u64>) {
+    copy_guilds(dir, 1, to).await;
+}
+
+/// Makes guilds `to` copies of guilds 1..=`models` in turn: guild `g` a copy of guild
+/// `(g - 1) % models + 1`.
+pub async fn copy_guilds(dir: &Path, models: u64, to: std::ops::RangeInclusive<u64>) {
     const COPIERS: u64 = 4;
     let guilds = dir.join("guilds");
     tokio::task::spawn_blocking(move || {
-        let model = guilds.join("1");
         std::thread::scope(|scope| {
             for copier in 0..COPIERS {
-                let (model, guilds, to) = (&model, &guilds, to.clone());
+                let (guilds, to) = (&guilds, to.clone());
                 scope.spawn(move || {
                     for guild in to.filter(|g| g % COPIERS == copier) {
-                        copy_guild(model, &guilds.join(guild.to_string()));
+                        let model = guilds.join(((guild - 1) % models + 1).to_string());
+                        copy_guild(&model, &guilds.join(guild.to_string()));
                     }
                 });
             }
@@ -325,10 +374,10 @@ pub async fn growth(
     let points: &[u64] = if size.quick {
         &[500, 2_000]
     } else {
-        &[1_000, 10_000, 100_000]
+        &[1_000, 10_000, FLEET_GUILDS as u64]
     };
     // Nearly every use at the larger points opens a file; the quick run's minute allows fewer.
-    let uses = size.pick(500, 2_000) as u64;
+    let uses = size.pick(100, 2_000) as u64;
     let mut figures = Vec::new();
     for &point in points {
         let dir = fleet(scratch, point).await;

@@ -1,10 +1,11 @@
-//! Many guilds at once, Zipf-distributed (100,000 guilds drawn Zipf(1.1), 256 open, 8 workers),
-//! measured three ways in the same run: ours; the design's own limit, the same operations on
-//! the same guild files through plain rusqlite connections in a plain `lru::LruCache` of the
-//! same cap (the goal: what the store's machinery costs or wins); and one shared SQLite file,
-//! the legacy design (reported under `"shared_file"`: what the per-guild design costs). And
-//! `zipf_open_loop`: the same draws arriving at a realistic fixed rate, ours beside the shared
-//! file; and `writers`: writes only, on 1 to 8 workers, ours beside the shared file's one writer.
+//! Many guilds at once, Zipf-distributed ([`FLEET_GUILDS`] guilds drawn Zipf(1.1), 256 open,
+//! 8 workers), measured three ways in the same run: ours; the design's own limit, the same
+//! operations on the same guild files through plain rusqlite connections in a plain
+//! `lru::LruCache` of the same cap (the goal: what the store's machinery costs or wins); and
+//! one shared SQLite file, the legacy design (reported under `"shared_file"`: what the
+//! per-guild design costs). And `zipf_open_loop`: the same draws arriving at a realistic fixed
+//! rate, ours beside the shared file; and `writers`: writes only, on 1 to 8 workers, ours
+//! beside the shared file's one writer.
 
 use std::{
     num::NonZeroUsize,
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::{
     measure::{median, process_cpu_secs, Samples},
-    store_cases::{fleet, insert, insert_and_read, raw_open, store, SCHEMA},
+    store_cases::{fleet, insert, insert_and_read, raw_open, store, FLEET_GUILDS, SCHEMA},
     Case, Size, REPEATS,
 };
 
@@ -239,10 +240,10 @@ pub fn shared_insert_and_read(conn: &Connection, writer: &Mutex<()>, guild: u64)
 }
 
 pub async fn zipf(size: Size, scratch: &Path) -> Case {
-    let guilds = size.pick(2_000, 100_000) as u64;
+    let guilds = size.pick(2_000, FLEET_GUILDS) as u64;
     // 30,000 ops per side and repeat: the hit rates settle within the first few thousand, and
     // three sides of 200,000 (the earlier size) would take the full run past 15 minutes alone.
-    let ops = size.pick(4_000, 30_000);
+    let ops = size.pick(2_000, 30_000);
     let dir = fleet(scratch, guilds).await;
     let shared_path = scratch.join("zipf_shared.db");
     drop(shared_file(&shared_path));
@@ -311,7 +312,7 @@ fn shared_insert(conn: &Connection, writer: &Mutex<()>, guild: u64) {
 /// Write-only throughput on 1, 2, 4 and 8 workers over guilds already open, one guild per
 /// worker: ours writes the guilds' files in parallel; the shared file has one writer.
 pub async fn writers(size: Size, scratch: &Path) -> Case {
-    let ops = size.pick(500, 20_000);
+    let ops = size.pick(500, 10_000);
     let dir = scratch.join("writers");
     let store = store(&dir, CAP);
     for guild in 1..=TASKS as u64 {
@@ -380,7 +381,7 @@ fn poisson_arrivals(rate: f64, secs: f64, seed: u64) -> Vec<Duration> {
 pub async fn zipf_open_loop(size: Size, scratch: &Path) -> Case {
     const RATE: f64 = 200.0;
     const SEED: u64 = 11;
-    let guilds = size.pick(2_000, 100_000) as u64;
+    let guilds = size.pick(2_000, FLEET_GUILDS) as u64;
     let secs = size.pick(2, 60) as f64;
     let dir = fleet(scratch, guilds).await;
     let arrivals = Arc::new(poisson_arrivals(RATE, secs, SEED));

@@ -303,10 +303,10 @@ impl Bot {
     }
 }
 
-/// Starts the scheduler (which builds its index of due reminders), the control socket, the
-/// deletion task and the retention sweep, then registers the commands: all before the bot
-/// connects, so that no interaction waits for them and operator commands work while Discord
-/// is unreachable.
+/// Starts the scheduler (which builds its index of due reminders in the background), the
+/// control socket, the deletion task and the retention sweep, then registers the commands: all
+/// before the bot connects, so that no interaction waits for them and operator commands work
+/// while Discord is unreachable.
 async fn start(http: &Arc<serenity::Http>, base: Base) -> anyhow::Result<Running> {
     let sends = observe::ReminderSends::default();
     let deliver = Arc::new(delivery::DiscordDelivery::new(http.clone(), sends.clone()));

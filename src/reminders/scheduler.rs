@@ -2,9 +2,10 @@
 //! when they come due.
 //!
 //! It keeps an in-memory index of the next due time of every active reminder in every guild on
-//! disk: built at start-up by reading each guild through the store (never creating one; an
-//! unreadable reminder is logged and left out, and a guild that cannot be read for now, busy
-//! or out of file descriptors, is read again later with backoff), then kept current by the bot
+//! disk: built in the background from start-up by reading each guild through the store
+//! (never creating one; an unreadable reminder is logged and left out, and a guild that cannot
+//! be read for now, busy or out of file descriptors, is read again later with backoff), while
+//! the reminders already found go out, then kept current by the bot
 //! ([`Scheduler::upsert`] after a create, [`Scheduler::change`] for an edit or a cancel,
 //! [`Scheduler::forget_guild`] when a guild's data is deleted, [`Scheduler::reload_guild`]
 //! after an operator's job wrote a guild's database). The task sleeps until the
@@ -47,6 +48,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use tokio::{
     sync::{watch, Notify, Semaphore},
     task::{JoinError, JoinHandle, JoinSet},
@@ -221,23 +223,25 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Reads every guild on disk into the index, then starts the task.
+    /// Starts the task and returns once it knows which guilds are on disk: their reminders
+    /// are read into the index in the background ([`Scheduler::indexed`]), while those
+    /// already read go out, so that nothing of the bot waits for a million reminders to be read.
     pub async fn start(
         store: GuildDatabaseManager,
         deliver: Arc<dyn Deliver>,
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let mut index = Index {
+        let guilds = store.guilds_on_disk().await?;
+        let index = Index {
             paused: config.paused.clone(),
             ..Index::default()
         };
-        build_index(&mut index, &store, &config).await?;
-        tracing::info!(reminders = index.queue.len(), "reminder scheduler starting");
         let (stop, stopped) = watch::channel(false);
         let worker = Arc::new(Worker {
             stop,
             token_refused: watch::channel(false).0,
+            indexed: watch::channel(false).0,
             shared: Shared {
                 index: Mutex::new(index),
                 wake: Notify::new(),
@@ -255,23 +259,39 @@ impl Scheduler {
             },
             config,
         });
-        let task = tokio::spawn(worker.clone().run(stopped));
+        let task = tokio::spawn(worker.clone().run(stopped, guilds));
         Ok(Self {
             worker,
             task: Mutex::new(Some(task)),
         })
     }
 
+    /// Completes once every guild on disk at start-up has been read into the index once
+    /// (a guild that could not be read is read again later, as before); never if the
+    /// scheduler stops first.
+    pub fn indexed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut indexed = self.worker.indexed.subscribe();
+        async move {
+            if indexed.wait_for(|indexed| *indexed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Reminder `id` of `guild` is (now) next due at `due`.
     pub fn upsert(&self, guild: u64, id: u64, due: DateTime<Utc>) {
-        if self.worker.shared.lock().upsert(guild, id, due) {
+        let mut index = self.worker.shared.lock();
+        index.changed(guild);
+        if index.upsert(guild, id, due) {
             self.worker.shared.wake.notify_one();
         }
     }
 
     /// Reminder `id` of `guild` will not be due again.
     pub fn remove(&self, guild: u64, id: u64) {
-        self.worker.shared.lock().remove(guild, id);
+        let mut index = self.worker.shared.lock();
+        index.changed(guild);
+        index.remove(guild, id);
     }
 
     /// Changes reminder `id` of `guild` with `write` (an edit or a cancel, run on its database)
@@ -429,35 +449,6 @@ impl Drop for Scheduler {
     }
 }
 
-async fn build_index(
-    index: &mut Index,
-    store: &GuildDatabaseManager,
-    config: &SchedulerConfig,
-) -> Result<(), StoreError> {
-    let mut guilds = store.guilds_on_disk().await?.into_iter();
-    let mut reads = JoinSet::new();
-    loop {
-        while reads.len() < config.max_concurrent.max(1) {
-            let Some(guild) = guilds.next() else { break };
-            let store = store.clone();
-            reads.spawn(async move { (guild, read_guild(&store, guild).await) });
-        }
-        let Some(read) = reads.join_next().await else {
-            return Ok(());
-        };
-        match read {
-            Ok((guild, Ok(found))) => {
-                index.merge(guild, index.generation(guild), found);
-            }
-            Ok((guild, Err(e))) => {
-                skipped(guild, &e);
-                index.read_failed(guild, &e, config.store_retry);
-            }
-            Err(e) => tracing::error!(error = %e, "reading a guild's reminders panicked; skipped"),
-        }
-    }
-}
-
 /// Reads `guild`'s active reminders for the index: each one that cannot be read is logged and
 /// left out, the rest are returned.
 async fn read_guild(store: &GuildDatabaseManager, guild: u64) -> Result<Vec<NextLook>, StoreError> {
@@ -573,8 +564,18 @@ struct Index {
     /// How often each guild was forgotten or paused: a read begun before must not put the
     /// guild's reminders back.
     forgets: HashMap<u64, u64>,
+    /// How often the bot changed each guild's entries or had it reloaded: a read begun before
+    /// may hold a row from before the change, so its guild is read again instead.
+    changes: HashMap<u64, u64>,
     /// Guilds whose reminders wait (the bot was removed from them): kept out of the queue.
     paused: HashSet<u64>,
+}
+
+/// Where a read of one guild began, to tell at its end what happened to the guild meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation {
+    forgets: u64,
+    changes: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -634,7 +635,8 @@ impl Index {
     /// Before `guild` is read afresh: its queued entries go, its in-flight ones are looked at
     /// again, and it is to be read again after `fallback` unless this read fills the index (its
     /// caller may drop it half-way). Returns the generation the read belongs to.
-    fn unload(&mut self, guild: u64, fallback: Duration) -> u64 {
+    fn unload(&mut self, guild: u64, fallback: Duration) -> Generation {
+        self.changed(guild);
         self.unqueue_guild(guild);
         self.recheck_guild(guild);
         let at = Instant::now() + fallback;
@@ -649,14 +651,30 @@ impl Index {
     }
 
     /// Which reads of `guild` may still fill the index: those begun at this generation.
-    fn generation(&self, guild: u64) -> u64 {
-        self.forgets.get(&guild).copied().unwrap_or(0)
+    fn generation(&self, guild: u64) -> Generation {
+        Generation {
+            forgets: self.forgets.get(&guild).copied().unwrap_or(0),
+            changes: self.changes.get(&guild).copied().unwrap_or(0),
+        }
+    }
+
+    /// The bot changed `guild`'s entries (or is reloading it).
+    fn changed(&mut self, guild: u64) {
+        *self.changes.entry(guild).or_default() += 1;
     }
 
     /// Puts what a read of `guild` begun at `generation` found into the index, unless the
-    /// guild was forgotten since. Returns whether an entry is now the earliest.
-    fn merge(&mut self, guild: u64, generation: u64, found: Vec<NextLook>) -> bool {
-        if self.generation(guild) != generation {
+    /// guild was forgotten since; if the bot changed the guild since, it is to be read again
+    /// now instead (the read may have seen a row before a change, and merging it would undo
+    /// the change). Returns whether an entry is now the earliest.
+    fn merge(&mut self, guild: u64, generation: Generation, found: Vec<NextLook>) -> bool {
+        let now = self.generation(guild);
+        if now.forgets != generation.forgets {
+            return false;
+        }
+        if now != generation {
+            let at = Instant::now();
+            self.unread.insert(guild, Unread { at, failures: 0 });
             return false;
         }
         self.unread.remove(&guild);
@@ -679,7 +697,7 @@ impl Index {
     }
 
     /// The guild to read again now, with its generation; otherwise when the next one is due.
-    fn next_reread(&self, now: Instant) -> Result<(u64, u64), Option<Instant>> {
+    fn next_reread(&self, now: Instant) -> Result<(u64, Generation), Option<Instant>> {
         match self.unread.iter().min_by_key(|(_, unread)| unread.at) {
             Some((&guild, unread)) if unread.at <= now => Ok((guild, self.generation(guild))),
             next => Err(next.map(|(_, unread)| unread.at)),
@@ -746,6 +764,8 @@ struct Worker {
     stop: watch::Sender<bool>,
     /// Set once Discord refused the bot's token.
     token_refused: watch::Sender<bool>,
+    /// Set once every guild on disk at start-up has been read.
+    indexed: watch::Sender<bool>,
     shared: Shared,
     store: GuildDatabaseManager,
     deliver: Arc<dyn Deliver>,
@@ -759,8 +779,39 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
-        tokio::join!(self.clone().send_due(stop.clone()), self.reread(stop));
+    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>, guilds: Vec<u64>) {
+        tokio::join!(
+            self.clone().send_due(stop.clone()),
+            self.reread(stop.clone()),
+            self.build_index(guilds, stop),
+        );
+    }
+
+    /// Reads `guilds` into the index, as many at once as guild reads may run. The reads take
+    /// their turn for a guild with the claims and records of the reminders already found, so
+    /// a reminder found early is sent while the rest are read; a read that fails is logged and
+    /// its guild read again later.
+    async fn build_index(&self, guilds: Vec<u64>, mut stop: watch::Receiver<bool>) {
+        let started = Instant::now();
+        let reads = futures::stream::iter(guilds)
+            .map(|guild| async move {
+                let generation = self.shared.lock().generation(guild);
+                if let Err(e) = self.read_into_index(guild, generation).await {
+                    skipped(guild, &e);
+                }
+            })
+            .buffer_unordered(self.config.max_concurrent.max(1))
+            .for_each(|()| std::future::ready(()));
+        tokio::select! {
+            () = reads => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        self.indexed.send_replace(true);
+        tracing::info!(
+            reminders = self.shared.lock().queue.len(),
+            elapsed = ?started.elapsed(),
+            "reminder index built"
+        );
     }
 
     /// Reads again, one at a time, the guilds whose reminders could not be read.
@@ -786,7 +837,7 @@ impl Worker {
 
     /// Reads `guild` into the index for a read begun at `generation` (see [`read_guild`]).
     /// A failure that may pass has the guild read again later.
-    async fn read_into_index(&self, guild: u64, generation: u64) -> Result<(), StoreError> {
+    async fn read_into_index(&self, guild: u64, generation: Generation) -> Result<(), StoreError> {
         let read = {
             let _permit = self.bookkeeping.acquire().await.expect("never closed");
             read_guild(&self.store, guild).await
@@ -797,10 +848,13 @@ impl Worker {
                 if index.merge(guild, generation, found) {
                     self.shared.wake.notify_one();
                 }
+                if index.unread.contains_key(&guild) {
+                    self.shared.reread.notify_one();
+                }
                 Ok(())
             }
             Err(e) => {
-                if index.generation(guild) == generation {
+                if index.generation(guild).forgets == generation.forgets {
                     index.read_failed(guild, &e, self.config.store_retry);
                     self.shared.reread.notify_one();
                 }

@@ -46,8 +46,12 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
+    #[error("all {max} connections to {} stayed in use for {waited:?}; try again shortly", db.display())]
+    ConnectionsBusy {
+        db: PathBuf,
+        max: usize,
+        waited: Duration,
+    },
     #[error("a database task panicked or was cancelled: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

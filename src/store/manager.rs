@@ -1,8 +1,8 @@
 //! The only owner of per-guild SQLite files. Maps a guild id (a u64, never a string) to
-//! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` r2d2 pools (closing
-//! first those `slots.rs` picks), and runs every closure given to
-//! [`GuildDatabaseManager::with_guild`] on the blocking pool, never on the async runtime's
-//! threads.
+//! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` guilds' pools of
+//! connections (`open::GuildConnections`; closing first those `slots.rs` picks), and runs
+//! every closure given to [`GuildDatabaseManager::with_guild`] on the blocking pool, never on
+//! the async runtime's threads.
 //!
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
 //! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
@@ -25,7 +25,6 @@ use std::{
 };
 
 use rusqlite::Connection;
-use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::{
     sync::{oneshot, watch, Notify},
     task::JoinHandle,
@@ -190,8 +189,6 @@ struct Inner {
     config: StoreConfig,
     settings: ConnectionSettings,
     template: Template,
-    /// One worker shared by every guild's r2d2 pool; r2d2 otherwise starts three per pool.
-    pool_worker: Arc<ScheduledThreadPool>,
     state: Mutex<State>,
     /// Woken whenever a lease ends, an open finishes, or a pool or tombstone goes away:
     /// everything that waits on the state re-checks it then.
@@ -265,7 +262,7 @@ enum Opened {
 }
 
 struct GuildPool {
-    pool: r2d2::Pool<GuildConnections>,
+    pool: GuildConnections,
     /// Changed only under the state lock when rising, so eviction, which checks it under
     /// the same lock, never picks a pool that is about to be leased. Shared with each
     /// [`Lease`] so a lease can let go of the pool before it counts itself out: at zero, the
@@ -323,7 +320,7 @@ impl Lease {
         }
     }
 
-    fn pool(&self) -> &r2d2::Pool<GuildConnections> {
+    fn pool(&self) -> &GuildConnections {
         &self.pool.as_ref().expect("held until drop").pool
     }
 }
@@ -356,12 +353,6 @@ impl GuildDatabaseManager {
         let inner = Arc::new(Inner {
             settings: config.connection_settings(),
             template: Template::build(&config.migrations)?,
-            pool_worker: Arc::new(
-                ScheduledThreadPool::builder()
-                    .num_threads(1)
-                    .thread_name_pattern("guildkeep-r2d2-{}")
-                    .build(),
-            ),
             state: Mutex::new(State {
                 slots: Slots::new(config.max_open_guilds),
                 deleting: HashSet::new(),
@@ -846,7 +837,7 @@ impl Inner {
         &self,
         guild: GuildId,
         create: bool,
-    ) -> Result<(r2d2::Pool<GuildConnections>, Origin), StoreError> {
+    ) -> Result<(GuildConnections, Origin), StoreError> {
         let started = std::time::Instant::now();
         let (conn, origin) = open::open_guild(
             &self.dir,
@@ -856,19 +847,12 @@ impl Inner {
             &self.config.migrations,
             self.settings,
         )?;
-        let pool = r2d2::Pool::builder()
-            .max_size(self.config.connections_per_guild)
-            .min_idle(Some(0))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_on_check_out(false)
-            .connection_timeout(self.config.busy_timeout)
-            .thread_pool(self.pool_worker.clone())
-            .build_unchecked(GuildConnections::new(
-                self.dir.guild_db(guild),
-                self.settings,
-                conn,
-            ));
+        let pool = GuildConnections::new(
+            self.dir.guild_db(guild),
+            self.settings,
+            self.config.connections_per_guild as usize,
+            conn,
+        );
         self.open_latency.record(started.elapsed());
         Ok((pool, origin))
     }

@@ -7,8 +7,9 @@
 
 use std::{
     fs,
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Condvar, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -336,44 +337,114 @@ fn quarantine(dir: &DataDir, guild: GuildId, db: &Path) -> Result<StoreError, St
     })
 }
 
-/// The r2d2 connection source for one guild. The first connection is the one `open_guild`
-/// already opened and migrated, handed over instead of opening the file a second time;
-/// later ones (when several run at once) are opened fresh.
+/// One guild's connections, each lent to one use at a time: at most `max` open, the first the
+/// one `open_guild` opened and migrated, the others opened (with the same PRAGMAs) by the use
+/// that needs one, on the blocking thread it runs on. Not r2d2: r2d2 opens every connection on
+/// a worker thread of its own, the first included, so each reopen waited for two thread
+/// hand-overs, and every guild's opens queued for the one worker the store gave it.
 pub struct GuildConnections {
     db: PathBuf,
     settings: ConnectionSettings,
-    first: Mutex<Option<Connection>>,
+    max: usize,
+    free: Mutex<Free>,
+    returned: Condvar,
+}
+
+struct Free {
+    idle: Vec<Connection>,
+    /// Connections open, lent or idle.
+    open: usize,
 }
 
 impl GuildConnections {
-    pub fn new(db: PathBuf, settings: ConnectionSettings, first: Connection) -> Self {
+    pub fn new(db: PathBuf, settings: ConnectionSettings, max: usize, first: Connection) -> Self {
         Self {
             db,
             settings,
-            first: Mutex::new(Some(first)),
+            max: max.max(1),
+            free: Mutex::new(Free {
+                idle: vec![first],
+                open: 1,
+            }),
+            returned: Condvar::new(),
         }
+    }
+
+    /// An idle connection, else a new one while fewer than `max` are open, else the first one
+    /// given back within the busy timeout.
+    pub fn get(&self) -> Result<Lent<'_>, StoreError> {
+        let deadline = std::time::Instant::now() + self.settings.busy_timeout;
+        let mut free = self.lock();
+        loop {
+            if let Some(conn) = free.idle.pop() {
+                return Ok(self.lend(conn));
+            }
+            if free.open < self.max {
+                free.open += 1;
+                drop(free);
+                let opened = Connection::open_with_flags(&self.db, flags())
+                    .and_then(|conn| configure(&conn, self.settings).map(|()| conn));
+                return opened.map(|conn| self.lend(conn)).map_err(|e| {
+                    self.lock().open -= 1;
+                    self.returned.notify_one();
+                    e.into()
+                });
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::ConnectionsBusy {
+                    db: self.db.clone(),
+                    max: self.max,
+                    waited: self.settings.busy_timeout,
+                });
+            }
+            free = self
+                .returned
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn lend(&self, conn: Connection) -> Lent<'_> {
+        Lent {
+            from: self,
+            conn: Some(conn),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Free> {
+        // Nothing panics while holding it, so a poisoned lock still holds consistent counts.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl r2d2::ManageConnection for GuildConnections {
-    type Connection = Connection;
-    type Error = rusqlite::Error;
+/// A connection lent by [`GuildConnections::get`], given back when dropped.
+pub struct Lent<'a> {
+    from: &'a GuildConnections,
+    conn: Option<Connection>,
+}
 
-    fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        if let Some(conn) = self.first.lock().expect("lock poisoned").take() {
-            return Ok(conn);
+impl Deref for Lent<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl DerefMut for Lent<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.from.lock().idle.push(conn);
+            self.from.returned.notify_one();
         }
-        let conn = Connection::open_with_flags(&self.db, flags())?;
-        configure(&conn, self.settings)?;
-        Ok(conn)
-    }
-
-    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
-        conn.execute_batch("")
-    }
-
-    fn has_broken(&self, _: &mut Connection) -> bool {
-        false
     }
 }
 
@@ -430,5 +501,59 @@ mod tests {
             assert_eq!(rows, CREATORS as i64, "guild {guild}");
             drop(open);
         }
+    }
+
+    /// At most `max` connections are lent at once: one more use waits for one to be given
+    /// back, and gives up with a clear error after the busy timeout.
+    #[test]
+    fn a_use_beyond_the_connection_limit_waits_for_one_given_back_or_gives_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let migrations = Migrations::embedded();
+        let template = Template::build(&migrations).unwrap();
+        let settings = |busy_timeout| ConnectionSettings {
+            busy_timeout,
+            synchronous: Synchronous::Normal,
+            max_guild_bytes: 1 << 30,
+        };
+        let guild = GuildId::new(1).unwrap();
+        let open = |busy| {
+            let (first, _) =
+                open_guild(&dir, guild, true, &template, &migrations, settings(busy)).unwrap();
+            GuildConnections::new(dir.guild_db(guild), settings(busy), 2, first)
+        };
+
+        let impatient = open(Duration::from_millis(20));
+        let (_a, _b) = (impatient.get().unwrap(), impatient.get().unwrap());
+        match impatient.get() {
+            Err(e @ StoreError::ConnectionsBusy { max: 2, .. }) => {
+                assert!(e.to_string().contains("stayed in use"), "{e}");
+            }
+            other => panic!("expected ConnectionsBusy, got {:?}", other.map(|_| ())),
+        }
+
+        let patient = open(Duration::from_secs(30));
+        let (a, b) = (patient.get().unwrap(), patient.get().unwrap());
+        // A temporary table belongs to its connection: it marks `a`.
+        a.execute_batch("CREATE TEMP TABLE marked (x)").unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let conn = patient.get().unwrap();
+                conn.query_row(
+                    "SELECT count(*) FROM temp.sqlite_master WHERE name = 'marked'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+            });
+            drop(a);
+            assert_eq!(
+                waiter.join().unwrap(),
+                1,
+                "the waiter got the one given back"
+            );
+        });
+        drop(b);
+        assert_eq!(patient.lock().open, 2, "no third connection was opened");
     }
 }
