@@ -5,7 +5,8 @@
 //! disk: built in the background from start-up by reading each guild through the store
 //! (never creating one; an unreadable reminder is logged and left out, and a guild that cannot
 //! be read for now, busy or out of file descriptors, is read again later with backoff), while
-//! the reminders already found go out, then kept current by the bot
+//! the reminders already found go out; the guilds whose reminders were due soonest when the
+//! index was last saved are read first (see [`soonest_first`]). It is then kept current by the bot
 //! ([`Scheduler::upsert`] after a create, [`Scheduler::change`] for an edit or a cancel,
 //! [`Scheduler::forget_guild`] when a guild's data is deleted, [`Scheduler::reload_guild`]
 //! after an operator's job wrote a guild's database). The task sleeps until the
@@ -232,7 +233,7 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Result<Self, StoreError> {
-        let guilds = store.guilds_on_disk().await?;
+        let guilds = soonest_first(store.guilds_on_disk().await?, &store.reminder_order().await);
         let index = Index {
             paused: config.paused.clone(),
             ..Index::default()
@@ -433,7 +434,21 @@ impl Scheduler {
                 task.abort();
             }
         }
+        // A partial index would put the guilds it had not read yet last: keep the order saved
+        // when it was complete.
+        if *self.worker.indexed.borrow() {
+            self.worker.save_reading_order().await;
+        }
     }
+}
+
+/// `on_disk` with the guilds of `order` first, in that order, then the rest as they were: the
+/// start-up reads follow it, so the guilds whose reminders came due soonest when the order was
+/// saved are read, and their reminders sent, before the rest.
+fn soonest_first(mut on_disk: Vec<u64>, order: &[u64]) -> Vec<u64> {
+    let rank: HashMap<u64, usize> = order.iter().enumerate().map(|(i, &g)| (g, i)).collect();
+    on_disk.sort_by_key(|guild| rank.get(guild).copied().unwrap_or(usize::MAX));
+    on_disk
 }
 
 impl Drop for Scheduler {
@@ -812,6 +827,27 @@ impl Worker {
             elapsed = ?started.elapsed(),
             "reminder index built"
         );
+        self.save_reading_order().await;
+    }
+
+    /// Saves the guilds by their next reminder, those being sent first, for the next start
+    /// (see [`soonest_first`]): reading a large fleet takes seconds, and the reminders due in
+    /// them should not wait for guilds that have nothing due.
+    async fn save_reading_order(&self) {
+        let order = {
+            let index = self.shared.lock();
+            let mut seen = HashSet::new();
+            index
+                .in_flight
+                .keys()
+                .map(|&(guild, _)| guild)
+                .chain(index.queue.iter().map(|&(_, guild, _)| guild))
+                .filter(|guild| seen.insert(*guild))
+                .collect::<Vec<_>>()
+        };
+        if let Err(e) = self.store.save_reminder_order(order).await {
+            tracing::warn!(error = %e, "the reminder reading order could not be saved");
+        }
     }
 
     /// Reads again, one at a time, the guilds whose reminders could not be read.

@@ -417,6 +417,34 @@ impl GuildDatabaseManager {
         Ok(guilds.into_iter().map(GuildId::get).collect())
     }
 
+    /// The guilds in the order the reminder scheduler last saved with
+    /// [`Self::save_reminder_order`]; empty when it never did or the file cannot be read. It
+    /// only orders the scheduler's start-up reads, so a lost or stale list costs lateness,
+    /// never a reminder.
+    pub async fn reminder_order(&self) -> Vec<u64> {
+        let path = self.inner.dir.reminder_order_file();
+        let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path)).await;
+        match read {
+            Ok(Ok(text)) => text.lines().filter_map(|line| line.parse().ok()).collect(),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the reminder reading order could not be read");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the reminder reading order failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Replaces the saved reminder reading order (see [`Self::reminder_order`]).
+    pub async fn save_reminder_order(&self, guilds: Vec<u64>) -> Result<(), StoreError> {
+        let path = self.inner.dir.reminder_order_file();
+        let text: String = guilds.iter().map(|guild| format!("{guild}\n")).collect();
+        tokio::task::spawn_blocking(move || paths::replace_file(&path, text.as_bytes())).await?
+    }
+
     /// About how many guilds have a database on disk, counted cheaply: every guild directory,
     /// including one whose creation or deletion is under way.
     pub async fn guild_dirs_on_disk(&self) -> Result<usize, StoreError> {

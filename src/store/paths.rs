@@ -5,6 +5,7 @@
 //! <data_dir>/guilds/.spare-v<version>/quotes.db (the next new guild, see spare.rs)
 //! <data_dir>/backups/<UTC timestamp>/<guild_id>.db
 //! <data_dir>/quarantine/<guild_id>-<UTC timestamp>.db
+//! <data_dir>/reminder-order                   (guild ids, the scheduler's start-up order)
 //! ```
 //!
 //! A [`GuildId`] is a non-zero u64 and is formatted in decimal, so no input can steer a path.
@@ -100,6 +101,11 @@ impl DataDir {
 
     pub fn quarantine_dir(&self) -> PathBuf {
         self.root.join("quarantine")
+    }
+
+    /// The reminder scheduler's reading order: guild ids, one per line.
+    pub fn reminder_order_file(&self) -> PathBuf {
+        self.root.join("reminder-order")
     }
 
     /// Every guild with a database file, in ascending id order. Entries that are not guild

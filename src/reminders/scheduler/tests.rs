@@ -1360,3 +1360,26 @@ async fn a_reload_dropped_half_way_still_leaves_the_guild_scheduled() {
 }
 
 mod outcomes;
+
+#[tokio::test(start_paused = true)]
+async fn start_up_reads_first_the_guilds_whose_reminders_were_due_soonest_when_it_last_ran() {
+    let env = Env::new(t0());
+    // Directory order (ascending ids) would read the guild with the latest reminder first.
+    for (days, guild) in [(3, GUILD), (2, GUILD + 1), (1, GUILD + 2)] {
+        env.remind(guild, post("stand-up", t0() + Span::days(days)), t0())
+            .await;
+    }
+    let recorder = env.recorder();
+    let scheduler = env.start(&recorder).await;
+    scheduler.indexed().await;
+    scheduler.shutdown().await;
+
+    let saved = env.store.reminder_order().await;
+    assert_eq!(saved, [GUILD + 2, GUILD + 1, GUILD]);
+    // A guild the saved order does not name (no reminder then) is read after those it does.
+    let on_disk = vec![GUILD, GUILD + 1, GUILD + 2, GUILD + 3];
+    assert_eq!(
+        soonest_first(on_disk, &saved),
+        [GUILD + 2, GUILD + 1, GUILD, GUILD + 3]
+    );
+}
