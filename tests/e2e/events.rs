@@ -31,13 +31,7 @@ async fn outage_keeps_the_data_and_removal_with_no_grace_deletes_it() {
 async fn rejoining_within_the_grace_period_cancels_the_deletion() {
     let bot = TestBot::start().await; // default grace: 14 days
     bot.store.with_guild(GUILD, |_| ()).await.unwrap();
-    let mut changes = bot.pending.subscribe();
-    bot.fake
-        .dispatch("GUILD_DELETE", payloads::guild_delete(GUILD, false));
-    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
-        .await
-        .expect("deletion scheduled")
-        .unwrap();
+    bot.remove_from(GUILD).await;
     let due = bot.pending.get(GUILD).unwrap();
     assert!(
         due > chrono::Utc::now() + chrono::TimeDelta::days(13),
@@ -46,6 +40,7 @@ async fn rejoining_within_the_grace_period_cancels_the_deletion() {
     let on_disk = std::fs::read_to_string(bot.dir.path().join("pending_deletions.json")).unwrap();
     assert!(on_disk.contains(&GUILD.to_string()), "persisted: {on_disk}");
 
+    let mut changes = bot.pending.subscribe();
     bot.fake
         .dispatch("GUILD_CREATE", payloads::guild(GUILD, &payloads::ROLES));
     tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_none()))
@@ -59,17 +54,7 @@ async fn rejoining_within_the_grace_period_cancels_the_deletion() {
 #[tokio::test]
 async fn a_scheduled_deletion_survives_a_restart() {
     let first = TestBot::start().await;
-    let mut changes = first.pending.subscribe();
-    first
-        .fake
-        .dispatch("GUILD_DELETE", payloads::guild_delete(GUILD, false));
-    tokio::time::timeout(
-        WAIT,
-        changes.wait_for(|_| first.pending.get(GUILD).is_some()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    first.remove_from(GUILD).await;
     let due = first.pending.get(GUILD);
     let reopened = guildkeep::store::PendingDeletions::open(first.dir.path()).unwrap();
     assert_eq!(reopened.get(GUILD), due);

@@ -83,15 +83,7 @@ async fn commands_and_refusals_move_the_counters_and_no_label_is_an_id() {
     assert!(moved("guildkeep_store_hits_total") >= 1.0);
     assert_eq!(value(&after, "guildkeep_store_guilds_open", &[]), 1.0);
     assert_eq!(value(&after, "guildkeep_store_pending_deletions", &[]), 0.0);
-    let mut changes = bot.pending.subscribe();
-    bot.fake.dispatch(
-        "GUILD_DELETE",
-        crate::support::payloads::guild_delete(GUILD, false),
-    );
-    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
-        .await
-        .expect("the removal is recorded")
-        .expect("the pending list is open");
+    bot.remove_from(GUILD).await;
     let removed = scrape(&bot).await;
     assert_eq!(
         value(&removed, "guildkeep_store_pending_deletions", &[]),

@@ -601,13 +601,7 @@ async fn a_guild_in_its_grace_period_gets_no_reminders_and_a_rejoin_sends_them()
         s.seed = Some(due_in_five_seconds);
     })
     .await;
-    let mut changes = bot.pending.subscribe();
-    bot.fake
-        .dispatch("GUILD_DELETE", payloads::guild_delete(GUILD, false));
-    tokio::time::timeout(WAIT, changes.wait_for(|_| bot.pending.get(GUILD).is_some()))
-        .await
-        .expect("deletion scheduled")
-        .unwrap();
+    bot.remove_from(GUILD).await;
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let posted = |bot: &TestBot| {
         bot.fake

@@ -259,6 +259,21 @@ impl TestBot {
             .await
     }
 
+    /// Removes the bot from `guild` (a GUILD_DELETE that is no outage) and waits until its
+    /// deletion is scheduled.
+    pub async fn remove_from(&self, guild: u64) {
+        let mut changes = self.pending.subscribe();
+        self.fake
+            .dispatch("GUILD_DELETE", payloads::guild_delete(guild, false));
+        tokio::time::timeout(
+            WAIT,
+            changes.wait_for(|_| self.pending.get(guild).is_some()),
+        )
+        .await
+        .expect("deletion scheduled")
+        .expect("the pending list is open");
+    }
+
     /// The data directory of `guild`.
     pub fn guild_dir(&self, guild: u64) -> std::path::PathBuf {
         self.dir.path().join("guilds").join(guild.to_string())
