@@ -380,18 +380,11 @@ mod tests {
     use chrono_tz::{America, Europe};
 
     use super::*;
+    use crate::test_support::berlin;
 
     /// Wednesday 2026-06-10 12:00:00 UTC (14:00 in Berlin).
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 10, 12, 0, 0).unwrap()
-    }
-
-    fn berlin(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Europe::Berlin
-            .with_ymd_and_hms(y, mo, d, h, mi, 0)
-            .earliest()
-            .unwrap()
-            .with_timezone(&Utc)
     }
 
     fn parse(input: &str) -> Result<DateTime<Utc>, ParseError> {

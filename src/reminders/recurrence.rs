@@ -523,14 +523,10 @@ impl FromStr for Recurrence {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
     use chrono_tz::Europe::Berlin;
 
     use super::*;
-
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-    }
+    use crate::test_support::utc;
 
     fn rule(text: &str) -> Recurrence {
         text.parse().unwrap()

@@ -1,13 +1,13 @@
 //! Snooze and done on real guild database files: the arithmetic of the new time (tomorrow
 //! across Berlin's DST changes), who may answer, and that a delivered time is answered once.
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use chrono_tz::{Europe::Berlin, Tz};
 
 use super::*;
 use crate::{
     reminders::{create, delivery, get, DeliveryPolicy, NewReminder, Recurrence},
-    test_support::guild_db,
+    test_support::{berlin, guild_db, utc},
 };
 
 const ALICE: u64 = 1_000_000_000_000_001;
@@ -16,18 +16,6 @@ const CAROL: u64 = 1_000_000_000_000_003;
 const CHANNEL: u64 = 2_000_000_000_000_001;
 const ROLE: u64 = 3_000_000_000_000_001;
 const GUILD: u64 = 4_000_000_000_000_001;
-
-fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
-}
-
-fn berlin(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-    Berlin
-        .with_ymd_and_hms(y, mo, d, h, mi, 0)
-        .earliest()
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn until(snooze: Snooze, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
     snooze.until(zone, now)
