@@ -215,51 +215,85 @@ fn classify(error: serenity::Error) -> (DeliveryError, &'static str) {
     }
 }
 
-/// Discord's refusal as a metrics label: the codes [`classify_answer`] tells apart, else
-/// the status's class. A fixed few, whatever Discord sends.
-fn answer_label(status: u16, code: isize) -> &'static str {
-    match (status, code) {
-        (401, _) => "401",
-        (_, 10003) => "10003",
-        (_, 10013) => "10013",
-        (_, 50001) => "50001",
-        (_, 50007) => "50007",
-        (_, 50013) => "50013",
-        (429, _) => "429",
-        (500.., _) => "5xx",
-        _ => "other",
+/// The answers of Discord the scheduler tells apart: its JSON error `code` decides (0 when the
+/// body was not Discord's JSON, as for a 401 or a proxy's 502 page), then the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    TokenRefused,
+    UnknownChannel,
+    UnknownUser,
+    MissingAccess,
+    CannotDm,
+    MissingPermissions,
+    RateLimited,
+    ServerError,
+    Other,
+}
+
+impl Answer {
+    fn of(status: u16, code: isize) -> Self {
+        match (status, code) {
+            (401, _) => Self::TokenRefused,
+            (_, 10003) => Self::UnknownChannel,
+            (_, 10013) => Self::UnknownUser,
+            (_, 50001) => Self::MissingAccess,
+            (_, 50007) => Self::CannotDm,
+            (_, 50013) => Self::MissingPermissions,
+            (429, _) => Self::RateLimited,
+            (500.., _) => Self::ServerError,
+            _ => Self::Other,
+        }
     }
 }
 
-/// Discord's JSON error `code` decides (0 when the body was not Discord's JSON, as for a 401
-/// or a proxy's 502 page), then the HTTP `status`.
+/// Discord's refusal as a metrics label: the answers [`Answer`] tells apart, a fixed few,
+/// whatever Discord sends.
+fn answer_label(status: u16, code: isize) -> &'static str {
+    match Answer::of(status, code) {
+        Answer::TokenRefused => "401",
+        Answer::UnknownChannel => "10003",
+        Answer::UnknownUser => "10013",
+        Answer::MissingAccess => "50001",
+        Answer::CannotDm => "50007",
+        Answer::MissingPermissions => "50013",
+        Answer::RateLimited => "429",
+        Answer::ServerError => "5xx",
+        Answer::Other => "other",
+    }
+}
+
+/// What Discord's answer means for the reminder, in words for the member who set it.
 fn classify_answer(status: u16, code: isize, message: &str) -> DeliveryError {
     use DeliveryError::{Permanent, Refused, Transient, Unauthorized};
-    match (status, code) {
-        (401, _) => Unauthorized,
-        (_, 10003) => Permanent(
+    match Answer::of(status, code) {
+        Answer::TokenRefused => Unauthorized,
+        Answer::UnknownChannel => Permanent(
             "the channel it was to be posted in no longer exists. Set it again in another \
              channel."
                 .into(),
         ),
-        (_, 10013) => Permanent("the member it was for no longer has a Discord account.".into()),
-        (_, 50007) => Refused(
+        Answer::UnknownUser => {
+            Permanent("the member it was for no longer has a Discord account.".into())
+        }
+        Answer::CannotDm => Refused(
             "Discord would not let me DM you: your DMs are closed to me. Allow direct messages \
              from this server's members (Privacy Settings), or set the reminder in a channel."
                 .into(),
         ),
-        (_, 50001) => Refused(
+        Answer::MissingAccess => Refused(
             "I can't see the channel it was to be posted in. Ask an admin to give me View \
              Channel and Send Messages there."
                 .into(),
         ),
-        (_, 50013) => Refused(
+        Answer::MissingPermissions => Refused(
             "I'm missing a permission to post in its channel. Ask an admin to give me Send \
              Messages there (and Mention All Roles, if it pings roles)."
                 .into(),
         ),
-        (429 | 500.., _) => Transient(format!("Discord answered {status}: {message}")),
-        _ => Permanent(format!(
+        Answer::RateLimited | Answer::ServerError => {
+            Transient(format!("Discord answered {status}: {message}"))
+        }
+        Answer::Other => Permanent(format!(
             "Discord refused it ({status}, code {code}: {message})."
         )),
     }
