@@ -17,7 +17,10 @@ use guildkeep::{
     reminders::{delivery, Claim, DeliveryPolicy, DeliveryTarget},
     store::GuildDatabaseManager,
 };
-use ops_support::{import, import_checked, listing, sha256, store};
+use ops_support::{
+    import, import_checked, store,
+    verabot::{assert_verabot_file_untouched, verabot_file_at},
+};
 use rusqlite::{Connection, OpenFlags, Row};
 
 const GUILD: u64 = 123_456_789_012_345_678;
@@ -720,20 +723,7 @@ async fn a_verabot_file_at_a_guild_path_is_refused_untouched_naming_the_import_a
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // An operator copied VeraBot's data/db/guilds into our data directory: same path shape.
-    let file = data
-        .join("guilds")
-        .join(GUILD_A.to_string())
-        .join("quotes.db");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/verabot/v4.9.0-per-guild/guilds")
-            .join(GUILD_A.to_string())
-            .join("quotes.db"),
-        &file,
-    )
-    .unwrap();
-    let digest = sha256(&file);
+    let file = verabot_file_at(&data, GUILD_A);
     let store = store(&data);
 
     let error = store
@@ -760,16 +750,7 @@ async fn a_verabot_file_at_a_guild_path_is_refused_untouched_naming_the_import_a
         results[0].problems
     );
 
-    assert_eq!(
-        sha256(&file),
-        digest,
-        "the file was left as VeraBot wrote it"
-    );
-    let beside: Vec<PathBuf> = listing(file.parent().unwrap())
-        .into_iter()
-        .map(|(p, ..)| p)
-        .collect();
-    assert_eq!(beside, [file], "no -wal or -shm created beside it");
+    assert_verabot_file_untouched(&file);
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ use guildkeep::{
 };
 use rusqlite::Connection;
 
+pub mod verabot;
+
 pub fn store(data_dir: &Path) -> GuildDatabaseManager {
     GuildDatabaseManager::new(StoreConfig::new(data_dir)).expect("store opens")
 }

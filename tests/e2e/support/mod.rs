@@ -18,10 +18,13 @@ use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use fake::{FakeDiscord, Recorded, WAIT};
+#[path = "../../ops_support/verabot.rs"]
+mod verabot;
 pub use payloads::{
     option, ADMIN_ROLE, CHANNEL, GUILD, MANAGE_GUILD, MANAGE_MESSAGES, MENTION_EVERYONE,
     MODERATOR_ROLE, OTHER_GUILD, PINGER_ROLE, QUIET_ROLE, ROLE,
 };
+pub use verabot::{assert_verabot_file_untouched, verabot_file_at};
 
 pub const ALICE: u64 = 300_000_000_000_000_001;
 pub const BOB: u64 = 300_000_000_000_000_002;
@@ -563,43 +566,6 @@ pub fn assert_no_pings(body: &Value) {
             "{list}: {body}"
         );
     }
-}
-
-/// The VeraBot per-guild file the tests put at a guild's path (tests/fixtures/verabot).
-const VERABOT_FILE: &str =
-    "tests/fixtures/verabot/v4.9.0-per-guild/guilds/400000000000000001/quotes.db";
-
-/// Copies a VeraBot per-guild file to `guild`'s path in `data_dir`, as an operator who copied
-/// VeraBot's `data/db/guilds` there would (the same path shape as ours); returns the path.
-pub fn verabot_file_at(data_dir: &std::path::Path, guild: u64) -> std::path::PathBuf {
-    let file = data_dir
-        .join("guilds")
-        .join(guild.to_string())
-        .join("quotes.db");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(VERABOT_FILE),
-        &file,
-    )
-    .unwrap();
-    file
-}
-
-/// Asserts that the file [`verabot_file_at`] put there is byte for byte as VeraBot wrote it
-/// and alone in its directory (no -wal or -shm beside it).
-pub fn assert_verabot_file_untouched(file: &std::path::Path) {
-    let verabot =
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(VERABOT_FILE)).unwrap();
-    // Not assert_eq!: a failure would print the 100 kB of both files.
-    assert!(
-        std::fs::read(file).unwrap() == verabot,
-        "not a byte changed"
-    );
-    let beside: Vec<_> = std::fs::read_dir(file.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(beside, ["quotes.db"], "no -wal or -shm beside it");
 }
 
 /// Whether the response is ephemeral (flag 64).
