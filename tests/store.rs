@@ -568,6 +568,23 @@ async fn delete_waits_for_running_leases_refuses_uses_meanwhile_and_removes_ever
         .is_empty());
 }
 
+/// The scheduler's saved reading order names guilds; a deleted guild leaves it, so its id is in
+/// no file of the data directory afterwards.
+#[tokio::test]
+async fn a_deleted_guild_leaves_the_reminder_reading_order() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    const DELETED: u64 = 777_777_777_777;
+    for guild in [DELETED, 9] {
+        store.with_guild(guild, |_| ()).await.unwrap();
+    }
+    store.save_reminder_order(vec![DELETED, 9]).await.unwrap();
+    store.delete_guild(DELETED).await.unwrap();
+    assert_eq!(store.reminder_order().await, [9]);
+    let saved = std::fs::read(tmp.path().join("reminder-order")).unwrap();
+    assert_eq!(saved, b"9\n");
+}
+
 /// A deletion whose caller stops waiting for it (an interaction that timed out, an operator's
 /// request cut off) still runs to its end: the guild is neither refused for good nor
 /// reopened with its old rows.

@@ -203,6 +203,9 @@ struct Inner {
     spare_refill: Mutex<Option<JoinHandle<()>>>,
     /// This store owns the data directory until shutdown has closed every file.
     owner: Mutex<Option<OwnerLock>>,
+    /// Held while `<data_dir>/reminder-order` is rewritten: by the scheduler's saves, and by a
+    /// guild's deletion, which takes the guild out of it.
+    reminder_order: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -366,6 +369,7 @@ impl GuildDatabaseManager {
             spare_wanted: AtomicBool::new(false),
             spare_refill: Mutex::new(None),
             owner: Mutex::new(Some(owner)),
+            reminder_order: Mutex::new(()),
             dir,
             config,
         });
@@ -422,11 +426,9 @@ impl GuildDatabaseManager {
     /// only orders the scheduler's start-up reads, so a lost or stale list costs lateness,
     /// never a reminder.
     pub async fn reminder_order(&self) -> Vec<u64> {
-        let path = self.inner.dir.reminder_order_file();
-        let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path)).await;
-        match read {
-            Ok(Ok(text)) => text.lines().filter_map(|line| line.parse().ok()).collect(),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let dir = self.inner.dir.clone();
+        match tokio::task::spawn_blocking(move || read_reminder_order(&dir)).await {
+            Ok(Ok(order)) => order,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "the reminder reading order could not be read");
                 Vec::new()
@@ -440,9 +442,12 @@ impl GuildDatabaseManager {
 
     /// Replaces the saved reminder reading order (see [`Self::reminder_order`]).
     pub async fn save_reminder_order(&self, guilds: Vec<u64>) -> Result<(), StoreError> {
-        let path = self.inner.dir.reminder_order_file();
-        let text: String = guilds.iter().map(|guild| format!("{guild}\n")).collect();
-        tokio::task::spawn_blocking(move || paths::replace_file(&path, text.as_bytes())).await?
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _rewriting = inner.reminder_order.lock().expect("lock poisoned");
+            write_reminder_order(&inner.dir, &guilds)
+        })
+        .await?
     }
 
     /// About how many guilds have a database on disk, counted cheaply: every guild directory,
@@ -529,11 +534,19 @@ impl GuildDatabaseManager {
             }
         })
         .await;
-        let dir = self.inner.dir.clone();
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let removed = remove_guild_files(&dir, guild);
+            let removed = remove_guild_files(&inner.dir, guild);
             drop(tombstone);
-            removed
+            removed?;
+            // Nothing of the guild is left behind, not even its id in the reading order.
+            let _rewriting = inner.reminder_order.lock().expect("lock poisoned");
+            let order = read_reminder_order(&inner.dir)?;
+            if order.contains(&guild.get()) {
+                let rest: Vec<u64> = order.into_iter().filter(|&g| g != guild.get()).collect();
+                write_reminder_order(&inner.dir, &rest)?;
+            }
+            Ok(())
         })
         .await?
     }
@@ -974,6 +987,21 @@ impl Drop for Tombstone {
             .remove(&self.guild);
         self.inner.changed.notify_waiters();
     }
+}
+
+/// `<data_dir>/reminder-order`'s guild ids; none when there is no such file.
+fn read_reminder_order(dir: &DataDir) -> Result<Vec<u64>, StoreError> {
+    let path = dir.reminder_order_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.lines().filter_map(|line| line.parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io(&path)(e)),
+    }
+}
+
+fn write_reminder_order(dir: &DataDir, guilds: &[u64]) -> Result<(), StoreError> {
+    let text: String = guilds.iter().map(|guild| format!("{guild}\n")).collect();
+    paths::replace_file(&dir.reminder_order_file(), text.as_bytes())
 }
 
 fn remove_guild_files(dir: &DataDir, guild: GuildId) -> Result<(), StoreError> {
