@@ -126,6 +126,82 @@ async fn first_use_creates_the_file_at_the_latest_version_and_the_second_is_a_ca
     assert_eq!(mode, "wal");
 }
 
+/// On a single worker thread, a use of an open guild that waits for another task still lets
+/// that task run: the store never does SQLite work where it stalls the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_use_of_an_open_guild_stalls_no_other_task_even_on_one_worker() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    store
+        .with_guild(42, |c| insert_quote(c, "open"))
+        .await
+        .unwrap();
+    let (ask, asked) = tokio::sync::oneshot::channel::<()>();
+    let (answer, answered) = std::sync::mpsc::channel();
+    let other = tokio::spawn(async move {
+        asked.await.unwrap();
+        answer.send("from another task").unwrap();
+    });
+    // Spawned, so that it runs on the one worker: the test's own body does not.
+    let using = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .with_guild(42, move |c| {
+                    ask.send(()).unwrap();
+                    (
+                        answered.recv_timeout(Duration::from_secs(10)),
+                        quote_texts(c),
+                    )
+                })
+                .await
+        }
+    });
+    let (heard, texts) = using.await.unwrap().unwrap();
+    assert_eq!(heard, Ok("from another task"));
+    assert_eq!(texts, ["open"]);
+    assert_eq!(store.stats().hits, 1, "the second use found the guild open");
+    other.await.unwrap();
+}
+
+/// A use whose closure panics gets an error, its writes are rolled back, and the guild is
+/// neither left leased nor unusable.
+async fn a_panicking_use_fails_alone(store: GuildDatabaseManager) {
+    store
+        .with_guild(42, |c| insert_quote(c, "kept"))
+        .await
+        .unwrap();
+    let failed = store
+        .with_guild(42, |c| {
+            let tx = c.transaction().unwrap();
+            insert_quote(&tx, "half done");
+            panic!("a bug in a command");
+        })
+        .await;
+    match failed {
+        Err(StoreError::Task(message)) => assert!(message.contains("a bug in a command")),
+        other => panic!("expected the panic as an error, got {other:?}"),
+    }
+    assert_eq!(store.stats().leased, 0);
+    assert_eq!(
+        store.with_guild(42, |c| quote_texts(c)).await.unwrap(),
+        ["kept"]
+    );
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_use_of_an_open_guild_fails_alone() {
+    let tmp = TempDir::new().unwrap();
+    a_panicking_use_fails_alone(GuildDatabaseManager::new(config(tmp.path())).unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_panicking_use_on_the_blocking_pool_fails_alone() {
+    let tmp = TempDir::new().unwrap();
+    a_panicking_use_fails_alone(GuildDatabaseManager::new(config(tmp.path())).unwrap()).await;
+}
+
 #[tokio::test]
 async fn guilds_get_separate_files_and_never_see_each_others_rows() {
     let tmp = TempDir::new().unwrap();

@@ -794,12 +794,24 @@ struct Worker {
 }
 
 impl Worker {
+    /// Runs the sends, the rereads and the index build each as a task of its own: the store
+    /// runs a use of an open guild in place, holding up whatever shares its task, and a read
+    /// must not hold up the sends. Aborting this task aborts all three with their set; a panic
+    /// in one ends it as it would have ended a single task.
     async fn run(self: Arc<Self>, stop: watch::Receiver<bool>, guilds: Vec<u64>) {
-        tokio::join!(
-            self.clone().send_due(stop.clone()),
-            self.reread(stop.clone()),
-            self.build_index(guilds, stop),
-        );
+        let mut loops = JoinSet::new();
+        loops.spawn(self.clone().send_due(stop.clone()));
+        let worker = self.clone();
+        let reread_stop = stop.clone();
+        loops.spawn(async move { worker.reread(reread_stop).await });
+        loops.spawn(async move { self.build_index(guilds, stop).await });
+        while let Some(done) = loops.join_next().await {
+            if let Err(e) = done {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
     }
 
     /// Reads `guilds` into the index, as many at once as guild reads may run. The reads take

@@ -53,10 +53,27 @@ pub enum StoreError {
         waited: Duration,
     },
     #[error("a database task panicked or was cancelled: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(String),
+}
+
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Task(e.to_string())
+    }
 }
 
 impl StoreError {
+    /// A closure that panicked where the store ran it in place, worded like the blocking
+    /// pool's report of one that panicked there.
+    pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        Self::Task(format!("panicked with message {message:?}"))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { path, source }

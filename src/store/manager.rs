@@ -1,8 +1,9 @@
 //! The only owner of per-guild SQLite files. Maps a guild id (a u64, never a string) to
 //! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` guilds' pools of
 //! connections (`open::GuildConnections`; closing first those `slots.rs` picks), and runs
-//! every closure given to [`GuildDatabaseManager::with_guild`] on the blocking pool, never on
-//! the async runtime's threads.
+//! every closure given to [`GuildDatabaseManager::with_guild`] where it blocks no other task:
+//! on the blocking pool, or, for a guild already open on a multi-thread runtime, on the
+//! caller's thread once tokio's `block_in_place` has handed that worker's other tasks away.
 //!
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
 //! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
@@ -15,7 +16,7 @@
 use std::{
     collections::HashSet,
     ops::Range,
-    panic::AssertUnwindSafe,
+    panic::{catch_unwind, AssertUnwindSafe},
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -378,7 +379,11 @@ impl GuildDatabaseManager {
     }
 
     /// Runs `f` on a connection to `guild`'s database, creating the database if it does not
-    /// exist yet. `f` runs on the blocking pool; the lease ends when it returns.
+    /// exist yet; the lease ends when `f` returns. `f` never runs on a thread other tasks
+    /// wait for: when the guild is open and the runtime is multi-threaded it runs in place
+    /// (tokio's `block_in_place`), else on the blocking pool. In place, it holds up only
+    /// what shares this task, such as the other branches of a `join!` or `select!`: to work
+    /// on several guilds at once, spawn a task for each.
     pub async fn with_guild<T, F>(&self, guild: u64, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Connection) -> T + Send + 'static,
@@ -677,22 +682,26 @@ impl GuildDatabaseManager {
         T: Send + 'static,
     {
         let guild = self.admit(guild)?;
-        let acquired = self.acquire(guild).await?;
-        let inner = self.inner.clone();
-        // A use that must open the file opens it and runs `f` in the same blocking task: one
-        // hand-off to the blocking pool and back, not two.
-        tokio::task::spawn_blocking(move || {
-            let lease = match acquired {
-                Acquired::Leased(lease) => lease,
-                Acquired::MustOpen(done) => inner.open(guild, create, done)?,
-            };
-            let mut conn = lease.pool().get()?;
-            let result = f(&mut conn);
-            drop(conn);
-            drop(lease);
-            Ok(result)
-        })
-        .await?
+        match self.acquire(guild).await? {
+            Acquired::Leased(lease) if in_place() => {
+                // A use of an open guild costs tens of microseconds, as much again as a trip
+                // to the blocking pool and back (two thread wake-ups): this thread runs it
+                // instead, once tokio has handed its other tasks to another worker.
+                catch_unwind(AssertUnwindSafe(|| {
+                    tokio::task::block_in_place(|| use_lease(lease, f))
+                }))
+                .unwrap_or_else(|panic| Err(StoreError::panicked(panic.as_ref())))
+            }
+            Acquired::Leased(lease) => {
+                tokio::task::spawn_blocking(move || use_lease(lease, f)).await?
+            }
+            Acquired::MustOpen(done) => {
+                let inner = self.inner.clone();
+                // The open and `f` run in the same blocking task: one hand-off, not two.
+                tokio::task::spawn_blocking(move || use_lease(inner.open(guild, create, done)?, f))
+                    .await?
+            }
+        }
     }
 
     fn admit(&self, guild: u64) -> Result<GuildId, StoreError> {
@@ -813,6 +822,22 @@ impl GuildDatabaseManager {
     }
 }
 
+/// Whether a use of an open guild runs on the calling task's own thread (see `lease`):
+/// tokio can hand a worker's other tasks away only on a multi-thread runtime. Elsewhere (a
+/// current-thread runtime, as in tests with paused time) it goes to the blocking pool.
+fn in_place() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+}
+
+/// Runs `f` on one of the leased pool's connections; blocks. The lease ends when it returns.
+fn use_lease<T>(lease: Lease, f: impl FnOnce(&mut Connection) -> T) -> Result<T, StoreError> {
+    let mut conn = lease.pool().get()?;
+    let result = f(&mut conn);
+    drop(conn);
+    drop(lease);
+    Ok(result)
+}
+
 enum Acquired {
     Leased(Lease),
     /// This use opens the file (`Inner::open`) and publishes the outcome through the sender.
@@ -839,7 +864,7 @@ impl Inner {
     ) -> Result<Lease, StoreError> {
         // The outcome must be published however the open ends, or the guild's slot would
         // stay "opening" and every later use of it would wait for nothing.
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| self.open_pool(guild, create)))
+        let opened = catch_unwind(AssertUnwindSafe(|| self.open_pool(guild, create)))
             .unwrap_or_else(|_| {
                 Err(StoreError::OpenFailed {
                     guild: guild.get(),
