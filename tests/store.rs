@@ -164,6 +164,34 @@ async fn a_use_of_an_open_guild_stalls_no_other_task_even_on_one_worker() {
     other.await.unwrap();
 }
 
+/// Uses polled together in one task run at the same time when the task runs them
+/// side by side: each of these two waits for the other to have started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_run_side_by_side_in_one_task_run_at_the_same_time() {
+    let tmp = TempDir::new().unwrap();
+    let store = GuildDatabaseManager::new(config(tmp.path())).unwrap();
+    for guild in [1, 2] {
+        store
+            .with_guild(guild, |c| insert_quote(c, "open"))
+            .await
+            .unwrap();
+    }
+    let meet =
+        |guild: u64, tell: std::sync::mpsc::Sender<()>, hear: std::sync::mpsc::Receiver<()>| {
+            store.with_guild(guild, move |_| {
+                tell.send(()).unwrap();
+                hear.recv_timeout(Duration::from_secs(10))
+            })
+        };
+    let (to_two, from_one) = std::sync::mpsc::channel();
+    let (to_one, from_two) = std::sync::mpsc::channel();
+    let (one, two) = guildkeep::store::side_by_side(async {
+        tokio::join!(meet(1, to_two, from_two), meet(2, to_one, from_one))
+    })
+    .await;
+    assert_eq!((one.unwrap(), two.unwrap()), (Ok(()), Ok(())));
+}
+
 /// A use whose closure panics gets an error, its writes are rolled back, and the guild is
 /// neither left leased nor unusable.
 async fn a_panicking_use_fails_alone(store: GuildDatabaseManager) {

@@ -26,7 +26,7 @@ use super::{
 use crate::{
     privacy::{self, ForgetActor, ForgetCounts, ForgetMode, GuildSummary, UserExport},
     reminders,
-    store::{GuildDatabaseManager, StoreError},
+    store::{side_by_side, GuildDatabaseManager, StoreError},
 };
 
 #[derive(Debug, Serialize)]
@@ -127,7 +127,7 @@ pub async fn forget_user(owner: &Owner, options: ForgetOptions) -> anyhow::Resul
     let guilds = scope(&owner.store, options.guild).await?;
     let progress = Progress::new("forget", guilds.len() as u64);
     let now = chrono::Utc::now();
-    let outcomes: Vec<(u64, anyhow::Result<ForgetCounts>)> = stream::iter(guilds)
+    let forgetting = stream::iter(guilds)
         .map(|guild| {
             let progress = &progress;
             async move {
@@ -145,8 +145,8 @@ pub async fn forget_user(owner: &Owner, options: ForgetOptions) -> anyhow::Resul
             }
         })
         .buffer_unordered(PARALLEL_GUILDS)
-        .collect()
-        .await;
+        .collect();
+    let outcomes: Vec<(u64, anyhow::Result<ForgetCounts>)> = side_by_side(forgetting).await;
     progress.finish();
     let mut report = ForgetReport {
         user: options.user,

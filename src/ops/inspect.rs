@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{progress::Progress, PARALLEL_GUILDS};
 use crate::store::{
     migrate::{schema_drift, user_version, Migrations},
-    GuildDatabaseManager, StoreError,
+    side_by_side, GuildDatabaseManager, StoreError,
 };
 
 /// What `guildkeep stats` prints.
@@ -158,7 +158,7 @@ pub async fn schema_upgrade(store: &GuildDatabaseManager) -> Result<Vec<Upgrade>
     let guilds = store.guilds_on_disk().await?;
     let progress = Progress::new("upgrade", guilds.len() as u64);
     let latest = crate::store::Migrations::embedded().latest();
-    let mut upgrades: Vec<Upgrade> = stream::iter(guilds)
+    let upgrading = stream::iter(guilds)
         .map(|guild| {
             let progress = &progress;
             async move {
@@ -176,8 +176,8 @@ pub async fn schema_upgrade(store: &GuildDatabaseManager) -> Result<Vec<Upgrade>
             }
         })
         .buffer_unordered(PARALLEL_GUILDS)
-        .collect()
-        .await;
+        .collect();
+    let mut upgrades: Vec<Upgrade> = side_by_side(upgrading).await;
     progress.finish();
     upgrades.sort_unstable_by_key(|u| u.guild);
     Ok(upgrades)

@@ -62,7 +62,7 @@ use super::{
     notice, NextLook, Reminder, ReminderError, Status,
 };
 use crate::{
-    store::{GuildDatabaseManager, StoreError},
+    store::{side_by_side, GuildDatabaseManager, StoreError},
     timings::{Timings, TimingsSnapshot},
 };
 
@@ -830,7 +830,7 @@ impl Worker {
             .buffer_unordered(self.config.max_concurrent.max(1))
             .for_each(|()| std::future::ready(()));
         tokio::select! {
-            () = reads => {}
+            () = side_by_side(reads) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         self.indexed.send_replace(true);

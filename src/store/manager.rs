@@ -2,8 +2,8 @@
 //! `<data_dir>/guilds/<id>/quotes.db`, keeps at most `max_open_guilds` guilds' pools of
 //! connections (`open::GuildConnections`; closing first those `slots.rs` picks), and runs
 //! every closure given to [`GuildDatabaseManager::with_guild`] where it blocks no other task:
-//! on the blocking pool, or, for a guild already open on a multi-thread runtime, on the
-//! caller's thread once tokio's `block_in_place` has handed that worker's other tasks away.
+//! on the blocking pool, or, on a multi-thread runtime, on the caller's thread once tokio's
+//! `block_in_place` has handed that worker's other tasks away.
 //!
 //! Guarantees: a leased pool is never evicted or closed; concurrent first uses of a guild
 //! share one open; at the cap an open waits (bounded) for a pool to become idle rather than
@@ -15,6 +15,7 @@
 
 use std::{
     collections::HashSet,
+    future::Future,
     ops::Range,
     panic::{catch_unwind, AssertUnwindSafe},
     path::PathBuf,
@@ -114,7 +115,8 @@ pub struct Stats {
     pub open_pools: usize,
     /// Pools whose file is being opened, and pools being closed (evicted, idle, or their
     /// guild deleted) whose files are not closed yet. Both count toward `max_open_guilds`
-    /// with the open ones.
+    /// with the open ones. A pool evicted to make room for an opening one is closed by the
+    /// use that opens, before it opens: the two count once, as the opening one.
     pub opening_pools: usize,
     pub closing_pools: usize,
     pub leased: usize,
@@ -231,6 +233,10 @@ struct State {
     /// open: they count toward the cap, shutdown waits for them, and a reopen or a deletion
     /// of the guild waits rather than running beside the close.
     closing: HashSet<GuildId>,
+    /// How many of the `closing` pools are closed by the use that evicted them, just before
+    /// it opens its own guild in their room: that room is the opening slot's, so they do not
+    /// count toward the cap a second time.
+    handed_over: usize,
     shutting_down: bool,
 }
 
@@ -361,6 +367,7 @@ impl GuildDatabaseManager {
                 slots: Slots::new(config.max_open_guilds),
                 deleting: HashSet::new(),
                 closing: HashSet::new(),
+                handed_over: 0,
                 shutting_down: false,
             }),
             changed: Notify::new(),
@@ -380,10 +387,10 @@ impl GuildDatabaseManager {
 
     /// Runs `f` on a connection to `guild`'s database, creating the database if it does not
     /// exist yet; the lease ends when `f` returns. `f` never runs on a thread other tasks
-    /// wait for: when the guild is open and the runtime is multi-threaded it runs in place
-    /// (tokio's `block_in_place`), else on the blocking pool. In place, it holds up only
-    /// what shares this task, such as the other branches of a `join!` or `select!`: to work
-    /// on several guilds at once, spawn a task for each.
+    /// wait for: on a multi-thread runtime it runs in place (tokio's `block_in_place`), else
+    /// on the blocking pool. In place, it holds up what shares this task, such as the other
+    /// branches of a `join!`: to work on several guilds at once, spawn a task for each, or
+    /// run the whole [`side_by_side`].
     pub async fn with_guild<T, F>(&self, guild: u64, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Connection) -> T + Send + 'static,
@@ -632,7 +639,12 @@ impl GuildDatabaseManager {
                     Slot::Opening(_) => (open, opening + 1, leased),
                 },
             );
-            (open, opening, leased, state.closing.len())
+            (
+                open,
+                opening,
+                leased,
+                state.closing.len() - state.handed_over,
+            )
         };
         let c = &self.inner.counters;
         let reopens = c.reopens.load(Ordering::Relaxed);
@@ -682,25 +694,22 @@ impl GuildDatabaseManager {
         T: Send + 'static,
     {
         let guild = self.admit(guild)?;
-        match self.acquire(guild).await? {
-            Acquired::Leased(lease) if in_place() => {
-                // A use of an open guild costs tens of microseconds, as much again as a trip
-                // to the blocking pool and back (two thread wake-ups): this thread runs it
-                // instead, once tokio has handed its other tasks to another worker.
-                catch_unwind(AssertUnwindSafe(|| {
-                    tokio::task::block_in_place(|| use_lease(lease, f))
-                }))
+        let acquired = self.acquire(guild).await?;
+        let inner = self.inner.clone();
+        // The open, if this use must open the guild, and `f` run in one go: one hand-off.
+        let run = move || match acquired {
+            Acquired::Leased(lease) => use_lease(lease, f),
+            Acquired::MustOpen(opening) => use_lease(inner.open(guild, create, opening)?, f),
+        };
+        if in_place() {
+            // A use of an open guild costs tens of microseconds, as much again as a trip to
+            // the blocking pool and back (two thread wake-ups): this thread runs it instead,
+            // once tokio has handed its other tasks to another worker. An open here also
+            // closes the pool evicted for it without waking another thread.
+            catch_unwind(AssertUnwindSafe(|| tokio::task::block_in_place(run)))
                 .unwrap_or_else(|panic| Err(StoreError::panicked(panic.as_ref())))
-            }
-            Acquired::Leased(lease) => {
-                tokio::task::spawn_blocking(move || use_lease(lease, f)).await?
-            }
-            Acquired::MustOpen(done) => {
-                let inner = self.inner.clone();
-                // The open and `f` run in the same blocking task: one hand-off, not two.
-                tokio::task::spawn_blocking(move || use_lease(inner.open(guild, create, done)?, f))
-                    .await?
-            }
+        } else {
+            tokio::task::spawn_blocking(run).await?
         }
     }
 
@@ -719,7 +728,6 @@ impl GuildDatabaseManager {
     async fn acquire(&self, guild: GuildId) -> Result<Acquired, StoreError> {
         let started = Instant::now();
         let deadline = started + self.inner.config.open_wait;
-        let mut evicted = None;
         let mut waited = false;
         let slot_waited = |waited| {
             if waited {
@@ -730,16 +738,16 @@ impl GuildDatabaseManager {
             let changed = self.inner.changed.notified();
             let step = {
                 let mut state = self.lock();
-                self.step(&mut state, guild, &mut evicted)?
+                self.step(&mut state, guild)?
             };
             match step {
                 Step::Leased(lease) => {
                     slot_waited(waited);
                     return Ok(Acquired::Leased(lease));
                 }
-                Step::Open(done) => {
+                Step::Open(opening) => {
                     slot_waited(waited);
-                    return Ok(Acquired::MustOpen(done));
+                    return Ok(Acquired::MustOpen(opening));
                 }
                 Step::AwaitOpen(mut opening) => {
                     let outcome = opening
@@ -769,14 +777,8 @@ impl GuildDatabaseManager {
         }
     }
 
-    /// One decision of `acquire`, under the state lock. `evicted`: the guild whose pool this
-    /// use last closed to make room.
-    fn step(
-        &self,
-        state: &mut State,
-        guild: GuildId,
-        evicted: &mut Option<GuildId>,
-    ) -> Result<Step, StoreError> {
+    /// One decision of `acquire`, under the state lock.
+    fn step(&self, state: &mut State, guild: GuildId) -> Result<Step, StoreError> {
         state.admits(guild)?;
         if state.closing.contains(&guild) {
             return Ok(Step::Wait);
@@ -790,12 +792,9 @@ impl GuildDatabaseManager {
             None => {}
         }
         // Pools being opened or closed hold files as much as open ones: all count.
-        if state.slots.len() + state.closing.len() >= self.inner.config.max_open_guilds {
-            // Until the room this use made is free, evicting another pool would close it for
-            // nothing.
-            if evicted.is_some_and(|victim| state.closing.contains(&victim)) {
-                return Ok(Step::Wait);
-            }
+        let held = state.slots.len() + state.closing.len() - state.handed_over;
+        let mut victim = None;
+        if held >= self.inner.config.max_open_guilds {
             let idle = state
                 .slots
                 .eviction_order()
@@ -803,30 +802,50 @@ impl GuildDatabaseManager {
                     Slot::Open(pool) if pool.is_idle() => Some(*id),
                     _ => None,
                 });
-            if let Some(idle) = idle {
-                // Closed without a checkpoint: a guild evicted under churn is likely back
-                // soon, and its WAL is checkpointed once it has grown (see `open.rs`).
-                self.inner.close_in_background(state, &[idle], false);
-                self.inner
-                    .counters
-                    .evictions
-                    .fetch_add(1, Ordering::Relaxed);
-                *evicted = Some(idle);
-            }
-            return Ok(Step::Wait);
+            let Some(idle) = idle else {
+                return Ok(Step::Wait);
+            };
+            let Some(Slot::Open(pool)) = state.slots.pop(&idle) else {
+                unreachable!("found open just above, under the same lock");
+            };
+            // Closed by this use, before it opens its own guild in the room (`Inner::open`):
+            // no other thread to wake and wait for. Until then the guild counts as closing,
+            // so a use or a deletion of it waits.
+            state.closing.insert(idle);
+            state.handed_over += 1;
+            self.inner
+                .counters
+                .evictions
+                .fetch_add(1, Ordering::Relaxed);
+            victim = Some((idle, pool));
         }
         let (done, opening) = watch::channel(None);
         state.slots.put(guild, Slot::Opening(opening));
         self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(Step::Open(done))
+        Ok(Step::Open(Opening { done, victim }))
     }
 }
 
-/// Whether a use of an open guild runs on the calling task's own thread (see `lease`):
-/// tokio can hand a worker's other tasks away only on a multi-thread runtime. Elsewhere (a
-/// current-thread runtime, as in tests with paused time) it goes to the blocking pool.
+tokio::task_local! {
+    /// Set by [`side_by_side`] for the task it runs in.
+    static SIDE_BY_SIDE: ();
+}
+
+/// Runs `work`, a future that polls several store uses at once in one task (a
+/// `buffer_unordered` over guilds, a `join!`), with each of those uses on the blocking pool:
+/// run in place, as the store otherwise does on a multi-thread runtime, they would hold up
+/// each other and run one after another.
+pub async fn side_by_side<T>(work: impl Future<Output = T>) -> T {
+    SIDE_BY_SIDE.scope((), work).await
+}
+
+/// Whether a use runs on the calling task's own thread (see `lease`): tokio can hand a
+/// worker's other tasks away only on a multi-thread runtime, and not when the caller runs
+/// uses [`side_by_side`]. Elsewhere (a current-thread runtime, as in tests with paused time)
+/// it goes to the blocking pool.
 fn in_place() -> bool {
     tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        && SIDE_BY_SIDE.try_with(|()| ()).is_err()
 }
 
 /// Runs `f` on one of the leased pool's connections; blocks. The lease ends when it returns.
@@ -840,13 +859,20 @@ fn use_lease<T>(lease: Lease, f: impl FnOnce(&mut Connection) -> T) -> Result<T,
 
 enum Acquired {
     Leased(Lease),
-    /// This use opens the file (`Inner::open`) and publishes the outcome through the sender.
-    MustOpen(watch::Sender<Option<Opened>>),
+    /// This use opens the file (`Inner::open`).
+    MustOpen(Opening),
+}
+
+/// The duty to open a guild: publish the outcome through `done`, after closing `victim`, the
+/// idle pool evicted to make room for it, if there was one.
+struct Opening {
+    done: watch::Sender<Option<Opened>>,
+    victim: Option<(GuildId, Arc<GuildPool>)>,
 }
 
 enum Step {
     Leased(Lease),
-    Open(watch::Sender<Option<Opened>>),
+    Open(Opening),
     AwaitOpen(watch::Receiver<Option<Opened>>),
     /// For a slot to free up (a pool closing, or a lease ending so that one can be closed),
     /// or for this guild's background close to finish.
@@ -854,14 +880,24 @@ enum Step {
 }
 
 impl Inner {
-    /// Opens `guild`'s file and builds its pool, then publishes the outcome to the slot and
-    /// to every use waiting on it. Blocks; runs on the blocking pool.
+    /// Closes the pool evicted for `guild`, if any, then opens `guild`'s file and builds its
+    /// pool, and publishes the outcome to the slot and to every use waiting on it. Blocks.
     fn open(
         self: &Arc<Self>,
         guild: GuildId,
         create: bool,
-        done: watch::Sender<Option<Opened>>,
+        Opening { done, victim }: Opening,
     ) -> Result<Lease, StoreError> {
+        if let Some((evicted, pool)) = victim {
+            // Closed without a checkpoint: a guild evicted under churn is likely back soon,
+            // and its WAL is checkpointed once it has grown (see `open.rs`).
+            drop(pool);
+            let mut state = self.state.lock().expect("store state lock poisoned");
+            state.closing.remove(&evicted);
+            state.handed_over -= 1;
+            drop(state);
+            self.changed.notify_waiters();
+        }
         // The outcome must be published however the open ends, or the guild's slot would
         // stay "opening" and every later use of it would wait for nothing.
         let opened = catch_unwind(AssertUnwindSafe(|| self.open_pool(guild, create)))

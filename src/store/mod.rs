@@ -24,7 +24,7 @@ mod slots;
 mod spare;
 
 pub use error::StoreError;
-pub use manager::{GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
+pub use manager::{side_by_side, GuildDatabaseManager, ShardOwnership, Stats, StoreConfig};
 pub use migrate::{Migration, Migrations};
 pub use open::{configure, ConnectionSettings, Synchronous};
 pub use paths::GuildId;

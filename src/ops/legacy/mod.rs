@@ -85,7 +85,7 @@ use super::{
     progress::Progress,
     Owner,
 };
-use crate::store::paths;
+use crate::store::{paths, side_by_side};
 
 /// Guild plans read ahead of the writers. Small: each holds one guild's rows.
 const QUEUE: usize = 4;
@@ -205,17 +205,17 @@ async fn import_file(
         })
     };
 
+    let importing = stream::unfold(queue, |mut queue| async move {
+        queue.recv().await.map(|plan| (plan, queue))
+    })
+    .map(|plan| async move {
+        let guild = plan.guild;
+        (guild, import_guild(owner, plan, now, dry_run).await)
+    })
+    .buffer_unordered(WRITERS)
+    .collect();
     let outcomes: Vec<(u64, anyhow::Result<(GuildCounts, Skipped)>)> =
-        stream::unfold(queue, |mut queue| async move {
-            queue.recv().await.map(|plan| (plan, queue))
-        })
-        .map(|plan| async move {
-            let guild = plan.guild;
-            (guild, import_guild(owner, plan, now, dry_run).await)
-        })
-        .buffer_unordered(WRITERS)
-        .collect()
-        .await;
+        side_by_side(importing).await;
     let read_skipped = reader.await??;
     progress.finish();
 
